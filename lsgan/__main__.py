@@ -1,0 +1,3 @@
+from lsgan.run import main
+
+main()

@@ -1,0 +1,142 @@
+"""Lightning callbacks shared by every method: stopping, checkpoints, sample grids, progress."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
+
+
+class StopAtIteration(pl.Callback):
+    """Stop after ``steps`` training iterations.
+
+    Lightning's ``max_steps`` counts optimizer steps, so with two or more optimizers (and a
+    schedule that skips some of them) it is not the number of batches; methods count their
+    own iterations and this callback ends training on that count.
+    """
+
+    def __init__(self, steps: int):
+        self.steps = int(steps)
+
+    def on_train_start(self, trainer, pl_module):
+        if pl_module.iteration >= self.steps:
+            trainer.should_stop = True
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if pl_module.iteration >= self.steps:  # resumed from a run that was already done
+            trainer.should_stop = True
+            return -1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.iteration >= self.steps:
+            trainer.should_stop = True
+
+
+class AtomicCheckpoint(pl.Callback):
+    """``last.ckpt`` after every ``every`` iterations and at the end, plus numbered copies.
+
+    Each file is written to a temporary name and renamed, so a crash mid-write never leaves a
+    truncated checkpoint where a good one was. Only rank 0 writes (``trainer.save_checkpoint``
+    is rank-zero aware; the rename is guarded the same way).
+    """
+
+    def __init__(self, dirpath: str, every: int, steps: int):
+        self.dirpath = Path(dirpath)
+        self.every = int(every)
+        self.steps = int(steps)
+        self._last_saved = -1
+
+    def _save(self, trainer, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        trainer.save_checkpoint(str(tmp))
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+        trainer.strategy.barrier("lsgan_checkpoint")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        it = pl_module.iteration
+        numbered = self.every > 0 and it % self.every == 0
+        if numbered or it >= self.steps:
+            if trainer.is_global_zero:
+                self.dirpath.mkdir(parents=True, exist_ok=True)
+            self._save(trainer, self.dirpath / "last.ckpt")
+            if numbered:
+                self._save(trainer, self.dirpath / f"iter_{it:07d}.ckpt")
+            self._last_saved = it
+
+    def on_train_end(self, trainer, pl_module):
+        # A run stopped by another callback (e.g. resumed past its end) still leaves a last.ckpt.
+        if self._last_saved != pl_module.iteration and not (self.dirpath / "last.ckpt").exists():
+            if trainer.is_global_zero:
+                self.dirpath.mkdir(parents=True, exist_ok=True)
+            self._save(trainer, self.dirpath / "last.ckpt")
+
+
+def save_sample_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
+    """PNG grid of images in [-1, 1]; 2-D points are drawn as a scatter plot instead."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    if images.dim() == 2:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        pts = images.float().cpu().numpy()
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6)
+        ax.set_aspect("equal")
+        fig.savefig(tmp, dpi=100)
+        plt.close(fig)
+    else:
+        from torchvision.utils import save_image
+
+        save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
+    os.replace(tmp, path)
+
+
+class SampleGrid(pl.Callback):
+    """Sample grid PNG every ``every`` iterations and at the end (one row per condition)."""
+
+    def __init__(self, dirpath: str, every: int, steps: int):
+        self.dirpath = Path(dirpath)
+        self.every = int(every)
+        self.steps = int(steps)
+
+    def _write(self, pl_module) -> None:
+        was_training = pl_module.training
+        pl_module.eval()
+        images = pl_module.sample_grid()
+        pl_module.train(was_training)
+        nrow = 10 if pl_module.grid_conditions() is not None else 8
+        save_sample_grid(images, self.dirpath / f"iter_{pl_module.iteration:07d}.png", nrow)
+        save_sample_grid(images, self.dirpath / "latest.png", nrow)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        it = pl_module.iteration
+        if trainer.is_global_zero and ((self.every > 0 and it % self.every == 0) or it == self.steps):
+            self._write(pl_module)
+
+
+class IterationProgressBar(TQDMProgressBar):
+    """tqdm bar measured in training iterations (the data stream itself is infinite)."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps = int(steps)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        super().on_train_epoch_start(trainer, pl_module)
+        self.train_progress_bar.reset(total=self.steps)
+        self.train_progress_bar.initial = pl_module.iteration
+        self.train_progress_bar.n = pl_module.iteration
+        self.train_progress_bar.set_description(f"{pl_module.mcfg.name}")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        bar = self.train_progress_bar
+        bar.n = pl_module.iteration
+        if pl_module.iteration % max(1, self.refresh_rate) == 0 or pl_module.iteration >= self.steps:
+            bar.set_postfix(self.get_metrics(trainer, pl_module))
+            bar.refresh()

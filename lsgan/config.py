@@ -1,0 +1,193 @@
+"""Structured configs: the typed schema behind every YAML file in ``conf/``.
+
+Hydra composes the YAML; ``validate`` then merges each node onto its dataclass so that a
+wrong type, an unknown key or an unknown choice fails at once with one line naming the
+field and what it accepts. Method-specific nodes are validated against the schema the
+method registers (``lsgan.methods.METHODS[name].Config``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration mistake; its message is one line."""
+
+
+# --------------------------------------------------------------------------- data
+DATASETS = (
+    "digits", "mnist", "fashion_mnist", "cifar10", "cifar100",
+    "celeba32", "celeba64", "celeba128", "stacked_mnist",
+    "ring8", "grid25", "crescents", "npz", "image_folder",
+)
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"
+    root: str = "data"               # where files are read from / downloaded to
+    download: bool = False           # allow torchvision downloads (needs internet)
+    size: int = 32                   # output resolution (images are resized to size×size)
+    channels: Optional[int] = None   # force 1 or 3 channels; None keeps the dataset's own
+    batch_size: int = 64
+    num_workers: int = 0
+    classes: Optional[List[int]] = None      # keep only these classes (relabelled 0..k-1)
+    class_ratio: Optional[List[float]] = None  # imbalance over `classes`, sums to 1
+    label_noise: float = 0.0         # fraction of training labels flipped to another class
+    max_train: Optional[int] = None  # cap on training examples (after subsetting)
+    path: Optional[str] = None       # npz file or image folder (npz / image_folder datasets)
+    n_points: int = 50000            # 2-D toy datasets: number of points
+    std: float = 0.02                # 2-D toy datasets: std of each mode
+    attr: Optional[str] = None       # CelebA: attribute defining evaluation classes
+    train_split: str = "train"
+    eval_split: str = "test"
+
+
+# --------------------------------------------------------------------------- nets
+ARCHS = ("dcgan", "resnet", "mlp")
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "dcgan"
+    g_width: int = 64
+    d_width: int = 64
+    mlp_width: int = 256       # hidden width of the MLP nets (2-D data, small heads)
+    mlp_depth: int = 3
+    spectral_norm: bool = True  # on D (SNGAN)
+    g_batchnorm: bool = True
+
+
+# --------------------------------------------------------------------------- loss
+@dataclass
+class LossConfig:
+    name: str = "hinge"     # which losses / ablation the method uses; each method lists its own
+    gp_weight: float = 10.0  # gradient-penalty weight (wgan_gp only)
+
+
+# --------------------------------------------------------------------------- methods
+@dataclass
+class MethodConfig:
+    """Fields every method shares; methods subclass this with their own."""
+
+    name: str = "sngan"
+    z_dim: int = 128
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: List[float] = field(default_factory=lambda: [0.0, 0.9])
+    n_dis: int = 1   # D updates per G update
+    n_gen: int = 1   # G updates per D update (coupled, Algorithm 2: D only when i mod n == 0)
+    ema_decay: Optional[float] = None  # EMA of G (parameters averaged, buffers copied); None = off
+    ema_start: int = 0                 # iteration at which the EMA starts tracking
+
+
+# --------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerConfig:
+    steps: int = 600           # training iterations (one batch each)
+    accelerator: str = "auto"  # cpu | gpu | auto
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"     # auto | ddp
+    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
+    ckpt_every: int = 200      # keep a numbered checkpoint every N iterations (0 = only last)
+    sample_every: int = 200    # sample grid every N iterations (0 = only at the end)
+    log_every: int = 20        # metrics CSV row every N iterations
+    progress_bar: bool = True
+    sync_batchnorm: bool = False
+    deterministic: bool = False
+
+
+LOGGERS = ("csv", "wandb", "tensorboard", "none")
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "csv"
+    project: str = "lsgan"
+    entity: Optional[str] = None
+    mode: Optional[str] = None   # wandb mode: online | offline | disabled (None: WANDB_MODE)
+    group: Optional[str] = None  # default: built from the Hydra choices
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class MetricsConfig:
+    every: int = 0               # run metrics during training every N iterations (0 = off)
+    names: List[str] = field(default_factory=list)
+    n_samples: int = 2000        # generated samples per metric evaluation
+    inception_weights: Optional[str] = None  # path to FID InceptionV3 TorchScript weights
+    cache_dir: str = "~/.cache/lsgan"
+    batch_size: int = 100        # images per forward pass of a feature extractor
+    ref_split: str = "test"      # real split that FID/KID/PRDC compare against
+    ref_n: int = 10000           # real images in the reference set (capped at the split's size)
+    kid_subsets: int = 100       # KID: number of random subsets averaged
+    kid_subset_size: int = 1000  # KID: samples per subset (must be <= n_samples and ref_n)
+    prdc_k: int = 3              # k of the k-NN balls in precision/recall (Kynkäänniemi: 3; Naeem D/C: 5)
+    knn_ks: List[int] = field(default_factory=lambda: [1, 2, 5])  # k's of knn_label_agreement
+    evaluator: Optional[str] = None  # evaluator .pt; None = cache_dir/evaluators/<dataset>_<size>_<channels>.pt
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _merge_node(schema, node, path: str):
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
+        msg = getattr(exc, "msg", None) or _one_line(exc)
+        msg = " ".join(str(msg).split("full_key")[0].split())
+        allowed = ", ".join(f.name for f in schema.__dataclass_fields__.values())
+        raise ConfigError(f"{path}.{key}: {msg} (fields of {path}: {allowed})") from None
+    return merged
+
+
+def check_choice(path: str, value, accepted) -> None:
+    if value not in accepted:
+        raise ConfigError(f"{path}={value!r} is not accepted; accepted values: {', '.join(map(str, accepted))}")
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """Type-check the composed config; returns a new config with schema defaults filled in."""
+    from lsgan.methods import METHODS  # late import: methods import this module
+
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    OmegaConf.set_struct(out, False)
+    check_choice("method", cfg.method.name, sorted(METHODS))
+    method_cls = METHODS[cfg.method.name]
+    out.method = _merge_node(method_cls.Config, cfg.method, "method")
+    out.data = _merge_node(DataConfig, cfg.data, "data")
+    out.model = _merge_node(ModelConfig, cfg.model, "model")
+    out.loss = _merge_node(LossConfig, cfg.loss, "loss")
+    out.trainer = _merge_node(TrainerConfig, cfg.trainer, "trainer")
+    out.logger = _merge_node(LoggerConfig, cfg.logger, "logger")
+    out.metrics = _merge_node(MetricsConfig, cfg.get("metrics", {}), "metrics")
+    from lsgan.priors import PRIORS, PriorConfig
+
+    out.prior = _merge_node(PriorConfig, cfg.get("prior", {"name": "none"}), "prior")
+    check_choice("prior", out.prior.name, PRIORS)
+    from lsgan.features import ExtractorConfig
+
+    out.extractor = _merge_node(ExtractorConfig, cfg.get("extractor", {}), "extractor")
+    check_choice("dataset", out.data.name, DATASETS)
+    check_choice("model.arch", out.model.arch, ARCHS)
+    check_choice("logger", out.logger.name, LOGGERS)
+    check_choice("loss", out.loss.name, method_cls.LOSSES)
+    check_choice("trainer.precision", out.trainer.precision, ("32-true", "32", "bf16-mixed", "16-mixed", "64-true"))
+    if out.method.n_dis < 1 or out.method.n_gen < 1 or (out.method.n_dis > 1 and out.method.n_gen > 1):
+        raise ConfigError("method.n_dis / method.n_gen: both must be >= 1 and at most one of them > 1")
+    if out.data.label_noise < 0 or out.data.label_noise > 1:
+        raise ConfigError(f"data.label_noise={out.data.label_noise}: must be in [0, 1]")
+    if out.data.class_ratio is not None:
+        if out.data.classes is None or len(out.data.class_ratio) != len(out.data.classes):
+            raise ConfigError("data.class_ratio: needs data.classes of the same length")
+        if abs(sum(out.data.class_ratio) - 1.0) > 1e-6:
+            raise ConfigError(f"data.class_ratio={list(out.data.class_ratio)}: must sum to 1")
+    method_cls.check_config(out)
+    return out

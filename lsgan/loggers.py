@@ -1,0 +1,79 @@
+"""Loggers: a metrics CSV in every run directory (always), plus W&B or TensorBoard on request."""
+from __future__ import annotations
+
+import csv
+import os
+from typing import List
+
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+from pytorch_lightning.loggers import CSVLogger
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv; a resumed run must keep it.
+
+    Rows logged after the checkpoint being resumed from (a crash between the checkpoint and
+    the next log row) are dropped so the file has each iteration once.
+    """
+
+    resume_iteration = None
+
+    def _check_log_dir_exists(self) -> None:
+        if not os.path.isfile(self.metrics_file_path):
+            return
+        with open(self.metrics_file_path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            self.metrics_keys = sorted(reader.fieldnames or [])
+        if self.resume_iteration is not None:
+            kept = [r for r in rows if int(float(r.get("step") or 0)) <= self.resume_iteration]
+            if len(kept) != len(rows):
+                tmp = self.metrics_file_path + ".tmp"
+                with open(tmp, "w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
+                    writer.writeheader()
+                    writer.writerows(kept)
+                os.replace(tmp, self.metrics_file_path)
+
+
+class RunCSVLogger(CSVLogger):
+    """CSVLogger writing ``<run_dir>/metrics.csv`` and appending on resume."""
+
+    def __init__(self, run_dir: str, resume_iteration=None):
+        super().__init__(save_dir=run_dir, name="", version="")
+        self._resume_iteration = resume_iteration
+
+    @property
+    def experiment(self):
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            _AppendingWriter.resume_iteration = self._resume_iteration
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+def build_loggers(cfg, run_dir: str, run_name: str, group: str, resume_iteration=None) -> List:
+    loggers = [RunCSVLogger(run_dir, resume_iteration)]
+    name = cfg.logger.name
+    if name == "wandb":
+        from pytorch_lightning.loggers import WandbLogger
+
+        kwargs = {}
+        if cfg.logger.mode:
+            kwargs["mode"] = cfg.logger.mode
+        loggers.append(WandbLogger(
+            project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
+            group=cfg.logger.group or group, tags=list(cfg.logger.tags), save_dir=run_dir,
+            config=_plain(cfg), **kwargs,
+        ))
+    elif name == "tensorboard":
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=run_dir, name="tb", version=""))
+    return loggers
+
+
+def _plain(cfg):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)

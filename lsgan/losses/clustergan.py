@@ -1,0 +1,1 @@
+"""Losses of method=clustergan (pure functions of network outputs)."""

@@ -1,0 +1,1 @@
+"""Losses of method=coupled (pure functions of network outputs)."""

@@ -1,0 +1,58 @@
+"""Adversarial losses as pure functions of discriminator logits (StudioGAN style).
+
+Every D loss is the scalar the discriminator *minimises*; every G loss the scalar the
+generator minimises. Inputs are raw logits (no sigmoid), shape (B,).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def d_hinge(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+
+
+def g_hinge(d_fake: torch.Tensor) -> torch.Tensor:
+    return -d_fake.mean()
+
+
+def d_bce(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """-E[log D(x)] - E[log(1 - D(G(z)))], written with softplus for stability."""
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def g_nonsaturating(d_fake: torch.Tensor) -> torch.Tensor:
+    """-E[log D(G(z))] (Goodfellow et al.'s practical G loss)."""
+    return F.softplus(-d_fake).mean()
+
+
+def g_minimax(d_fake: torch.Tensor) -> torch.Tensor:
+    """E[log(1 - D(G(z)))], the saturating form of the original minimax game."""
+    return -F.softplus(d_fake).mean()
+
+
+def d_wasserstein(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    return d_fake.mean() - d_real.mean()
+
+
+def g_wasserstein(d_fake: torch.Tensor) -> torch.Tensor:
+    return -d_fake.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, **critic_kwargs) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al.): E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates."""
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    out = critic(x_hat, **critic_kwargs)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+# name -> (D loss, G loss). "ns" and "minimax" share the BCE discriminator loss.
+ADVERSARIAL = {
+    "hinge": (d_hinge, g_hinge),
+    "ns": (d_bce, g_nonsaturating),
+    "minimax": (d_bce, g_minimax),
+    "wgan_gp": (d_wasserstein, g_wasserstein),
+}

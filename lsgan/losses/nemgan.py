@@ -1,0 +1,1 @@
+"""Losses of method=nemgan (pure functions of network outputs)."""

@@ -1,0 +1,1 @@
+"""Losses of method=slcgan (pure functions of network outputs)."""

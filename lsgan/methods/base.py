@@ -1,0 +1,246 @@
+"""The small shared base every method builds on.
+
+A method is a LightningModule with manual optimisation that owns its networks and two update
+functions, ``d_step`` and ``g_step`` (mimicry style). The base owns what is common:
+
+* the update schedule — D updated ``n_dis`` times per G update, or G ``n_gen`` times per D
+  update (coupled's Algorithm 2: D only when ``i mod n == 0``);
+* the iteration counter (independent of Lightning's ``global_step``, which counts every
+  optimizer step and so depends on how many optimizers a method has);
+* EMA of G, RNG state in checkpoints (exact resume), the divergence guard, label stripping for
+  unsupervised methods, and metric logging keyed by iteration;
+* the generate-on-demand API: ``num_conditions``, ``sample(n, condition)``, ``condition_of(x)``.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lsgan.config import MethodConfig
+from lsgan.data.batch import Batch
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN/inf; training stops and the last good checkpoint is kept."""
+
+
+@dataclass
+class DataInfo:
+    """What a method needs to know about its data to build its networks."""
+
+    shape: Sequence[int]          # (C, H, W) or (2,) for points
+    num_classes: int = 0          # from labels; only label-using methods may depend on it
+    class_names: List[str] = field(default_factory=list)
+    name: str = "digits"
+
+
+class GANMethod(pl.LightningModule):
+    Config = MethodConfig
+    LOSSES: Sequence[str] = ("hinge", "ns", "minimax", "wgan_gp")
+    uses_labels = False  # True only for label-using baselines (cgan); others never see y
+
+    def __init__(self, cfg: DictConfig, data_info: DataInfo):
+        super().__init__()
+        self.automatic_optimization = False
+        container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+        self.save_hyperparameters({"cfg": container, "data_info": data_info.__dict__})
+        self.cfg = OmegaConf.create(container)
+        self.mcfg = self.cfg.method
+        self.data_info = data_info
+        self.iteration = 0
+        self._pending_rng = None
+        self._log_sums: Dict[str, float] = defaultdict(float)
+        self._log_counts: Dict[str, int] = defaultdict(int)
+        self.build()
+        self.g_ema = None
+        if self.mcfg.ema_decay is not None:
+            from lsgan.nets.ema import EMA
+
+            self.g_ema = EMA(self.G)
+        # Fixed noise for sample grids, from its own generator so grids never touch the
+        # global RNG (that would break exact resume).
+        gen = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)) + 12345)
+        self.register_buffer("fixed_z", torch.randn(self.grid_size(), self.latent_dim, generator=gen), persistent=False)
+
+    # ------------------------------------------------------------------ to override
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        """Raise ConfigError for method-specific inconsistencies (after schema validation)."""
+
+    def build(self) -> None:
+        """Create self.G, self.D (and any other nets)."""
+        raise NotImplementedError
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.mcfg.z_dim)
+
+    def optimizer_groups(self) -> Dict[str, Dict]:
+        """name -> {params, lr, betas}; the order is the order of self.optimizers()."""
+        betas = tuple(self.mcfg.betas)
+        return {
+            "d": dict(params=self.D.parameters(), lr=self.mcfg.lr_d, betas=betas),
+            "g": dict(params=self.G.parameters(), lr=self.mcfg.lr_g, betas=betas),
+        }
+
+    def d_step(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def g_step(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    # generate-on-demand API ------------------------------------------------------
+    @property
+    def num_conditions(self) -> int:
+        """How many discrete conditions the method can generate from (0 = none)."""
+        return 0
+
+    def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
+        """n images in [-1, 1] (given condition, or all conditions evenly)."""
+        raise NotImplementedError
+
+    def condition_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The condition that generates more images like x."""
+        raise NotImplementedError(f"method={self.mcfg.name} is unconditional: it has no condition_of")
+
+    # ------------------------------------------------------------------ shared machinery
+    @property
+    def generator(self):
+        """The generator used for sampling: the EMA copy when there is one."""
+        return self.g_ema.module if self.g_ema is not None else self.G
+
+    def grid_size(self) -> int:
+        return 64
+
+    def grid_conditions(self):
+        """Conditions shown one per row in sample grids (None = unconditional grid)."""
+        k = self.num_conditions
+        return list(range(min(k, 20))) if k else None
+
+    def configure_optimizers(self):
+        self._opt_names = list(self.optimizer_groups())
+        return [torch.optim.Adam(g.pop("params"), **g) for g in self.optimizer_groups().values()]
+
+    def opt(self, name: str):
+        return self.optimizers()[self._opt_names.index(name)]
+
+    def step_opt(self, name: str, loss: torch.Tensor) -> None:
+        """zero_grad → backward → step for one named optimizer (only its params get grads)."""
+        opt = self.opt(name)
+        self.toggle_optimizer(opt)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        self.untoggle_optimizer(opt)
+
+    def draw_z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def training_step(self, batch: Batch, batch_idx: int):
+        if self._pending_rng is not None:  # exact resume: restore RNG right before the next step
+            _set_rng_state(self._pending_rng)
+            self._pending_rng = None
+        if not self.uses_labels:
+            batch = batch.unlabeled()
+        i = self.iteration
+        logs: Dict[str, torch.Tensor] = {}
+        if i % self.mcfg.n_gen == 0:
+            logs.update(self.d_step(batch))
+        if i % self.mcfg.n_dis == 0:
+            logs.update(self.g_step(batch))
+            if self.g_ema is not None:
+                self.g_ema.update(self.G, 0.0 if i < self.mcfg.ema_start else self.mcfg.ema_decay)
+        bad = [k for k, v in logs.items() if not torch.isfinite(torch.as_tensor(v)).all()]
+        if bad:
+            raise DivergenceError(
+                f"non-finite loss at iteration {i}: {', '.join(bad)}; training stopped, "
+                f"the last good checkpoint is kept (lower the learning rates or check the data)"
+            )
+        self.iteration = i + 1
+        self._record(logs)
+
+    def _record(self, logs: Dict[str, torch.Tensor]) -> None:
+        for k, v in logs.items():
+            v = float(torch.as_tensor(v).detach())
+            self._log_sums[k] += v
+            self._log_counts[k] += 1
+        if logs:
+            self.log_dict({k: float(torch.as_tensor(v).detach()) for k, v in logs.items()},
+                          prog_bar=True, logger=False, on_step=True, batch_size=1)
+        every = max(1, int(self.cfg.trainer.log_every))
+        if self.iteration % every == 0 or self.iteration == int(self.cfg.trainer.steps):
+            row = {k: self._log_sums[k] / self._log_counts[k] for k in self._log_sums}
+            self._log_sums.clear()
+            self._log_counts.clear()
+            self.log_metrics(row)
+
+    def log_metrics(self, metrics: Dict[str, float], step: Optional[int] = None) -> None:
+        """Log a row keyed by training iteration to every configured logger (rank 0)."""
+        if self.trainer is None or not self.trainer.is_global_zero:
+            return
+        step = self.iteration if step is None else step
+        for logger in self.loggers:
+            logger.log_metrics(dict(metrics), step=step)
+
+    # checkpoint extras: iteration and RNG (Lightning restores nets, optimizers, loops)
+    def on_save_checkpoint(self, checkpoint):
+        checkpoint["lsgan"] = {"iteration": self.iteration, "rng": _get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint):
+        extra = checkpoint.get("lsgan", {})
+        self.iteration = int(extra.get("iteration", 0))
+        self._pending_rng = extra.get("rng")
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        """Images for the sample grid: one row per condition where there are conditions."""
+        conds = self.grid_conditions()
+        if conds is None:
+            return self.sample_with_z(self.fixed_z)
+        per_row = 10
+        rows = [self.sample_with_z(self.fixed_z[:per_row], condition=c) for c in conds]
+        return torch.cat(rows)
+
+    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _get_rng_state():
+    # Only tensors and plain Python values, so checkpoints load with torch.load(weights_only=True).
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached": float(cached)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def per_condition_counts(n: int, k: int) -> List[int]:
+    """Split n samples evenly over k conditions (the first n % k get one more)."""
+    base, extra = divmod(n, k)
+    return [base + (1 if c < extra else 0) for c in range(k)]
+
+
+def even_conditions(n: int, k: int, device=None) -> torch.Tensor:
+    """Condition ids 0..k-1 covering n samples evenly, in blocks."""
+    counts = per_condition_counts(n, k)
+    return torch.repeat_interleave(torch.arange(k, device=device), torch.tensor(counts, device=device))
+
+

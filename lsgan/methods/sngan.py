@@ -1,0 +1,127 @@
+"""Baselines: the unconditional SNGAN and the label-conditioned cGAN (the upper bound).
+
+SNGAN: Miyato et al., "Spectral Normalization for GANs" (ICLR 2018). cGAN: the same nets with
+BigGAN-style conditional BatchNorm in G and a projection discriminator (Miyato & Koyama,
+ICLR 2018), trained on the dataset's labels — with ``data.label_noise`` those labels are noisy,
+which is the robustness baseline of the coupled paper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from lsgan.config import ConfigError, MethodConfig
+from lsgan.data.batch import Batch
+from lsgan.losses import ADVERSARIAL, gradient_penalty
+from lsgan.methods import register
+from lsgan.methods.base import GANMethod, even_conditions
+from lsgan.nets import build_discriminator, build_generator
+
+
+@dataclass
+class SNGANConfig(MethodConfig):
+    name: str = "sngan"
+
+
+@register
+class SNGAN(GANMethod):
+    Config = SNGANConfig
+    LOSSES = tuple(ADVERSARIAL)
+
+    def build(self) -> None:
+        k = self.label_classes
+        self.G = build_generator(self.cfg.model, self.latent_dim, self.data_info.shape, num_classes=k)
+        self.D = build_discriminator(self.cfg.model, self.data_info.shape, num_classes=k)
+        self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.cfg.loss.name]
+
+    @property
+    def label_classes(self) -> int:
+        """Classes G and D are conditioned on (0: unconditional)."""
+        return 0
+
+    def fake_labels(self, n: int) -> Optional[torch.Tensor]:
+        return None
+
+    def d_step(self, batch: Batch):
+        n = len(batch)
+        y_fake = self.fake_labels(n)
+        with torch.no_grad():
+            fake = self.G(self.draw_z(n), y_fake)
+        d_real = self.D(batch.x, batch.y)
+        d_fake = self.D(fake, y_fake)
+        loss = self.d_loss_fn(d_real, d_fake)
+        logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if self.cfg.loss.name == "wgan_gp":
+            gp = gradient_penalty(self.D, batch.x, fake)  # unconditional critic only (checked)
+            loss = loss + self.cfg.loss.gp_weight * gp
+            logs["gp"] = gp.detach()
+        self.step_opt("d", loss)
+        return {"loss_d": loss.detach(), **logs}
+
+    def g_step(self, batch: Batch):
+        n = len(batch)
+        y_fake = self.fake_labels(n)
+        loss = self.g_loss_fn(self.D(self.G(self.draw_z(n), y_fake), y_fake))
+        self.step_opt("g", loss)
+        return {"loss_g": loss.detach()}
+
+    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        return self.generator(z.to(self.device))
+
+    @torch.no_grad()
+    def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
+        if condition is not None:
+            raise ValueError("condition: method=sngan is unconditional; pass condition=None")
+        g = self.generator if use_ema else self.G
+        return g(self.draw_z(n))
+
+
+@dataclass
+class CGANConfig(MethodConfig):
+    name: str = "cgan"
+
+
+@register
+class CGAN(SNGAN):
+    Config = CGANConfig
+    uses_labels = True
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        if cfg.loss.name == "wgan_gp":
+            raise ConfigError("loss=wgan_gp is not accepted by method=cgan; accepted: hinge, ns, minimax")
+
+    @property
+    def label_classes(self) -> int:
+        if self.data_info.num_classes < 1:
+            raise ConfigError(f"method=cgan needs labels, but dataset={self.data_info.name} has none")
+        return self.data_info.num_classes
+
+    @property
+    def num_conditions(self) -> int:
+        return self.label_classes
+
+    def fake_labels(self, n: int) -> torch.Tensor:
+        return torch.randint(0, self.label_classes, (n,), device=self.device)
+
+    def _ids(self, n: int, condition) -> torch.Tensor:
+        if condition is None:
+            return even_conditions(n, self.num_conditions, device=self.device)
+        ids = torch.as_tensor(condition, device=self.device).long().reshape(-1)
+        if ((ids < 0) | (ids >= self.num_conditions)).any():
+            raise ValueError(f"condition: class ids must be in 0..{self.num_conditions - 1}")
+        return ids.expand(n) if ids.numel() == 1 else ids
+
+    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        z = z.to(self.device)
+        return self.generator(z, self._ids(len(z), condition))
+
+    @torch.no_grad()
+    def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
+        g = self.generator if use_ema else self.G
+        return g(self.draw_z(n), self._ids(n, condition))
+
+    def condition_of(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("method=cgan is conditioned on labels, not on images; use an evaluator classifier")

@@ -1,0 +1,55 @@
+"""Evaluation metrics: pure functions on features, labels and predictions.
+
+Feature extractors (FID Inception, evaluator classifiers) live in ``inception`` and
+``evaluator``; everything else takes arrays/tensors and returns numbers or dicts.
+"""
+from lsgan.metrics.clustering import (ari, cluster_acc, clustering_report, contingency, map_conditions_to_classes,
+                                      nmi, plot_confusion, purity)
+from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
+                                       mean_pairwise_distance, within_condition_variety)
+from lsgan.metrics.evaluator import (EVALUATOR_ARCHS, Evaluator, build_evaluator_net, classifier_fid,
+                                     evaluator_cache_path, load_evaluator, prepare_images, save_evaluator,
+                                     train_evaluator)
+from lsgan.metrics.fid import (ReferenceStats, feature_stats, fid_against_reference, fid_from_features,
+                               frechet_distance, inception_score, kid_against_reference, kid_from_features)
+from lsgan.metrics.inception import (InceptionFeatures, extract_features, load_inception, resolve_inception_weights,
+                                     to_inception_input, wheel_weights_path)
+from lsgan.metrics.knn import knn_indices, knn_label_agreement, tsne_plot
+from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, kl_to_uniform, knn_kl_divergence,
+                                 ring_centers, stacked_mnist_modes, toy_mode_stats)
+from lsgan.metrics.prdc import kth_neighbour_distances, prdc
+from lsgan.metrics.probe import linear_probe
+
+# Names accepted in metrics.names, each with what it reports (the lead's runner maps them to calls).
+METRIC_NAMES = {
+    "fid": "FID on FID-Inception features vs the reference split (+ protocol)",
+    "kid": "KID on FID-Inception features vs the reference split",
+    "prdc": "precision / recall / density / coverage on FID-Inception features",
+    "inception_score": "skipped: the FID Inception network has no logits",
+    "classifier_fid": "FID on the evaluator classifier's penultimate features",
+    "cond_acc": "conditional accuracy of generated samples per the evaluator (Hungarian ACC / purity)",
+    "variety": "within-condition variety relative to the matched real class",
+    "modes": "mode counts: stacked MNIST (1000) or 2-D toys (ring8 / grid25)",
+    "knn": "k-NN label agreement of a feature space",
+    "probe": "linear-probe test accuracy of a feature space",
+    "clustering": "ACC / purity / NMI / ARI of inferred clusters on real data",
+}
+
+__all__ = [
+    "METRIC_NAMES",
+    "ari", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi", "plot_confusion",
+    "purity",
+    "cluster_conditional_accuracy", "exemplar_conditional_accuracy", "mean_pairwise_distance",
+    "within_condition_variety",
+    "EVALUATOR_ARCHS", "Evaluator", "build_evaluator_net", "classifier_fid", "evaluator_cache_path",
+    "load_evaluator", "prepare_images", "save_evaluator", "train_evaluator",
+    "ReferenceStats", "feature_stats", "fid_against_reference", "fid_from_features", "frechet_distance",
+    "inception_score", "kid_against_reference", "kid_from_features",
+    "InceptionFeatures", "extract_features", "load_inception", "resolve_inception_weights", "to_inception_input",
+    "wheel_weights_path",
+    "knn_indices", "knn_label_agreement", "tsne_plot",
+    "classwise_knn_kl_matrix", "grid_centers", "kl_to_uniform", "knn_kl_divergence", "ring_centers",
+    "stacked_mnist_modes", "toy_mode_stats",
+    "kth_neighbour_distances", "prdc",
+    "linear_probe",
+]

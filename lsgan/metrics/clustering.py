@@ -1,0 +1,138 @@
+"""Clustering quality against ground-truth labels: ACC (Hungarian), purity, NMI, ARI, and the
+mapping from a model's conditions (clusters) to classes.
+
+Clusters and classes are integer ids; the numbers of clusters K and classes C may differ.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+ArrayLike = Union[np.ndarray, torch.Tensor, list]
+
+
+def _ids(a: ArrayLike, name: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    a = np.asarray(a)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array of integer ids, got shape {a.shape}")
+    if a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0):
+        raise ValueError(f"{name}: expected non-negative integer ids, got dtype {a.dtype}")
+    return a.astype(np.int64)
+
+
+def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
+    t, p = _ids(y_true, "y_true"), _ids(y_pred, "y_pred")
+    if len(t) != len(p) or len(t) == 0:
+        raise ValueError(f"y_true / y_pred: need equal non-zero lengths, got {len(t)} and {len(p)}")
+    return t, p
+
+
+def contingency(rows: ArrayLike, cols: ArrayLike, n_rows: Optional[int] = None,
+                n_cols: Optional[int] = None) -> np.ndarray:
+    """Counts matrix M[r, c] = #{i : rows_i = r and cols_i = c}, shape n_rows × n_cols."""
+    r, c = _ids(rows, "rows"), _ids(cols, "cols")
+    n_rows = int(r.max()) + 1 if n_rows is None else n_rows
+    n_cols = int(c.max()) + 1 if n_cols is None else n_cols
+    if r.size and (r.max() >= n_rows or c.max() >= n_cols):
+        raise ValueError(f"ids exceed the declared sizes ({n_rows} rows, {n_cols} columns)")
+    m = np.zeros((n_rows, n_cols), dtype=np.int64)
+    np.add.at(m, (r, c), 1)
+    return m
+
+
+def cluster_acc(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Best accuracy over one-to-one cluster→class maps (Hungarian on the contingency table).
+
+    With K ≠ C the map is a partial matching: at most min(K, C) clusters get a class, the
+    samples of unmatched clusters count as wrong.
+    """
+    t, p = _pair(y_true, y_pred)
+    m = contingency(p, t)
+    rows, cols = linear_sum_assignment(m, maximize=True)
+    return float(m[rows, cols].sum() / len(t))
+
+
+def purity(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Fraction of samples whose cluster's majority class is their class (many-to-one map)."""
+    t, p = _pair(y_true, y_pred)
+    return float(contingency(p, t).max(axis=1).sum() / len(t))
+
+
+def nmi(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Normalised mutual information (arithmetic normalisation, sklearn's default)."""
+    t, p = _pair(y_true, y_pred)
+    return float(normalized_mutual_info_score(t, p))
+
+
+def ari(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Adjusted Rand index."""
+    t, p = _pair(y_true, y_pred)
+    return float(adjusted_rand_score(t, p))
+
+
+def clustering_report(y_true: ArrayLike, y_pred: ArrayLike) -> Dict[str, float]:
+    """{"acc", "purity", "nmi", "ari", "n", "n_clusters", "n_classes"}."""
+    t, p = _pair(y_true, y_pred)
+    return {"acc": cluster_acc(t, p), "purity": purity(t, p), "nmi": nmi(t, p), "ari": ari(t, p),
+            "n": int(len(t)), "n_clusters": int(len(np.unique(p))), "n_classes": int(len(np.unique(t)))}
+
+
+def map_conditions_to_classes(cond: ArrayLike, pred_class: ArrayLike, K: int, C: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Map each of K conditions to one of C classes from samples' (condition, predicted class).
+
+    K == C: one-to-one Hungarian matching maximising agreement. K ≠ C: each condition goes to
+    its most frequent class (several conditions may share a class). Returns (mapping, confusion)
+    where mapping is int64 of length K (−1 for a condition with no samples) and confusion is the
+    K × C count matrix.
+    """
+    if K < 1 or C < 1:
+        raise ValueError(f"K={K}, C={C}: both must be >= 1")
+    conf = contingency(cond, pred_class, K, C)
+    if K == C:
+        rows, cols = linear_sum_assignment(conf, maximize=True)
+        mapping = np.empty(K, dtype=np.int64)
+        mapping[rows] = cols
+    else:
+        mapping = conf.argmax(axis=1).astype(np.int64)
+        mapping[conf.sum(axis=1) == 0] = -1
+    return mapping, conf
+
+
+def plot_confusion(matrix: np.ndarray, path: str, row_label: str = "condition", col_label: str = "class",
+                   title: Optional[str] = None) -> str:
+    """Save a row-normalised heat map of a count matrix (counts written in cells when small)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    norm = m / np.clip(m.sum(axis=1, keepdims=True), 1, None)
+    fig = agg_figure(figsize=(1.5 + 0.45 * m.shape[1], 1 + 0.45 * m.shape[0]))
+    ax = fig.add_subplot()
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if m.shape[0] * m.shape[1] <= 400:
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{int(v)}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.set_xticks(range(m.shape[1]))
+    ax.set_yticks(range(m.shape[0]))
+    if title:
+        ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def agg_figure(**kwargs):
+    """A matplotlib Figure on the Agg canvas: headless, and leaves pyplot's global state alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig

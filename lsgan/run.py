@@ -1,0 +1,221 @@
+"""Train a method: ``python -m lsgan.run method=M dataset=D [loss=L] [model=...] [trainer=...]``.
+
+Hydra composes ``conf/``; ``lsgan.config.validate`` type-checks it; this module wires the data
+module, the method, the loggers and the callbacks into a Lightning Trainer. Re-running the same
+command (same run directory) resumes from its ``checkpoints/last.ckpt``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    checkpoint: Path
+    samples: Path
+    metrics_csv: Path
+    iteration: int
+
+
+def compose_config(overrides=()) -> DictConfig:
+    """The composed config for ``overrides``, as the CLI would build it (tests, benchmarks, notebooks)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def group_choices(group: str) -> List[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def precheck_overrides(argv: List[str]) -> None:
+    """Unknown config-group choices fail in one line before Hydra prints its multi-line error."""
+    from lsgan.config import ConfigError
+
+    for arg in argv:
+        if "=" not in arg or arg.startswith(("-", "+", "~", "hydra")):
+            continue
+        key, value = arg.split("=", 1)
+        if key in GROUPS:
+            accepted = group_choices(key)
+            for v in value.split(","):
+                if v not in accepted:
+                    raise ConfigError(f"{key}={v} is not a known choice; accepted values: {', '.join(accepted)}")
+
+
+def build_datamodule(cfg: DictConfig):
+    from lsgan.data.datamodule import GANDataModule
+
+    dm = GANDataModule(cfg.data, seed=int(cfg.seed))
+    dm.setup("fit")
+    return dm
+
+
+def build_method(cfg: DictConfig, dm):
+    from lsgan.methods import METHODS
+    from lsgan.methods.base import DataInfo
+
+    info = DataInfo(shape=tuple(dm.image_shape), num_classes=int(dm.num_classes),
+                    class_names=list(dm.class_names), name=cfg.data.name)
+    return METHODS[cfg.method.name](cfg, info)
+
+
+def build_strategy(cfg: DictConfig):
+    if cfg.trainer.strategy != "ddp":
+        return cfg.trainer.strategy
+    from pytorch_lightning.strategies import DDPStrategy
+
+    # Why find_unused_parameters=True: a GAN step runs several backward passes, each touching
+    # only some networks (D's loss never reaches G; in G's step D's weights are frozen by
+    # toggle_optimizer). DDP's reducer must be told that the untouched parameters are ready,
+    # or it waits for their gradients and errors. static_graph cannot help because the set of
+    # used parameters differs between the D and G passes; wrapping G and D in separate DDPs
+    # would still need the same for D during the G pass. Lightning re-prepares the reducer for
+    # every manual_backward, so each pass is all-reduced; the cost is one autograd-graph walk
+    # per backward, small next to the convolutions.
+    return DDPStrategy(find_unused_parameters=True)
+
+
+def run_name(cfg: DictConfig) -> str:
+    return f"{cfg.method.name}-{cfg.data.name}-{cfg.loss.name}-s{cfg.seed}"
+
+
+def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[list] = None) -> RunResult:
+    """Validate ``cfg``, train, and return where the outputs went.
+
+    ``callbacks`` (optional) run before the built-in ones at every hook (benchmarks, tests).
+    """
+    import pytorch_lightning as pl
+    import torch
+
+    from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, SampleGrid, StopAtIteration
+    from lsgan.config import validate
+    from lsgan.loggers import build_loggers
+
+    cfg = validate(cfg)
+    run_dir = Path(run_dir or cfg.run_dir or "runs/default").absolute()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = run_dir / "checkpoints"
+    resume = cfg.resume
+    if resume is None and (ckpt_dir / "last.ckpt").exists():
+        resume = str(ckpt_dir / "last.ckpt")
+    resume_iteration = None
+    if resume is not None:
+        if not Path(resume).is_file():
+            from lsgan.config import ConfigError
+
+            raise ConfigError(f"resume={resume}: no such checkpoint file")
+        resume_iteration = int(torch.load(resume, map_location="cpu", weights_only=False).get("lsgan", {}).get("iteration", 0))
+        print(f"[lsgan] resuming from {resume} (iteration {resume_iteration})", flush=True)
+    _save_config(cfg, run_dir)
+
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    method = build_method(cfg, dm)
+    steps = int(cfg.trainer.steps)
+    callbacks = list(callbacks or []) + [
+        StopAtIteration(steps),
+        SampleGrid(str(run_dir / "samples"), cfg.trainer.sample_every, steps),
+        AtomicCheckpoint(str(ckpt_dir), cfg.trainer.ckpt_every, steps),
+    ]
+    callbacks += extra_callbacks(cfg, run_dir)
+    if cfg.trainer.progress_bar:
+        callbacks.append(IterationProgressBar(steps))
+    group = f"{cfg.method.name}-{cfg.data.name}"
+    trainer = pl.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes,
+        strategy=build_strategy(cfg),
+        precision=cfg.trainer.precision,
+        max_epochs=-1,
+        max_steps=-1,
+        logger=build_loggers(cfg, str(run_dir), run_name(cfg), group, resume_iteration),
+        callbacks=callbacks,
+        enable_checkpointing=False,  # AtomicCheckpoint does it (atomic, iteration-numbered)
+        enable_progress_bar=bool(cfg.trainer.progress_bar),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        sync_batchnorm=bool(cfg.trainer.sync_batchnorm),
+        deterministic=bool(cfg.trainer.deterministic),
+        default_root_dir=str(run_dir),
+        log_every_n_steps=1,
+        # The data module's resumable batch sampler shards batches across DDP ranks itself.
+        use_distributed_sampler=False,
+    )
+    with warnings.catch_warnings():
+        # The data stream is infinite by design (iteration-counted training).
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*infinite.*")
+        trainer.fit(method, datamodule=dm, ckpt_path=resume)
+    result = RunResult(run_dir=run_dir, checkpoint=ckpt_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
+                       metrics_csv=run_dir / "metrics.csv", iteration=method.iteration)
+    if trainer.is_global_zero:
+        print(f"[lsgan] done: {method.iteration} iterations\n"
+              f"  run dir:     {result.run_dir}\n  checkpoint:  {result.checkpoint}\n"
+              f"  samples:     {result.samples}\n  metrics CSV: {result.metrics_csv}", flush=True)
+    return result
+
+
+def extra_callbacks(cfg: DictConfig, run_dir: Path) -> list:
+    """Metric evaluation during training, when ``metrics.every`` > 0."""
+    if int(cfg.metrics.every) <= 0 or not cfg.metrics.names:
+        return []
+    from lsgan.metrics.callback import MetricsCallback  # evaluation suite
+
+    return [MetricsCallback(cfg, run_dir)]
+
+
+def _save_config(cfg: DictConfig, run_dir: Path) -> None:
+    tmp = run_dir / "config.yaml.tmp"
+    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    os.replace(tmp, run_dir / "config.yaml")
+
+
+def _hydra_entry():
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+    def _main(cfg: DictConfig) -> None:
+        from lsgan.config import ConfigError
+        from lsgan.methods.base import DivergenceError
+
+        run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
+        try:
+            train(cfg, run_dir)
+        except (ConfigError, DivergenceError) as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            if HydraConfig.get().mode.name == "RUN":
+                sys.exit(1)
+            raise
+
+    _main()
+
+
+def main() -> None:
+    from lsgan.config import ConfigError
+
+    try:
+        precheck_overrides(sys.argv[1:])
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    _hydra_entry()
+
+
+if __name__ == "__main__":
+    main()

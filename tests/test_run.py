@@ -1,0 +1,199 @@
+"""The training CLI end to end: real steps, resume, errors, schedule, loggers, DDP, multirun."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lsgan.config import ConfigError
+from lsgan.methods import METHODS
+from lsgan.methods.base import DivergenceError
+from lsgan.run import precheck_overrides, train
+from tests.conftest import REPO, TINY
+
+CLI_ENV = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+
+
+def cli(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "lsgan.run", *args], cwd=REPO, env=CLI_ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_csv(path: Path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def state(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@pytest.mark.parametrize("method", ["sngan", "cgan"])
+def test_baselines_train_and_write_run_dir(tiny_cfg, tmp_path, method):
+    res = train(tiny_cfg(f"method={method}", "trainer.sample_every=2"), tmp_path)
+    assert res.iteration == 4
+    for f in ("config.yaml", "checkpoints/last.ckpt", "samples/latest.png", "samples/iter_0000002.png", "metrics.csv"):
+        assert (tmp_path / f).is_file(), f
+    rows = read_csv(tmp_path / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(float(r["loss_d"]) == float(r["loss_d"]) for r in rows)  # finite, present
+    ck = state(tmp_path / "checkpoints/last.ckpt")
+    assert ck["lsgan"]["iteration"] == 4
+
+
+@pytest.mark.parametrize("loss", ["ns", "minimax", "wgan_gp"])
+def test_sngan_losses_take_real_steps(tiny_cfg, tmp_path, loss):
+    cfg = tiny_cfg(f"loss={loss}", "trainer.steps=2")
+    before = None
+    res = train(cfg, tmp_path)
+    ck = state(res.checkpoint)
+    g_keys = [k for k in ck["state_dict"] if k.startswith("G.")]
+    assert g_keys
+    # parameters moved away from a fresh initialisation with the same seed
+    from lsgan.run import build_datamodule, build_method
+    from lsgan.config import validate
+    import pytorch_lightning as pl
+    pl.seed_everything(0, verbose=False)
+    fresh = build_method(validate(cfg), build_datamodule(validate(cfg))).state_dict()
+    moved = [k for k in g_keys if ck["state_dict"][k].dtype.is_floating_point
+             and not torch.equal(ck["state_dict"][k], fresh[k])]
+    assert moved, before
+
+
+def test_resume_matches_uninterrupted_run(tiny_cfg, tmp_path):
+    extra = ("method.ema_decay=0.9", "trainer.ckpt_every=2")
+    straight = train(tiny_cfg("trainer.steps=8", *extra), tmp_path / "a")
+    train(tiny_cfg("trainer.steps=4", *extra), tmp_path / "b")
+    resumed = train(tiny_cfg("trainer.steps=8", *extra), tmp_path / "b")  # same run dir -> resumes
+    assert resumed.iteration == 8
+    a, b = state(straight.checkpoint), state(resumed.checkpoint)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    for oa, ob in zip(a["optimizer_states"], b["optimizer_states"]):
+        for pa, pb in zip(oa["state"].values(), ob["state"].values()):
+            assert torch.equal(pa["exp_avg"], pb["exp_avg"])
+    steps = [int(r["step"]) for r in read_csv(tmp_path / "b" / "metrics.csv")]
+    assert steps == list(range(1, 9))  # the CSV was appended to, not replaced
+
+
+def test_explicit_resume_path(tiny_cfg, tmp_path):
+    first = train(tiny_cfg("trainer.steps=2"), tmp_path / "a")
+    res = train(tiny_cfg("trainer.steps=3", f"resume={first.checkpoint}"), tmp_path / "c")
+    assert res.iteration == 3
+    with pytest.raises(ConfigError, match="resume="):
+        train(tiny_cfg("resume=/nonexistent.ckpt"), tmp_path / "d")
+
+
+def test_labels_never_reach_unsupervised_step(tiny_cfg, tmp_path, monkeypatch):
+    seen = {}
+    orig = METHODS["sngan"].d_step  # cgan inherits it
+
+    def spy(self, batch):
+        seen[self.mcfg.name] = batch.y
+        return orig(self, batch)
+
+    monkeypatch.setattr(METHODS["sngan"], "d_step", spy)
+    for name in ("sngan", "cgan"):
+        train(tiny_cfg(f"method={name}", "trainer.steps=1"), tmp_path / name)
+    assert seen["sngan"] is None
+    assert seen["cgan"] is not None and seen["cgan"].dtype == torch.int64
+
+
+@pytest.mark.parametrize("n_dis,n_gen,d_calls,g_calls", [(3, 1, 6, 2), (1, 3, 2, 6), (1, 1, 6, 6)])
+def test_update_schedule(tiny_cfg, tmp_path, monkeypatch, n_dis, n_gen, d_calls, g_calls):
+    calls = {"d": 0, "g": 0}
+    cls = METHODS["sngan"]
+    od, og = cls.d_step, cls.g_step
+    monkeypatch.setattr(cls, "d_step", lambda self, b: (calls.__setitem__("d", calls["d"] + 1), od(self, b))[1])
+    monkeypatch.setattr(cls, "g_step", lambda self, b: (calls.__setitem__("g", calls["g"] + 1), og(self, b))[1])
+    train(tiny_cfg("trainer.steps=6", f"method.n_dis={n_dis}", f"method.n_gen={n_gen}"), tmp_path)
+    assert calls == {"d": d_calls, "g": g_calls}
+
+
+def test_divergence_guard_keeps_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    cls = METHODS["sngan"]
+    orig = cls.g_step
+
+    def poisoned(self, batch):
+        out = orig(self, batch)
+        if self.iteration == 2:
+            out["loss_g"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(cls, "g_step", poisoned)
+    with pytest.raises(DivergenceError, match="non-finite loss at iteration 2: loss_g"):
+        train(tiny_cfg("trainer.steps=6", "trainer.ckpt_every=1"), tmp_path)
+    ck = state(tmp_path / "checkpoints" / "last.ckpt")
+    assert ck["lsgan"]["iteration"] == 2
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("method.n_dis=abc", "method.n_dis"),
+    ("data.batch_size=1.5", "data.batch_size"),
+    ("trainer.precision=fp8", "trainer.precision"),
+    ("loss=wgan_gp", "loss=wgan_gp"),
+])
+def test_bad_config_values_fail_in_one_line(tiny_cfg, tmp_path, override, needle):
+    extra = ["method=cgan"] if override == "loss=wgan_gp" else []
+    with pytest.raises(ConfigError) as err:
+        train(tiny_cfg(override, *extra), tmp_path)
+    msg = str(err.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_unknown_group_choice_lists_accepted_values():
+    with pytest.raises(ConfigError) as err:
+        precheck_overrides(["method=sngan,nosuch"])
+    assert "method=nosuch" in str(err.value) and "cgan" in str(err.value) and "sngan" in str(err.value)
+
+
+def test_missing_dataset_is_one_clear_line(tiny_cfg, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        train(tiny_cfg("dataset=mnist", f"data.root={tmp_path / 'nowhere'}"), tmp_path / "run")
+    msg = str(err.value)
+    assert "mnist" in msg and "nowhere" in msg and "\n" not in msg
+
+
+def test_cli_error_exit_code_and_single_line():
+    out = cli("method=nosuch")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "accepted values" in out.stderr
+    out = cli(*TINY, "method.n_dis=abc", "run_dir=/tmp/lsgan_bad_cfg")
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1].startswith("error: method.n_dis")
+
+
+def test_cli_run_with_wandb_offline(tmp_path):
+    out = cli(*TINY, "logger=wandb", "logger.mode=offline", f"run_dir={tmp_path}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "metrics.csv").is_file()
+    assert list((tmp_path / "wandb").glob("offline-run-*")), "no offline W&B run written"
+    assert "checkpoint:" in out.stdout
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    out = cli(*TINY, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.steps=6",
+              "trainer.ckpt_every=3", f"run_dir={tmp_path}", timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert ckpts == ["iter_0000003.ckpt", "iter_0000006.ckpt", "last.ckpt"]
+    assert state(tmp_path / "checkpoints" / "last.ckpt")["lsgan"]["iteration"] == 6
+    assert out.stdout.count("[lsgan] done") == 1  # rank 0 reports once
+
+
+def test_multirun_submitit_local(tmp_path):
+    out = cli("-m", "hydra/launcher=submitit_local", "method=sngan,cgan", *TINY, "trainer.steps=2",
+              f"hydra.sweep.dir={tmp_path}", timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = sorted(p for p in tmp_path.iterdir() if (p / "config.yaml").exists())
+    assert len(runs) == 2
+    for r in runs:
+        assert (r / "checkpoints" / "last.ckpt").is_file()
+        assert (r / ".hydra" / "config.yaml").is_file()
