@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # A short real run on scikit-learn's bundled digits (offline), ~3 minutes on 2 CPU cores.
 demo: venv

@@ -130,6 +130,9 @@ class MetricsConfig:
     prdc_k: int = 3              # k of the k-NN balls in precision/recall (Kynkäänniemi: 3; Naeem D/C: 5)
     knn_ks: List[int] = field(default_factory=lambda: [1, 2, 5])  # k's of knn_label_agreement
     evaluator: Optional[str] = None  # evaluator .pt; None = cache_dir/evaluators/<dataset>_<size>_<channels>.pt
+    evaluator_epochs: Optional[float] = None  # train_evaluator epochs; None = the dataset's default
+    modes_n: Optional[int] = None    # samples for mode counting; None = 26000 stacked MNIST, 2500 ring8/grid25
+    seed: int = 0                    # seeds sampling and subsets inside a metric evaluation (global RNG untouched)
 
 
 def _one_line(exc: Exception) -> str:

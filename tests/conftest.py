@@ -5,7 +5,14 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
 from lsgan.run import compose_config
+
+# Tiny nets run faster on one thread, and pytest-xdist runs one worker per core; subprocess
+# CLI tests inherit the same setting through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,86 @@
+"""The ClusterGAN experiments of issue 5 as Hydra multirun sweeps (defined once; README.md lists them).
+
+    python experiments/clustergan/sweeps.py print             # the exact commands
+    python experiments/clustergan/sweeps.py check             # compose + validate every run (no data read)
+    python experiments/clustergan/sweeps.py run latent_size   # launch one sweep (python -m lsgan.run -m ...)
+
+Runs land in ``runs/clustergan/<sweep>/<job>_<overrides>/``; ``collect.py`` evaluates them and
+writes the table. ``DATA`` is the folder with mnist.npz (override with LSGAN_DATA=...); add
+``trainer.accelerator=gpu`` via LSGAN_EXTRA="..." (space-separated overrides) on a GPU machine.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import subprocess
+import sys
+from typing import Dict, List
+
+DATA = os.environ.get("LSGAN_DATA", "../shared/data")
+EXTRA = os.environ.get("LSGAN_EXTRA", "").split()
+# The authors' MNIST setting: 28 px, batch 64, WGAN-GP critic without spectral norm (method and
+# loss defaults carry the rest: n_dis 5, Adam 1e-4 (0.5, 0.9), beta_n = beta_c = 10, sigma 0.1).
+# 100k iterations = 20k G/E updates (the authors ran far longer; this is a GPU-hours budget).
+MNIST = ["dataset=mnist", "data.size=28", "data.batch_size=64", "model=dcgan", "model.spectral_norm=false",
+         "trainer.steps=100000", "trainer.ckpt_every=10000", "trainer.sample_every=10000"]
+
+SWEEPS: Dict[str, List[str]] = {
+    # student study "Latent space representation": d = 20 / 100 / 200 (here d = size of z_n)
+    "latent_size": ["prior.dim=20,100,200"] + MNIST,
+    # one-hot + narrow Gaussian vs a continuous Gaussian mixture; both 40-D in total
+    # (onehot_gaussian: 30 + 10, gmm: 40 — each prior file's own dim)
+    "prior": ["prior=onehot_gaussian,gmm"] + MNIST,
+    # what restores within-cluster variety: the authors' WGAN-GP vs the quick non-saturating
+    # loss, and the spread of z_n (sigma 0.1 as the authors, 1.0 as the PyTorch port)
+    "variety": ["loss=wgan_gp,ns", "prior.sigma=0.1,1.0"] + MNIST,
+}
+
+
+def command(name: str) -> List[str]:
+    return (["python", "-m", "lsgan.run", "-m", "method=clustergan"] + SWEEPS[name] + EXTRA
+            + [f"data.root={DATA}", f"hydra.sweep.dir=runs/clustergan/{name}", "logger=csv"])
+
+
+def expand(overrides: List[str]) -> List[List[str]]:
+    """Every run of a sweep: the cartesian product of comma-separated values."""
+    keys, choices = [], []
+    for item in overrides:
+        key, value = item.split("=", 1)
+        keys.append(key)
+        choices.append(value.split(",") if "," in value and not value.startswith("[") else [value])
+    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*choices)]
+
+
+def check() -> int:
+    """Compose and validate every run (no data read); returns the number of runs checked."""
+    from lsgan.config import validate
+    from lsgan.run import compose_config, precheck_overrides
+
+    n = 0
+    for name, overrides in SWEEPS.items():
+        runs = expand(["method=clustergan"] + overrides + EXTRA + [f"data.root={DATA}"])
+        for run in runs:
+            precheck_overrides(run)
+            cfg = validate(compose_config(run))
+            assert cfg.method.name == "clustergan" and cfg.method.z_dim == cfg.prior.dim
+            n += 1
+        print(f"ok  {name}: {len(runs)} runs")
+    return n
+
+
+def main(argv: List[str]) -> None:
+    what = argv[0] if argv else "print"
+    if what == "print":
+        for name in SWEEPS:
+            print(f"# {name}\n{shlex.join(command(name))}\n")
+    elif what == "check":
+        print(f"{check()} runs compose and validate")
+    elif what == "run" and len(argv) == 2 and argv[1] in SWEEPS:
+        sys.exit(subprocess.call(command(argv[1])))
+    else:
+        sys.exit(f"usage: sweeps.py print | check | run {{{','.join(SWEEPS)}}}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,150 @@
+"""Collect the coupled experiments: tables of conditional accuracy / classifier FID and the
+accuracy-vs-label-noise curve (Durall et al., Fig. 7).
+
+    python experiments/coupled/collect.py runs/coupled                     # → experiments/coupled/results/
+    python experiments/coupled/collect.py runs/coupled --evaluate --device cuda
+
+Every folder below the roots holding ``config.yaml`` and ``metrics.csv`` is a run. Its numbers
+are the last logged ``cond_acc`` / ``classifier_fid`` of its metrics.csv (the sweeps evaluate
+at the last iteration). With ``--evaluate``, runs that logged none are evaluated from their
+``checkpoints/last.ckpt`` with the metric suite (cached in ``<run>/coupled_eval.json``).
+Writes results.md (one table per experiment folder), results.csv and robustness.png.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Dict, List, Optional
+
+METRICS = ("cond_acc", "classifier_fid")
+
+
+def find_runs(roots: List[str]) -> List[Path]:
+    runs = set()
+    for root in roots:
+        for cfg in Path(root).rglob("config.yaml"):
+            if (cfg.parent / "metrics.csv").is_file() or (cfg.parent / "checkpoints" / "last.ckpt").is_file():
+                runs.add(cfg.parent)
+    return sorted(runs)
+
+
+def last_logged(metrics_csv: Path) -> Dict[str, Optional[float]]:
+    """The last non-empty value of each metric (and the iteration it was logged at)."""
+    out: Dict[str, Optional[float]] = {m: None for m in METRICS}
+    out["step"] = None
+    if not metrics_csv.is_file():
+        return out
+    with open(metrics_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if any(row.get(m) not in (None, "") for m in METRICS):
+                out["step"] = int(float(row["step"]))
+                for m in METRICS:
+                    if row.get(m) not in (None, ""):
+                        out[m] = float(row[m])
+    return out
+
+
+def evaluate_checkpoint(run: Path, device: str, n: int) -> Dict[str, Optional[float]]:
+    cache = run / "coupled_eval.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from lsgan.loading import load_datamodule, load_method
+    from lsgan.metrics.suite import MetricSuite
+
+    method, cfg = load_method(run / "checkpoints" / "last.ckpt", device=device)
+    res = MetricSuite(method, load_datamodule(cfg), cfg, evaluator="auto", log=None).compute(list(METRICS), n)
+    out = {m: res[m].get("value") for m in METRICS}
+    out["step"] = int(method.iteration)
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def describe(run: Path, roots: List[str]) -> Dict[str, object]:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(run / "config.yaml")
+    experiment = next((str(run.relative_to(r).parts[0]) for r in roots
+                       if Path(r) in run.parents and len(run.relative_to(r).parts) > 1), run.parent.name)
+    extractor = cfg.extractor.name if cfg.method.name == "coupled" else "-"
+    return {"experiment": experiment, "run": str(run), "method": str(cfg.method.name), "loss": str(cfg.loss.name),
+            "dataset": str(cfg.data.name), "label_noise": float(cfg.data.get("label_noise", 0.0) or 0.0),
+            "extractor": str(extractor)}
+
+
+def fmt(v, spec: str) -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def write_tables(rows: List[dict], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    keys = ["experiment", "dataset", "method", "loss", "extractor", "label_noise", "step", "cond_acc",
+            "classifier_fid", "run"]
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["# Coupled experiments", ""]
+    for exp in sorted({r["experiment"] for r in rows}):
+        lines += [f"## {exp}", "", "| dataset | method | loss | extractor | label noise | iterations | "
+                  "cond. accuracy | classifier FID |", "|---|---|---|---|---|---|---|---|"]
+        for r in sorted((r for r in rows if r["experiment"] == exp),
+                        key=lambda r: (r["method"], r["label_noise"], r["loss"])):
+            lines.append(f"| {r['dataset']} | {r['method']} | {r['loss']} | {r['extractor']} | "
+                         f"{r['label_noise']:.0%} | {fmt(r['step'], 'd')} | {fmt(r['cond_acc'], '.3f')} | "
+                         f"{fmt(r['classifier_fid'], '.2f')} |")
+        lines.append("")
+    (out / "results.md").write_text("\n".join(lines))
+
+
+def plot_robustness(rows: List[dict], path: Path) -> Optional[Path]:
+    """Accuracy vs label noise, one line per method, from the experiments named *robustness*."""
+    pts = [r for r in rows if "robustness" in r["experiment"] and r["cond_acc"] is not None]
+    if not pts:
+        return None
+    from lsgan.metrics.clustering import agg_figure
+
+    fig = agg_figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    labels = {"coupled": "coupled (noisy-label extractor)", "cgan": "cGAN (noisy labels)"}
+    for method in sorted({r["method"] for r in pts}):
+        series = sorted((r["label_noise"], r["cond_acc"]) for r in pts if r["method"] == method)
+        ax.plot([100 * x for x, _ in series], [100 * y for _, y in series], marker="o",
+                label=labels.get(method, method))
+    ax.set_xlabel("flipped training labels (%)")
+    ax.set_ylabel("conditional accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("roots", nargs="*", default=["runs/coupled"])
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--evaluate", action="store_true", help="evaluate runs that logged no metrics from last.ckpt")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--n", type=int, default=5000, help="generated samples per --evaluate")
+    args = ap.parse_args()
+
+    rows = []
+    for run in find_runs(args.roots):
+        row = describe(run, args.roots)
+        row.update(last_logged(run / "metrics.csv"))
+        if row["cond_acc"] is None and args.evaluate and (run / "checkpoints" / "last.ckpt").is_file():
+            row.update(evaluate_checkpoint(run, args.device, args.n))
+        rows.append(row)
+    if not rows:
+        raise SystemExit(f"no runs (config.yaml + metrics.csv) below {', '.join(args.roots)}")
+    out = Path(args.out)
+    write_tables(rows, out)
+    curve = plot_robustness(rows, out / "robustness.png")
+    print(f"{len(rows)} runs -> {out / 'results.md'}, {out / 'results.csv'}" + (f", {curve}" if curve else ""))
+
+
+if __name__ == "__main__":
+    main()

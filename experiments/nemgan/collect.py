@@ -1,0 +1,138 @@
+"""Collect NEMGAN sweeps into tables: one row per run (evaluated from its last checkpoint) and
+one row per setting (mean ± std over seeds).
+
+    python experiments/nemgan/collect.py runs/nemgan/imbalance_04 [more sweep dirs] \
+        [--out experiments/nemgan/results] [--data-root ../shared/data] [--n-gen 2000] [--device cpu]
+
+Every ``<run>/checkpoints/last.ckpt`` of method=nemgan below the folders is rebuilt with
+``lsgan.loading.load_method`` and scored by ``lsgan.methods.nemgan.evaluate_nemgan``: h(x)
+accuracy / NMI / ARI on the test split, conditional accuracy and classifier FID (MNIST evaluator,
+cached or trained once), ring8 modes and high-quality %, stacked-MNIST modes. Scores are cached
+in ``<run>/nemgan_eval.json`` (reused while the checkpoint's iteration is unchanged). Writes
+``<out>.md`` and ``<out>.csv``; the setting columns are the run's Hydra overrides minus the seed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+EVAL_FILE = "nemgan_eval.json"
+METRICS = ["h_acc", "h_bal_acc", "h_nmi", "cond_acc", "classifier_fid", "modes", "high_quality", "stacked_kl"]
+# keys that name the setting of a run (everything else in the overrides is shared by the sweep)
+IGNORED_KEYS = {"seed", "data.root", "hydra.sweep.dir", "logger", "method", "trainer.progress_bar"}
+
+
+def find_runs(roots: List[str]) -> List[Path]:
+    return [ckpt.parent.parent for root in roots for ckpt in sorted(Path(root).rglob("checkpoints/last.ckpt"))]
+
+
+def run_overrides(run: Path) -> Dict[str, str]:
+    """The run's Hydra overrides (``.hydra/overrides.yaml``), key -> value."""
+    import yaml
+
+    path = run / ".hydra" / "overrides.yaml"
+    items = yaml.safe_load(path.read_text()) if path.is_file() else []
+    return dict(item.split("=", 1) for item in items if "=" in item)
+
+
+def evaluate_run(run: Path, args, evaluators: Dict[str, object]) -> Dict[str, object]:
+    import torch
+
+    from lsgan.loading import load_datamodule, load_method
+    from lsgan.methods.nemgan import evaluate_nemgan, mnist_evaluator
+
+    ckpt = run / "checkpoints" / "last.ckpt"
+    iteration = int(torch.load(ckpt, map_location="cpu", weights_only=False).get("lsgan", {}).get("iteration", 0))
+    cached = run / EVAL_FILE
+    if cached.is_file():
+        old = json.loads(cached.read_text())
+        if old.get("iteration") == iteration and old.get("n_gen") == args.n_gen:
+            return old
+    method, cfg = load_method(ckpt, args.device, [f"data.root={args.data_root}"] if args.data_root else [])
+    if cfg.method.name != "nemgan":
+        return {}
+    dm = load_datamodule(cfg)
+    evaluator, class_ids = None, None
+    if cfg.data.name in ("mnist", "stacked_mnist"):
+        if "mnist" not in evaluators:
+            evaluators["mnist"] = mnist_evaluator(cfg.data.root, args.cache_dir).to(args.device)
+        evaluator = evaluators["mnist"]
+        class_ids = list(cfg.data.classes) if cfg.data.classes is not None else None
+    numbers = evaluate_nemgan(method, dm, evaluator, class_ids, n_gen=args.n_gen)
+    result = {"iteration": iteration, "n_gen": args.n_gen, "numbers": numbers}
+    cached.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def fmt(values: List[float]) -> str:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return f"{vals[0]:.3f}"
+    return f"{np.mean(vals):.3f} ± {np.std(vals):.3f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="Collect NEMGAN sweeps into tables")
+    p.add_argument("roots", nargs="+", help="sweep folders (e.g. runs/nemgan/imbalance_04)")
+    p.add_argument("--out", default=str(REPO / "experiments" / "nemgan" / "results"))
+    p.add_argument("--data-root", default=None, help="override data.root saved in the checkpoints")
+    p.add_argument("--cache-dir", default="~/.cache/lsgan")
+    p.add_argument("--n-gen", type=int, default=2000)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+
+    runs = find_runs(args.roots)
+    if not runs:
+        raise SystemExit(f"no checkpoints/last.ckpt below {', '.join(args.roots)}")
+    evaluators: Dict[str, object] = {}
+    rows = []
+    for run in runs:
+        res = evaluate_run(run, args, evaluators)
+        if not res:
+            continue
+        ov = run_overrides(run)
+        setting = {k: v for k, v in ov.items() if k not in IGNORED_KEYS}
+        rows.append({"run": str(run), "seed": ov.get("seed", "0"), "iteration": res["iteration"],
+                     "setting": setting, **res["numbers"]})
+        print(f"{run.name}: {json.dumps(res['numbers'])}", flush=True)
+    if not rows:
+        raise SystemExit("no method=nemgan runs found")
+
+    # only the keys that differ between runs identify a setting
+    keys = sorted({k for r in rows for k in r["setting"]})
+    varying = [k for k in keys if len({r["setting"].get(k) for r in rows}) > 1]
+    metrics = [m for m in METRICS if any(m in r for r in rows)]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(varying + ["seed", "iteration"] + metrics + ["run"])
+        for r in rows:
+            w.writerow([r["setting"].get(k, "") for k in varying] + [r["seed"], r["iteration"]]
+                       + [r.get(m, "") for m in metrics] + [r["run"]])
+    groups: Dict[tuple, List[dict]] = defaultdict(list)
+    for r in rows:
+        groups[tuple(r["setting"].get(k, "") for k in varying)].append(r)
+    lines = [f"Sweeps: {', '.join(args.roots)} ({len(rows)} runs; mean ± std over seeds)", "",
+             "| " + " | ".join(varying + ["runs"] + metrics) + " |", "|" + "---|" * (len(varying) + 1 + len(metrics))]
+    for key, group in groups.items():
+        lines.append("| " + " | ".join(list(key) + [str(len(group))]
+                                       + [fmt([g.get(m) for g in group]) for m in metrics]) + " |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

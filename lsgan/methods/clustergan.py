@@ -1,0 +1,351 @@
+"""ClusterGAN (Mukherjee, Asnani, Lin, Kannan — "ClusterGAN: Latent Space Clustering in
+Generative Adversarial Networks", AAAI 2019).
+
+The latent is z = (z_n, z_c): z_n ~ N(0, σ²I) with small σ and z_c a one-hot of K clusters
+(``prior=onehot_gaussian``), or a continuous Gaussian mixture (``prior=gmm``, the "ClusterGAN
+(GMM)" variant, where the cluster id is the mixture component). An encoder E inverts G:
+E(x) = (ẑ_n, logits of ẑ_c). G and E are trained together, with one optimizer as in the
+authors' code, on L_GE = L_adv + β_n‖z_n − ẑ_n‖² + β_c·CE(z_c, softmax(ẑ_c)) with
+(ẑ_n, ẑ_c) = E(G(z)); D is trained on the adversarial loss alone. Optionally (β_p > 0) a
+perceptual term β_p·Σ_l λ_l‖φ_l(x) − φ_l(G(E(x)))‖² on VGG16 feature maps of a real batch is
+added to L_GE (a student variant).
+
+Clustering a real image: ``condition_of(x)`` = argmax of E's one-hot head; the authors'
+evaluation instead runs k-means on E(x) = [ẑ_n, softmax(ẑ_c)] (``cluster_kmeans``).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lsgan.config import ConfigError, MethodConfig
+from lsgan.data.batch import Batch
+from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, perceptual_loss
+from lsgan.methods import register
+from lsgan.methods.base import GANMethod, even_conditions
+from lsgan.nets import build_discriminator, build_encoder, build_generator
+from lsgan.priors import build_prior
+
+PRIORS = ("onehot_gaussian", "gmm")
+LOSSES = ("wgan_gp", "hinge", "ns")
+
+# VGG16 "D" configuration (Simonyan & Zisserman, 2015) laid out exactly as torchvision's
+# ``vgg16().features`` (conv, ReLU, ..., max-pool), so its state_dict keys load unchanged.
+VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+VGG16_LAYERS = {  # ReLU outputs by name -> index in vgg16().features
+    "relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13, "relu3_3": 15,
+    "relu4_1": 18, "relu4_2": 20, "relu4_3": 22, "relu5_1": 25, "relu5_2": 27, "relu5_3": 29,
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ClusterGANConfig(MethodConfig):
+    name: str = "clustergan"
+    z_dim: int = 30                 # must equal prior.dim (the yaml sets it to ${prior.dim})
+    lr_g: float = 1e-4              # G and E share one Adam optimizer (authors' code)
+    lr_d: float = 1e-4
+    betas: List[float] = field(default_factory=lambda: [0.5, 0.9])
+    n_dis: int = 5
+    beta_n: float = 10.0            # weight of ‖z_n − E(G(z))_n‖²
+    beta_c: float = 10.0            # weight of CE(z_c, softmax(E(G(z))_c))
+    beta_p: float = 0.0             # weight of the perceptual term; 0 = off
+    perceptual_weights: Optional[str] = None  # VGG16 state_dict (.pth); None = torchvision's download/cache
+    perceptual_layers: List[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
+    perceptual_layer_weights: List[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    kmeans_seed: int = 0            # seed of cluster_kmeans
+
+
+# --------------------------------------------------------------------------- perceptual features
+class FeatureMaps(nn.Module):
+    """Frozen feature maps φ_l(x) of chosen layers of a sequential conv net (VGG16 features).
+
+    Images in [-1, 1] are mapped to [0, 1], gray is repeated to RGB and ImageNet normalisation
+    applied, because that is the input the VGG weights were trained on. The net is cut after the
+    deepest layer used, so unused VGG blocks cost nothing.
+    """
+
+    def __init__(self, features: nn.Sequential, layer_ids: Sequence[int], imagenet_input: bool = True):
+        super().__init__()
+        self.layer_ids = [int(i) for i in layer_ids]
+        self.body = nn.Sequential(*list(features.children())[:max(self.layer_ids) + 1])
+        for m in self.body.modules():
+            if isinstance(m, nn.ReLU):
+                m.inplace = False  # a captured ReLU output must not be overwritten later
+        self.body.requires_grad_(False)
+        self.imagenet_input = imagenet_input
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        if self.imagenet_input:
+            x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+            x = ((x + 1) / 2 - self.mean) / self.std
+        out, wanted = [], set(self.layer_ids)
+        for i, layer in enumerate(self.body):
+            x = layer(x)
+            if i in wanted:
+                out.append(x)
+        return out
+
+
+def vgg16_features() -> nn.Sequential:
+    """An untrained VGG16 feature stack with torchvision's layer indices."""
+    layers: List[nn.Module] = []
+    c = 3
+    for v in VGG16_CFG:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=True)]
+            c = v
+    return nn.Sequential(*layers)
+
+
+def _vgg16_state_dict(path: Optional[str]) -> Dict[str, torch.Tensor]:
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"method.perceptual_weights={path}: no such file (a VGG16 state_dict .pth); "
+                              f"or set method.beta_p=0")
+        try:
+            return torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a corrupt or non-state_dict file
+            raise ConfigError(f"method.perceptual_weights={path}: not a loadable VGG16 state_dict "
+                              f"({' '.join(str(exc).split())[:160]})") from None
+    try:
+        from torchvision.models import VGG16_Weights
+
+        # Reads torch hub's cache first; downloads only when it is not there.
+        return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+    except Exception as exc:
+        raise ConfigError(f"method.beta_p>0 needs VGG16 weights: method.perceptual_weights is not set and "
+                          f"torchvision's download failed ({' '.join(str(exc).split())[:160]}); "
+                          f"set method.perceptual_weights=<vgg16 .pth> or method.beta_p=0") from None
+
+
+def load_vgg16_features(path: Optional[str], upto: int) -> nn.Sequential:
+    """VGG16 features up to layer ``upto`` with ImageNet weights from ``path`` or torchvision.
+
+    Accepts a full torchvision VGG16 state_dict ("features.N.weight" keys) or one of the
+    feature stack alone ("N.weight"); layers past ``upto`` may be missing.
+    """
+    state = _vgg16_state_dict(path)
+    state = {k[len("features."):] if k.startswith("features.") else k: v for k, v in state.items()}
+    net = nn.Sequential(*list(vgg16_features().children())[:upto + 1])
+    wanted = net.state_dict()
+    missing = [k for k in wanted if k not in state]
+    if missing:
+        raise ConfigError(f"method.perceptual_weights={path}: not a VGG16 state_dict (missing {missing[0]})")
+    bad = [k for k in wanted if tuple(state[k].shape) != tuple(wanted[k].shape)]
+    if bad:
+        raise ConfigError(f"method.perceptual_weights={path}: {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
+                          f"VGG16 has {tuple(wanted[bad[0]].shape)}")
+    net.load_state_dict({k: state[k] for k in wanted})
+    return net
+
+
+def build_perceptual_net(mcfg) -> FeatureMaps:
+    """The frozen VGG16 feature maps of ``method.perceptual_layers`` (tests swap in a small stand-in)."""
+    ids = [VGG16_LAYERS[name] for name in mcfg.perceptual_layers]
+    return FeatureMaps(load_vgg16_features(mcfg.perceptual_weights, max(ids)), ids)
+
+
+@contextmanager
+def eval_mode(*nets: nn.Module):
+    """Run nets in eval mode (BN running stats, no SN power iteration) and restore their modes."""
+    modes = [n.training for n in nets]
+    for n in nets:
+        n.eval()
+    try:
+        yield
+    finally:
+        for n, m in zip(nets, modes):
+            n.train(m)
+
+
+# --------------------------------------------------------------------------- method
+@register
+class ClusterGAN(GANMethod):
+    Config = ClusterGANConfig
+    LOSSES = LOSSES
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        m = cfg.method
+        if cfg.prior.name not in PRIORS:
+            raise ConfigError(f"prior={cfg.prior.name} is not accepted by method=clustergan; "
+                              f"accepted values: {', '.join(PRIORS)}")
+        if int(m.z_dim) != int(cfg.prior.dim):
+            raise ConfigError(f"method.z_dim={m.z_dim} must equal prior.dim={cfg.prior.dim} for method=clustergan "
+                              f"(the latent size is the prior's: set prior.dim)")
+        for key in ("beta_n", "beta_c", "beta_p"):
+            if float(m[key]) < 0:
+                raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
+        unknown = [n for n in m.perceptual_layers if n not in VGG16_LAYERS]
+        if unknown or not m.perceptual_layers:
+            raise ConfigError(f"method.perceptual_layers={list(m.perceptual_layers)}: need one or more of "
+                              f"{', '.join(VGG16_LAYERS)}")
+        if len(m.perceptual_layer_weights) != len(m.perceptual_layers):
+            raise ConfigError(f"method.perceptual_layer_weights={list(m.perceptual_layer_weights)}: need one weight "
+                              f"per entry of method.perceptual_layers ({len(m.perceptual_layers)})")
+
+    # ------------------------------------------------------------------ nets
+    def build(self) -> None:
+        self.prior = build_prior(self.cfg.prior)
+        shape = tuple(self.data_info.shape)
+        self.G = build_generator(self.cfg.model, self.prior.dim, shape)
+        self.D = build_discriminator(self.cfg.model, shape)
+        self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k)
+        self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.cfg.loss.name]
+        self.perceptual = None
+        if float(self.mcfg.beta_p) > 0:
+            if len(shape) != 3:
+                raise ConfigError(f"method.beta_p={self.mcfg.beta_p}: the perceptual term needs image data, "
+                                  f"dataset={self.data_info.name} is {len(shape)}-D; set method.beta_p=0")
+            self.perceptual = build_perceptual_net(self.mcfg)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.prior.dim)
+
+    @property
+    def code_dim(self) -> int:
+        """Size of the continuous part E recovers: z_n (onehot_gaussian) or the whole z (gmm)."""
+        return int(self.cfg.prior.dim)
+
+    @property
+    def num_conditions(self) -> int:
+        return int(self.prior.k)
+
+    def optimizer_groups(self) -> Dict[str, Dict]:
+        betas = tuple(self.mcfg.betas)
+        return {
+            "d": dict(params=self.D.parameters(), lr=self.mcfg.lr_d, betas=betas),
+            # One optimizer over G and E, as the authors' g_adam minimises L_GE over both.
+            "g": dict(params=list(self.G.parameters()) + list(self.E.parameters()), lr=self.mcfg.lr_g, betas=betas),
+        }
+
+    # ------------------------------------------------------------------ latent helpers
+    def continuous_part(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:, :self.code_dim]
+
+    def latent_from_noise(self, eps: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+        """Prior sample of mode ``modes`` built from standard-normal noise ``eps`` (B×prior.dim)."""
+        sigma = float(self.cfg.prior.sigma)
+        if self.cfg.prior.name == "gmm":
+            return self.prior.means.to(eps.device)[modes] + sigma * eps
+        return torch.cat([sigma * eps, F.one_hot(modes, self.prior.k).to(eps.dtype)], dim=1)
+
+    def latent_from_code(self, z_n_hat: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """G's input for an encoded image: [ẑ_n, softmax(ẑ_c)] (onehot_gaussian) or ẑ (gmm)."""
+        if self.cfg.prior.name == "gmm":
+            return z_n_hat
+        return torch.cat([z_n_hat, logits.softmax(dim=1)], dim=1)
+
+    def split_code(self, e: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return e[:, :self.code_dim], e[:, self.code_dim:]
+
+    def draw_latent(self, n: int, modes: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.prior.sample(n, modes=modes, device=self.device)
+
+    def draw_z(self, n: int) -> torch.Tensor:
+        return self.draw_latent(n)[0]
+
+    # ------------------------------------------------------------------ updates
+    def d_step(self, batch: Batch):
+        n = len(batch)
+        with torch.no_grad():
+            fake = self.G(self.draw_z(n))
+        d_real = self.D(batch.x)
+        d_fake = self.D(fake)
+        loss = self.d_loss_fn(d_real, d_fake)
+        logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if self.cfg.loss.name == "wgan_gp":
+            gp = gradient_penalty(self.D, batch.x, fake)
+            loss = loss + self.cfg.loss.gp_weight * gp
+            logs["gp"] = gp.detach()
+        self.step_opt("d", loss)
+        return {"loss_d": loss.detach(), **logs}
+
+    def g_step(self, batch: Batch):
+        z, modes = self.draw_latent(len(batch))
+        fake = self.G(z)
+        adv = self.g_loss_fn(self.D(fake))
+        z_n_hat, logits = self.split_code(self.E(fake))
+        loss, logs = clustergan_ge_loss(adv, self.continuous_part(z), z_n_hat, modes, logits,
+                                        float(self.mcfg.beta_n), float(self.mcfg.beta_c))
+        logs["zc_acc"] = (logits.argmax(dim=1) == modes).float().mean().detach()
+        if self.perceptual is not None:
+            rec = self.G(self.latent_from_code(*self.split_code(self.E(batch.x))))
+            weights = list(self.mcfg.perceptual_layer_weights)
+            p = perceptual_loss(self.perceptual(batch.x), self.perceptual(rec), weights)
+            loss = loss + float(self.mcfg.beta_p) * p
+            logs["perceptual"] = p.detach()
+        self.step_opt("g", loss)
+        return {"loss_g": loss.detach(), **logs}
+
+    # ------------------------------------------------------------------ generate / infer
+    def _modes(self, n: int, condition) -> torch.Tensor:
+        k = self.num_conditions
+        if condition is None:
+            return even_conditions(n, k)
+        ids = torch.as_tensor(condition).long().reshape(-1).cpu()
+        if ids.numel() not in (1, n):
+            raise ValueError(f"condition: give one cluster id or {n}, got {ids.numel()}")
+        if ((ids < 0) | (ids >= k)).any():
+            raise ValueError(f"condition: cluster ids must be in 0..{k - 1}")
+        return ids.expand(n)
+
+    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        """G(z) where z's first prior.dim columns are standard-normal noise turned into cluster ``condition``."""
+        eps = z[:, :self.code_dim].to(self.device)
+        modes = self._modes(len(z), condition).to(self.device)
+        return self.generator(self.latent_from_noise(eps, modes))
+
+    @torch.no_grad()
+    def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
+        """n images: z_c = e_k for ``condition=k`` (an id or n ids), all clusters evenly when None."""
+        g = self.generator if use_ema else self.G
+        z, _ = self.draw_latent(n, modes=self._modes(n, condition))
+        with eval_mode(g):
+            return g(z)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, batch_size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
+        """E(x) in eval mode, batched: (ẑ_n B×code_dim, cluster logits B×K), on x's device."""
+        parts_n, parts_c = [], []
+        with eval_mode(self.E):
+            for start in range(0, len(x), batch_size):
+                z_n, logits = self.split_code(self.E(x[start:start + batch_size].to(self.device).float()))
+                parts_n.append(z_n.to(x.device))
+                parts_c.append(logits.to(x.device))
+        return torch.cat(parts_n), torch.cat(parts_c)
+
+    def condition_of(self, x: torch.Tensor) -> torch.Tensor:
+        """Cluster ids (int64, on x's device): argmax of E's one-hot head."""
+        return self.encode(x)[1].argmax(dim=1)
+
+    def cluster_features(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x) as the authors cluster it: [ẑ_n, softmax(ẑ_c)] (B×(code_dim + K)); the metric
+        suite's "cluster" metric runs k-means on it beside the argmax rule."""
+        z_n, logits = self.encode(x)
+        return torch.cat([z_n, logits.softmax(dim=1)], dim=1)
+
+    def cluster_kmeans(self, x_all: torch.Tensor, k: Optional[int] = None, seed: Optional[int] = None) -> torch.Tensor:
+        """The authors' protocol: k-means (k = K by default, 10 restarts) on ``cluster_features`` of all images."""
+        from sklearn.cluster import KMeans
+
+        rep = self.cluster_features(x_all).cpu().double().numpy()
+        k = self.num_conditions if k is None else int(k)
+        seed = int(self.mcfg.kmeans_seed) if seed is None else int(seed)
+        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(rep)
+        return torch.as_tensor(km.labels_.astype(np.int64))

@@ -1,0 +1,288 @@
+"""Latent-space conditioning (Durall, Ho, Pfreundt, Keuper, "Latent Space Conditioning on GANs",
+VISAPP 2021): ``method=coupled``.
+
+A frozen extractor E maps each real image x_i to a feature vector f_i; G draws G(z ⊕ f_i).
+The discriminator judges *pairs* (Algorithm 1): [x_i, G(z, f_i)] is false, [x_i, nearest(x_i)]
+true and [x_i, farthest(x_i)] false, with neighbours found by L1 distance between features in
+the batch (or a larger pool). So G must produce an image that belongs *with* x_i, i.e. one
+like x_i's feature-space neighbours. Schedule (Algorithm 2): G every iteration, D when
+i mod n == 0 (``method.n_gen``; the base class runs it).
+
+``loss`` selects the ablation (the paper's Table 3): full (all three terms), proto_a (adv only),
+proto_b (adv + same), proto_c (adv + diff), and feature_cgan — the "standard approach": a cGAN
+whose label is replaced by the feature vector (projection D on (x, f), BCE loss, no pairs).
+The condition is continuous (``num_conditions`` = 0): ``sample(n, condition=images or features)``
+generates "more like this"; ``condition_of(x)`` is E(x).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from lsgan.config import ConfigError, MethodConfig, check_choice
+from lsgan.data.batch import Batch
+from lsgan.data.pairs import nearest_farthest
+from lsgan.losses import d_bce, triple_coupled_d_loss, triple_coupled_g_loss
+from lsgan.methods import register
+from lsgan.methods.base import GANMethod
+from lsgan.nets import build_discriminator, build_generator
+from lsgan.nets.pair import PairDiscriminator
+
+# loss name -> which pair terms (adv, same, diff) are on; feature_cgan uses no pairs.
+PAIR_TERMS = {
+    "full": (True, True, True),
+    "proto_a": (True, False, False),
+    "proto_b": (True, True, False),
+    "proto_c": (True, False, True),
+}
+G_LOSSES = ("ns", "saturating")
+FEAT_NORMS = ("rms", "none")
+
+
+@dataclass
+class CoupledConfig(MethodConfig):
+    name: str = "coupled"
+    n_gen: int = 2                  # Algorithm 2: G every iteration, D when i mod n_gen == 0
+    lambda_adv: float = 1.0         # weight of L_adv (generated partner is false)
+    lambda_same: float = 1.0        # weight of L_same (nearest real partner is true)
+    lambda_diff: float = 1.0        # weight of L_diff (farthest real partner is false)
+    g_loss: str = "ns"              # ns (non-saturating −log D) | saturating (log(1 − D))
+    pair_p: float = 1.0             # L_p distance between features for nearest / farthest (paper: L1)
+    pair_pool: int = 0              # extra random training examples searched for partners (0 = batch only)
+    feat_norm: str = "rms"          # scale f to unit RMS before G (and the feature_cgan D) | none
+    randomize_pair_order: bool = True  # D sees each pair in random order (cannot use position)
+    bank_size: int = 1024           # training features kept for unconditional sample() (random exemplars)
+    grid_rows: int = 10             # sample-grid exemplars (one row each: real image, then samples)
+
+
+@register
+class Coupled(GANMethod):
+    Config = CoupledConfig
+    LOSSES = ("full", "proto_a", "proto_b", "proto_c", "feature_cgan")
+    accepts_exemplars = True  # sample(n, condition=images): lsgan.sample / the metric suite use exemplars
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        m = cfg.method
+        check_choice("method.g_loss", m.g_loss, G_LOSSES)
+        check_choice("method.feat_norm", m.feat_norm, FEAT_NORMS)
+        from lsgan.features import check_extractor_config
+
+        check_extractor_config(cfg.extractor)
+        if cfg.model.arch == "mlp":
+            raise ConfigError("model.arch=mlp is not accepted by method=coupled (it pairs images); "
+                              "accepted values: dcgan, resnet")
+        for name in ("lambda_adv", "lambda_same", "lambda_diff"):
+            if float(m[name]) < 0:
+                raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
+        if float(m.pair_p) <= 0:
+            raise ConfigError(f"method.pair_p={m.pair_p}: must be > 0 (1 = L1, 2 = L2)")
+        if int(m.pair_pool) < 0 or int(m.bank_size) < 1 or int(m.grid_rows) < 1:
+            raise ConfigError("method.pair_pool >= 0, method.bank_size >= 1 and method.grid_rows >= 1 are required")
+        if cfg.loss.name != "feature_cgan" and int(cfg.data.batch_size) < 2 and int(m.pair_pool) == 0:
+            raise ConfigError(f"data.batch_size={cfg.data.batch_size}: pairs need at least 2 images per batch")
+
+    # ------------------------------------------------------------------ nets
+    def build(self) -> None:
+        from lsgan.features import extractor_for_method
+
+        shape = tuple(int(s) for s in self.data_info.shape)
+        if len(shape) != 3:
+            raise ConfigError(f"dataset={self.data_info.name} is not image data; method=coupled needs images")
+        # Frozen (stays in eval mode); a submodule, so checkpoints carry the exact E that was used.
+        self.E = extractor_for_method(self.cfg, shape)
+        self.feat_dim = int(self.E.out_dim)
+        self.G = build_generator(self.cfg.model, self.latent_dim + self.feat_dim, shape)
+        if self.cfg.loss.name == "feature_cgan":
+            # Projection D with the feature vector in place of the label (ClassEmbedding takes float B×K).
+            self.D = build_discriminator(self.cfg.model, shape, num_classes=self.feat_dim)
+        else:
+            self.D = PairDiscriminator(self.cfg.model, shape, self.mcfg.randomize_pair_order)
+        rows = int(self.mcfg.grid_rows)
+        # Exemplars for unconditional sampling and sample grids; filled at fit start from the
+        # training split, saved with the checkpoint so a loaded model samples the same way.
+        self.register_buffer("bank_feats", torch.zeros(int(self.mcfg.bank_size), self.feat_dim))
+        self.register_buffer("grid_images", torch.zeros((rows,) + shape))
+        self.register_buffer("grid_feats", torch.zeros(rows, self.feat_dim))
+        self.register_buffer("exemplars_ready", torch.zeros((), dtype=torch.bool))
+        self._train_set = None
+
+    @property
+    def pair_terms(self) -> Tuple[bool, bool, bool]:
+        return PAIR_TERMS.get(self.cfg.loss.name, (False, False, False))
+
+    # ------------------------------------------------------------------ features
+    @torch.no_grad()
+    def condition_of(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x): the feature vector that generates more images like x (B×d)."""
+        return self.E(x.to(self.device)).reshape(len(x), -1).float()
+
+    def batch_features(self, batch: Batch) -> torch.Tensor:
+        """The batch's cached features, or E(x) on the fly when none are attached."""
+        return batch.feat.float() if batch.feat is not None else self.condition_of(batch.x)
+
+    def g_input(self, z: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z, self.normalize(f)], dim=1)
+
+    def normalize(self, f: torch.Tensor) -> torch.Tensor:
+        """Unit-RMS features (``feat_norm=rms``), so f enters G at the scale of z whatever E's scale."""
+        f = f.reshape(len(f), -1).float()
+        if self.mcfg.feat_norm == "rms":
+            f = f / f.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-8)
+        return f
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None:
+            return
+        from lsgan.features import features_for_datamodule
+
+        feats = features_for_datamodule(self.cfg, dm)
+        dm.attach_features(feats)
+        self._train_set = dm.train_set
+        if not bool(self.exemplars_ready):
+            self.fill_exemplars(self._train_set)
+
+    @torch.no_grad()
+    def fill_exemplars(self, train_set) -> None:
+        """Seeded (own generator, global RNG untouched) random training exemplars for the bank and the grid."""
+        n = len(train_set)
+        gen = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)) + 4321)
+        order = torch.randperm(n, generator=gen)
+
+        def pick(k: int) -> torch.Tensor:
+            return order.repeat((k + n - 1) // n)[:k]  # cycles when the split is smaller than k
+
+        def feats_of(idx: torch.Tensor) -> torch.Tensor:
+            if train_set.features is not None:
+                return train_set.features[idx].to(self.device)
+            return torch.cat([self.condition_of(train_set.images(c)) for c in idx.split(256)])
+
+        bank_idx = pick(len(self.bank_feats))
+        self.bank_feats.copy_(feats_of(bank_idx))
+        grid_idx = bank_idx[: len(self.grid_feats)] if len(bank_idx) >= len(self.grid_feats) else pick(len(self.grid_feats))
+        self.grid_images.copy_(train_set.images(grid_idx).to(self.device))
+        self.grid_feats.copy_(feats_of(grid_idx))
+        self.exemplars_ready.fill_(True)
+
+    def partners(self, batch: Batch, f: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(nearest, farthest) real partner images of each batch image (Algorithm 1)."""
+        pool_n = int(self.mcfg.pair_pool)
+        p = float(self.mcfg.pair_p)
+        if pool_n == 0:
+            near, far = nearest_farthest(f, p)
+            return batch.x[near], batch.x[far]
+        ts = self._train_set
+        if ts is None or ts.features is None:
+            raise ConfigError("method.pair_pool > 0 needs cached training features (train through lsgan.run.train)")
+        extra = torch.randint(0, len(ts), (pool_n,))
+        pool_ids = torch.cat([batch.index.cpu(), extra])
+        pool = torch.cat([f, ts.features[extra].to(f.device).float()])
+        near, far = nearest_farthest(f, p, pool=pool, query_ids=batch.index.cpu(), pool_ids=pool_ids)
+        pool_x = torch.cat([batch.x, ts.images(extra).to(batch.x.device)])
+        return pool_x[near], pool_x[far]
+
+    # ------------------------------------------------------------------ steps
+    def d_step(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        x, f = batch.x, self.batch_features(batch)
+        with torch.no_grad():
+            fake = self.G(self.g_input(self.draw_z(len(x)), f))
+        if self.cfg.loss.name == "feature_cgan":
+            cond = self.normalize(f)
+            d_real, d_fake = self.D(x, cond), self.D(fake, cond)
+            loss = d_bce(d_real, d_fake)
+            self.step_opt("d", loss)
+            return {"loss_d": loss.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        _, use_same, use_diff = self.pair_terms
+        m = self.mcfg
+        d_adv = self.D(x, fake)
+        d_same = d_diff = None
+        logs = {}
+        if use_same or use_diff:
+            near_x, far_x = self.partners(batch, f)
+            if use_same:
+                d_same = self.D(x, near_x)
+                logs["d_same"] = d_same.mean().detach()
+            if use_diff:
+                d_diff = self.D(x, far_x)
+                logs["d_diff"] = d_diff.mean().detach()
+        loss = triple_coupled_d_loss(d_adv, d_same, d_diff, m.lambda_adv,
+                                     m.lambda_same if use_same else 0.0, m.lambda_diff if use_diff else 0.0)
+        self.step_opt("d", loss)
+        return {"loss_d": loss.detach(), "d_adv": d_adv.mean().detach(), **logs}
+
+    def g_step(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        x, f = batch.x, self.batch_features(batch)
+        fake = self.G(self.g_input(self.draw_z(len(x)), f))
+        saturating = self.mcfg.g_loss == "saturating"
+        if self.cfg.loss.name == "feature_cgan":
+            d_fake = self.D(fake, self.normalize(f))
+        else:
+            d_fake = self.D(x, fake)
+        loss = triple_coupled_g_loss(d_fake, saturating=saturating)
+        self.step_opt("g", loss)
+        return {"loss_g": loss.detach()}
+
+    # ------------------------------------------------------------------ generation
+    def features_for(self, condition, n: int) -> torch.Tensor:
+        """n×d features from a condition: a grid row (int), images B×C×H×W, or features B×d / d.
+
+        B must be 1 (all n from it), n (one each) or divide n (each exemplar n/B times, in blocks).
+        """
+        if isinstance(condition, int):
+            self._require_exemplars()
+            if not 0 <= condition < len(self.grid_feats):
+                raise ValueError(f"condition: grid row ids must be in 0..{len(self.grid_feats) - 1}")
+            f = self.grid_feats[condition:condition + 1]
+        else:
+            c = torch.as_tensor(condition, device=self.device)
+            if c.dim() == len(self.data_info.shape) + 1 and tuple(c.shape[1:]) == tuple(self.data_info.shape):
+                f = self.condition_of(c.float())
+            elif c.dim() in (1, 2) and c.shape[-1] == self.feat_dim:
+                f = c.float().reshape(-1, self.feat_dim)
+            else:
+                raise ValueError(f"condition: expected images B×{'×'.join(map(str, self.data_info.shape))} "
+                                 f"or features B×{self.feat_dim}, got shape {tuple(c.shape)}")
+        b = len(f)
+        if b == n:
+            return f
+        if b == 0 or n % b:
+            raise ValueError(f"condition: {b} exemplars cannot be spread over n={n} samples (need 1, n, or a divisor of n)")
+        return f.repeat_interleave(n // b, dim=0)
+
+    def _require_exemplars(self) -> None:
+        if not bool(self.exemplars_ready):
+            raise ValueError("condition: no training exemplars stored yet (train first); pass images or features")
+
+    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        z = z.to(self.device)
+        if condition is None:
+            self._require_exemplars()
+            f = self.bank_feats[torch.arange(len(z), device=self.device) % len(self.bank_feats)]
+        else:
+            f = self.features_for(condition, len(z))
+        return self.generator(self.g_input(z, f))
+
+    @torch.no_grad()
+    def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
+        """n images; condition None draws random stored training exemplars' features."""
+        g = self.generator if use_ema else self.G
+        if condition is None:
+            self._require_exemplars()
+            f = self.bank_feats[torch.randint(0, len(self.bank_feats), (n,), device=self.device)]
+        else:
+            f = self.features_for(condition, n)
+        return g(self.g_input(self.draw_z(n), f))
+
+    def grid_conditions(self):
+        return list(range(len(self.grid_feats)))
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        """One row per stored exemplar: the real image, then 9 samples from its features."""
+        self._require_exemplars()
+        z = self.fixed_z[:9]
+        rows = [torch.cat([self.grid_images[r:r + 1], self.sample_with_z(z, condition=r)]) for r in self.grid_conditions()]
+        return torch.cat(rows)

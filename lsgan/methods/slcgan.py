@@ -1,0 +1,367 @@
+"""slcGAN: Self-labeled Conditional GANs (Noroozi, 2020).
+
+Three players. G(z, c) draws c uniformly from K pseudo-classes and is conditioned on it through
+class-conditional BatchNorm; a clustering network C labels real images, p(y|x) = softmax(C(x));
+D(x, y) returns a unary score u (image only) and a joint, projection score s (image with its
+label), BigBiGAN style. Real pairs are (x, p(y|x)), fake pairs (G(z, c), onehot(c)).
+
+Per iteration (their Algorithm 1, hinge loss, all weights 1 by default):
+
+* D (``n_dis`` = 2 updates per G update): mean[relu(1−u_r) + relu(1−s_r) + relu(1+u_f) + relu(1+s_f)];
+* G: mean[−u_f − s_f] + L_mi, L_mi = CE(c, softmax(C(G(z, c)))) — C is frozen in that forward,
+  so L_mi reaches G only;
+* C, right after G, on real images only: mean[s_r] + L_aug, L_aug = Σ −q log p with
+  p = softmax(C(x)), q = softmax(C(T(x))) (q a stop-gradient target by default, see
+  ``lsgan.losses.slcgan.slcgan_aug_loss``).
+
+``loss=no_mi`` / ``loss=no_aug`` drop L_mi / L_aug. C is a standalone :class:`Clusterer` with its
+own optimizer ("c") and its own state file (``<run_dir>/clusterer.pt`` at the end of training).
+The bottom of the module has the paper's figures: cluster sizes of C against k-means on C's
+penultimate features (their Fig. 4) and real images per cluster next to generated ones (Fig. 1).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
+from lsgan.config import ConfigError, MethodConfig
+from lsgan.data.batch import Batch
+from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
+                          slcgan_mi_loss)
+from lsgan.methods import register
+from lsgan.methods.base import GANMethod, even_conditions
+from lsgan.nets import build_discriminator, build_encoder, build_generator
+
+CLUSTERER_FILE = "clusterer.pt"
+
+
+@dataclass
+class SLCGANConfig(MethodConfig):
+    name: str = "slcgan"
+    num_clusters: int = 10          # K pseudo-classes (= num_conditions)
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    lr_c: float = 1e-4              # Adam learning rate of the clustering network C
+    betas: List[float] = field(default_factory=lambda: [0.0, 0.999])  # BigGAN's Adam betas (G, D and C)
+    n_dis: int = 2                  # D updates per G (and C) update
+    mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
+    aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
+    c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
+    aug_grad_through_target: bool = False  # L_aug: also back-propagate through q = softmax(C(T(x)))
+    c_spectral_norm: bool = False   # spectral norm on C (the paper's C is a plain ResNet-18)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the multi-view augmentation T
+
+
+class Clusterer(nn.Module):
+    """C: an arch's encoder with K outputs; logits → p(y|x) = softmax, ``features`` the
+    penultimate layer. Saved and loaded standalone with :meth:`save` / :meth:`load`."""
+
+    def __init__(self, model_cfg, in_shape: Sequence[int], k: int, spectral_norm: bool = False):
+        super().__init__()
+        if k < 1:
+            raise ConfigError(f"method.num_clusters={k}: must be >= 1")
+        self.k = int(k)
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.spectral_norm = bool(spectral_norm)
+        self.model_cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) \
+            else dict(model_cfg)
+        self.net = build_encoder(OmegaConf.create(self.model_cfg), self.in_shape, self.k, self.spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits, B×K."""
+        return self.net(x)
+
+    def probs(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.net(x), dim=1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features, B×feat_dim."""
+        return self.net.features(x)
+
+    @torch.no_grad()
+    def assign(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Cluster ids argmax C(x), int64 B (computed in chunks on C's device)."""
+        dev = next(self.parameters()).device
+        return torch.cat([self(chunk.to(dev)).argmax(dim=1) for chunk in x.split(batch_size)]).to(x.device)
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Penultimate features of many images, in chunks, on the CPU."""
+        dev = next(self.parameters()).device
+        return torch.cat([self.features(chunk.to(dev)).cpu() for chunk in x.split(batch_size)])
+
+    def save(self, path: str) -> str:
+        """Write {state_dict, meta} atomically (temporary file, then rename)."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
+        meta = {"k": self.k, "in_shape": list(self.in_shape), "spectral_norm": self.spectral_norm,
+                "model": self.model_cfg}
+        try:
+            torch.save({"state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}, "meta": meta}, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str, map_location: Union[str, torch.device] = "cpu") -> "Clusterer":
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"clusterer file not found: {path}")
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+        meta = blob["meta"]
+        net = cls(meta["model"], meta["in_shape"], meta["k"], meta["spectral_norm"])
+        net.load_state_dict(blob["state_dict"])
+        return net.to(map_location)
+
+
+@contextmanager
+def frozen(module: nn.Module):
+    """Forward passes inside record no graph to ``module``'s parameters (they stay usable)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+@register
+class SLCGAN(GANMethod):
+    Config = SLCGANConfig
+    LOSSES = ("full", "no_mi", "no_aug")
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        m = cfg.method
+        if m.num_clusters < 2:
+            raise ConfigError(f"method.num_clusters={m.num_clusters}: must be >= 2 (one cluster is an unconditional GAN)")
+        for name in ("mi_weight", "aug_weight", "c_adv_weight", "lr_c"):
+            if float(m[name]) < 0:
+                raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
+        check_augment_config(m.augment)
+
+    def build(self) -> None:
+        k, shape = self.num_conditions, tuple(self.data_info.shape)
+        loss = self.cfg.loss.name
+        self.mi_weight = 0.0 if loss == "no_mi" else float(self.mcfg.mi_weight)
+        self.aug_weight = 0.0 if loss == "no_aug" else float(self.mcfg.aug_weight)
+        self.augment = None
+        if self.aug_weight > 0:
+            if len(shape) != 3:
+                raise ConfigError(f"loss={loss}: the multi-view augmentation T needs image data, but "
+                                  f"dataset={self.data_info.name} is shaped {shape}; use loss=no_aug")
+            self.augment = MultiViewAugment(self.mcfg.augment, shape)
+        self.G = build_generator(self.cfg.model, self.latent_dim, shape, num_classes=k)
+        self.D = build_discriminator(self.cfg.model, shape, num_classes=k)
+        self.C = Clusterer(self.cfg.model, shape, k, spectral_norm=bool(self.mcfg.c_spectral_norm))
+
+    def optimizer_groups(self) -> Dict[str, Dict]:
+        betas = tuple(self.mcfg.betas)
+        return {
+            "d": dict(params=self.D.parameters(), lr=self.mcfg.lr_d, betas=betas),
+            "g": dict(params=self.G.parameters(), lr=self.mcfg.lr_g, betas=betas),
+            "c": dict(params=self.C.parameters(), lr=self.mcfg.lr_c, betas=betas),
+        }
+
+    # ------------------------------------------------------------------ losses
+    def draw_conditions(self, n: int) -> torch.Tensor:
+        return torch.randint(0, self.num_conditions, (n,), device=self.device)
+
+    def d_loss(self, x: torch.Tensor):
+        """(D's loss, logs); G and C are evaluated without graphs, so only D gets gradients."""
+        n = x.shape[0]
+        c = self.draw_conditions(n)
+        with torch.no_grad():
+            fake = self.G(self.draw_z(n), c)
+            p_real = self.C.probs(x)
+        u_r, s_r = self.D.forward_parts(x, p_real)
+        u_f, s_f = self.D.forward_parts(fake, F.one_hot(c, self.num_conditions).float())
+        loss = slcgan_d_hinge(u_r, s_r, u_f, s_f)
+        logs = {"u_real": u_r.mean(), "s_real": s_r.mean(), "u_fake": u_f.mean(), "s_fake": s_f.mean()}
+        return loss, {k: v.detach() for k, v in logs.items()}
+
+    def g_loss(self, n: int):
+        """(G's loss, logs): mean[−u_f − s_f] + mi_weight·L_mi, with C frozen so L_mi trains G only."""
+        c = self.draw_conditions(n)
+        fake = self.G(self.draw_z(n), c)
+        u_f, s_f = self.D.forward_parts(fake, F.one_hot(c, self.num_conditions).float())
+        loss = slcgan_g_hinge(u_f, s_f)
+        logs = {"loss_g_adv": loss.detach()}
+        if self.mi_weight > 0:
+            with frozen(self.C):
+                mi = slcgan_mi_loss(self.C(fake), c)
+            loss = loss + self.mi_weight * mi
+            logs["loss_mi"] = mi.detach()
+        return loss, logs
+
+    def c_loss(self, x: torch.Tensor):
+        """(C's loss, logs) on real images only: c_adv_weight·mean[s_r] + aug_weight·L_aug."""
+        logits = self.C(x)
+        p = F.softmax(logits, dim=1)
+        _, s_r = self.D.forward_parts(x, p)
+        adv = slcgan_c_adversarial(s_r)
+        loss = float(self.mcfg.c_adv_weight) * adv
+        marginal = p.mean(dim=0)
+        logs = {"loss_c_adv": adv.detach(),
+                # collapse monitors: entropy of the batch's cluster marginal (log K = all used
+                # evenly) and the mean max-probability (confidence of the assignments)
+                "c_marginal_entropy": -(marginal * marginal.clamp_min(1e-12).log()).sum().detach(),
+                "c_confidence": p.max(dim=1).values.mean().detach()}
+        if self.aug_weight > 0:
+            aug = slcgan_aug_loss(logits, self.C(self.augment(x)), bool(self.mcfg.aug_grad_through_target))
+            loss = loss + self.aug_weight * aug
+            logs["loss_aug"] = aug.detach()
+        return loss, logs
+
+    # ------------------------------------------------------------------ steps
+    def d_step(self, batch: Batch):
+        loss, logs = self.d_loss(batch.x)
+        self.step_opt("d", loss)
+        return {"loss_d": loss.detach(), **logs}
+
+    def g_step(self, batch: Batch):
+        # C moves with G (it plays with G against D), once per G update, after it.
+        loss_g, logs = self.g_loss(len(batch))
+        self.step_opt("g", loss_g)
+        loss_c, c_logs = self.c_loss(batch.x)
+        self.step_opt("c", loss_c)
+        return {"loss_g": loss_g.detach(), "loss_c": loss_c.detach(), **logs, **c_logs}
+
+    def on_train_end(self) -> None:
+        # C's own state, usable without the GAN (clustering, features, linear probes).
+        if self.trainer is not None and self.trainer.is_global_zero:
+            self.C.save(os.path.join(self.trainer.default_root_dir, CLUSTERER_FILE))
+
+    # ------------------------------------------------------------------ generate on demand
+    @property
+    def num_conditions(self) -> int:
+        return int(self.mcfg.num_clusters)
+
+    def _ids(self, n: int, condition) -> torch.Tensor:
+        if condition is None:
+            return even_conditions(n, self.num_conditions, device=self.device)
+        ids = torch.as_tensor(condition, device=self.device).long().reshape(-1)
+        if ((ids < 0) | (ids >= self.num_conditions)).any():
+            raise ValueError(f"condition: cluster ids must be in 0..{self.num_conditions - 1}")
+        if ids.numel() not in (1, n):
+            raise ValueError(f"condition: give one cluster id or {n}, got {ids.numel()}")
+        return ids.expand(n) if ids.numel() == 1 else ids
+
+    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        z = z.to(self.device)
+        return self.generator(z, self._ids(len(z), condition))
+
+    @torch.no_grad()
+    def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
+        g = self.generator if use_ema else self.G
+        return g(self.draw_z(n), self._ids(n, condition))
+
+    @torch.no_grad()
+    def condition_of(self, x: torch.Tensor) -> torch.Tensor:
+        """argmax C(x): the pseudo-class whose samples look like x."""
+        return self.C.assign(x)
+
+    @torch.no_grad()
+    def features_of(self, x: torch.Tensor) -> torch.Tensor:
+        """C's penultimate features (the representation the paper probes linearly)."""
+        return self.C.features(x.to(self.device))
+
+
+# ---------------------------------------------------------------------------- figures
+def kmeans_labels(features: Union[np.ndarray, torch.Tensor], k: int, seed: int = 0) -> np.ndarray:
+    """k-means (k-means++, 10 restarts) cluster ids of N×d features, the baseline of their Fig. 4."""
+    from sklearn.cluster import KMeans
+
+    feats = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(feats.astype(np.float64)).astype(np.int64)
+
+
+def sorted_cluster_sizes(ids: Union[np.ndarray, torch.Tensor], k: int) -> np.ndarray:
+    """Sizes of clusters 0..k−1 (empty ones included), largest first."""
+    ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+    return np.sort(np.bincount(ids.astype(np.int64), minlength=k))[::-1]
+
+
+def plot_cluster_sizes(c_ids, kmeans_ids, k: int, path: str, title: Optional[str] = None) -> str:
+    """Bar chart of sorted cluster sizes, C's argmax next to k-means on C's features (Fig. 4)."""
+    from lsgan.metrics.clustering import agg_figure
+
+    ours, base = sorted_cluster_sizes(c_ids, k), sorted_cluster_sizes(kmeans_ids, k)
+    fig = agg_figure(figsize=(max(4.0, 0.25 * k + 2), 3))
+    ax = fig.add_subplot()
+    pos = np.arange(k)
+    ax.bar(pos - 0.2, ours, width=0.4, label="C (argmax)")
+    ax.bar(pos + 0.2, base, width=0.4, label="k-means on C's features")
+    ax.set_xlabel("cluster (sorted by size)")
+    ax.set_ylabel("images")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+@torch.no_grad()
+def real_vs_generated_grid(method: SLCGAN, real: torch.Tensor, clusters: Optional[Sequence[int]] = None,
+                           per_side: int = 8) -> torch.Tensor:
+    """Rows of [per_side real images C puts in cluster k | per_side samples of G(·, k)] (Fig. 1).
+
+    Clusters default to the 10 largest on ``real``; a cluster with fewer real members is
+    padded with blank (−1) tiles. Returns (rows·2·per_side)×C×H×W in [-1, 1].
+    """
+    ids = method.condition_of(real.to(method.device)).cpu()
+    if clusters is None:
+        sizes = torch.bincount(ids, minlength=method.num_conditions)
+        clusters = sizes.argsort(descending=True)[: min(10, method.num_conditions)].tolist()
+    tiles = []
+    for k in clusters:
+        members = real[ids == k][:per_side].cpu()
+        blank = -torch.ones((per_side - len(members),) + tuple(real.shape[1:]))
+        tiles += [members, blank, method.sample(per_side, condition=int(k)).cpu()]
+    return torch.cat(tiles)
+
+
+def save_real_vs_generated(method: SLCGAN, real: torch.Tensor, path: str,
+                           clusters: Optional[Sequence[int]] = None, per_side: int = 8) -> str:
+    """PNG of :func:`real_vs_generated_grid`, one cluster per row."""
+    from torchvision.utils import save_image
+
+    grid = real_vs_generated_grid(method, real, clusters, per_side)
+    save_image((grid + 1) / 2, path, nrow=2 * per_side, padding=1, pad_value=1.0)
+    return path
+
+
+def write_figures(method: SLCGAN, images: torch.Tensor, out_dir: str, n_kmeans: int = 2000, seed: int = 0) -> Dict[str, str]:
+    """Both figures for ``images`` (real, in [-1, 1]): ``cluster_sizes.png`` (C against k-means on
+    C's features, over a seeded subset of ``n_kmeans`` images) and ``real_vs_generated.png``."""
+    os.makedirs(out_dir, exist_ok=True)
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n_kmeans]
+    x = images[idx]
+    was_training = method.training
+    method.eval()
+    try:
+        k = method.num_conditions
+        ids = method.condition_of(x.to(method.device)).cpu()
+        km = kmeans_labels(method.C.embed(x), k, seed)
+        return {"cluster_sizes": plot_cluster_sizes(ids, km, k, os.path.join(out_dir, "cluster_sizes.png"),
+                                                    title=f"cluster sizes, K={k}, {len(x)} images"),
+                "real_vs_generated": save_real_vs_generated(method, x, os.path.join(out_dir, "real_vs_generated.png"))}
+    finally:
+        method.train(was_training)

@@ -1,0 +1,651 @@
+"""The glue between a trained method and the metric functions: which samples, which reference,
+which backbone — computed one way for every method, with the protocol stored next to each number.
+
+``MetricSuite(method, datamodule, metrics_cfg).compute(names)`` returns a JSON-ready dict
+``{name: result}``. A result is either ``{"value": ..., <more numbers>, "protocol": {...}}`` or
+``{"skipped": "<reason>"}`` when the metric does not apply to this method / dataset or a
+needed resource is missing — never a made-up number.
+
+Generated samples: ``n_samples`` per evaluation; a conditional method covers its conditions in
+proportion to its prior (evenly when it has none); an exemplar-conditioned method generates one
+sample per real image of the evaluation split. The same samples feed every metric of one call.
+Reference: ``ref_n`` images of ``ref_split`` (a fixed seeded subset, so the cache key holds).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from lsgan.config import ConfigError
+
+# Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
+METRICS = {
+    "fid": "FID on FID-InceptionV3 pool features vs the reference split",
+    "kid": "KID (unbiased polynomial-kernel MMD²) on the same features",
+    "is": "Inception score — skipped: the FID network has no logits",
+    "prdc": "improved precision / recall (k=prdc_k) and density / coverage on Inception features",
+    "classifier_fid": "FID on the dataset evaluator classifier's penultimate features",
+    "cond_acc": "conditional generation accuracy per the evaluator (Hungarian ACC, purity, or exemplar accuracy)",
+    "variety": "within-condition variety: mean pairwise distance vs the matched real class, and per-condition recall",
+    "cluster": "ACC / NMI / ARI / purity of condition_of on the evaluation split",
+    "modes": "mode counting: stacked MNIST (1000 modes, KL) or ring8 / grid25 (modes, high quality, reverse KL)",
+    "knn": "k-NN label agreement of the method's feature space on the evaluation split",
+    "probe": "linear-probe accuracy of the method's feature space (train split → evaluation split)",
+    "class_kl": "generated-mode × real-class k-NN KL matrix (NEMGAN Fig. 7) on evaluator features",
+}
+ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
+INCEPTION_METRICS = ("fid", "kid", "prdc")
+EVALUATOR_METRICS = ("classifier_fid", "cond_acc", "variety", "class_kl")
+TOY_CENTRES = ("ring8", "grid25")
+
+DEFAULT_EPOCHS = {"digits": 15, "mnist": 3, "fashion_mnist": 8, "stacked_mnist": 3, "cifar10": 30,
+                  "cifar100": 40}
+
+
+class Skip(Exception):
+    """A metric does not apply; the message is the stated reason."""
+
+
+def canonical_names(names: Sequence[str], field: str = "metrics.names") -> List[str]:
+    """Validated metric names (aliases resolved, duplicates dropped, order kept); requesting
+    ``cond_acc`` adds ``variety`` beside it (accuracy alone rewards one perfect image per condition)."""
+    out: List[str] = []
+    for raw in names:
+        name = ALIASES.get(str(raw), str(raw))
+        if name not in METRICS:
+            raise ConfigError(f"{field}: {raw!r} is not accepted; accepted values: {', '.join(METRICS)}")
+        if name not in out:
+            out.append(name)
+        if name == "cond_acc" and "variety" not in out:
+            out.append("variety")
+    return out
+
+
+# --------------------------------------------------------------------------- evaluators
+def dataset_tag(data_cfg) -> str:
+    """Names the real distribution in cache keys: dataset + class subset / attribute / file."""
+    tag = str(data_cfg.name)
+    if data_cfg.get("classes") is not None:
+        tag += "-c" + "_".join(str(int(c)) for c in data_cfg.classes)
+    if data_cfg.get("attr"):
+        tag += f"-{data_cfg.attr}"
+    if data_cfg.name in ("npz", "image_folder") and data_cfg.get("path"):
+        from pathlib import Path
+
+        tag += f"-{Path(str(data_cfg.path)).stem}"
+    if data_cfg.get("channels") is not None:
+        tag += f"-ch{int(data_cfg.channels)}"
+    return tag
+
+
+def evaluator_path(cfg, size: int, channels: int) -> str:
+    """Where the evaluator for ``cfg``'s data lives (``metrics.evaluator`` or the cache)."""
+    from lsgan.metrics.evaluator import evaluator_cache_path
+
+    if cfg.metrics.get("evaluator"):
+        return str(cfg.metrics.evaluator)
+    if cfg.data.name == "stacked_mnist":  # each channel is an MNIST digit
+        tag, channels = "mnist", 1
+    else:
+        tag = dataset_tag(cfg.data)
+    return evaluator_cache_path(cfg.metrics.cache_dir, tag, size, channels)
+
+
+class NearestCentreEvaluator:
+    """The exact classifier of the 2-D toy mixtures: a point's class is its nearest mode centre
+    (the data module labels ring8 / grid25 points by the same centre order)."""
+
+    def __init__(self, name: str):
+        from lsgan.metrics.modes import grid_centers, ring_centers
+
+        self.centres = torch.as_tensor(ring_centers() if name == "ring8" else grid_centers(), dtype=torch.float32)
+        self.meta = {"dataset": name, "arch": "nearest_centre", "n_classes": len(self.centres), "test_acc": None}
+
+    def predict(self, points) -> torch.Tensor:
+        return torch.cdist(torch.as_tensor(points).float().cpu(), self.centres).argmin(dim=1)
+
+    def features(self, points) -> torch.Tensor:
+        return torch.as_tensor(points).float().cpu()
+
+
+class StackedMNISTEvaluator:
+    """Stacked MNIST through an MNIST evaluator, channel by channel: class 100·d0 + 10·d1 + d2."""
+
+    def __init__(self, mnist):
+        self.mnist = mnist
+        self.meta = {**mnist.meta, "dataset": "stacked_mnist", "n_classes": 1000, "per_channel": "mnist"}
+
+    def digits(self, images) -> torch.Tensor:
+        x = torch.as_tensor(images)
+        return torch.stack([self.mnist.predict(x[:, c:c + 1]) for c in range(3)], dim=1)
+
+    def predict(self, images) -> torch.Tensor:
+        d = self.digits(images)
+        return d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
+
+    def features(self, images) -> torch.Tensor:
+        x = torch.as_tensor(images)
+        return torch.cat([self.mnist.features(x[:, c:c + 1]) for c in range(3)], dim=1)
+
+
+def resolve_evaluator(cfg, datamodule, device="cpu"):
+    """(evaluator, None) or (None, reason) for the run's dataset."""
+    from lsgan.metrics.evaluator import load_evaluator
+
+    name = cfg.data.name
+    if name in TOY_CENTRES:
+        return NearestCentreEvaluator(name), None
+    shape = tuple(datamodule.image_shape)
+    if len(shape) != 3:
+        return None, f"dataset={name} has no image classifier (2-D data without known mode centres)"
+    if datamodule.num_classes < 1 and name != "stacked_mnist":
+        return None, f"dataset={name} has no labels (CelebA needs data.attr and its attribute file)"
+    path = evaluator_path(cfg, shape[-1], shape[0])
+    how = train_evaluator_command(cfg, shape[-1])
+    if not os.path.isfile(os.path.expanduser(path)):
+        return None, f"no evaluator classifier at {path}; train it with `{how}`"
+    ev = load_evaluator(os.path.expanduser(path), device)
+    if name == "stacked_mnist":
+        return StackedMNISTEvaluator(ev), None
+    if int(ev.meta["n_classes"]) != datamodule.num_classes:
+        return None, (f"evaluator {path} has {ev.meta['n_classes']} classes, dataset has {datamodule.num_classes}; "
+                      f"retrain with `{how} force=true`")
+    return ev, None
+
+
+def train_evaluator_command(cfg, size: int) -> str:
+    """The command that trains the evaluator ``resolve_evaluator`` looks for."""
+    args = [f"dataset={'mnist' if cfg.data.name == 'stacked_mnist' else cfg.data.name}"]
+    if int(size) != 32:
+        args.append(f"data.size={int(size)}")
+    for key in ("classes", "attr", "path", "channels"):
+        value = cfg.data.get(key)
+        if value is not None and not (cfg.data.name == "stacked_mnist" and key == "channels"):
+            args.append(f"data.{key}=" + (f"[{','.join(str(int(v)) for v in value)}]" if key == "classes" else str(value)))
+    if cfg.data.get("root") not in (None, "data"):
+        args.append(f"data.root={cfg.data.root}")
+    return "python -m lsgan.train_evaluator " + " ".join(args)
+
+
+def evaluator_protocol(ev) -> Dict[str, object]:
+    meta = ev.meta
+    return {"evaluator": f"{meta.get('arch')}:{meta.get('dataset')}", "evaluator_test_acc": meta.get("test_acc")}
+
+
+# --------------------------------------------------------------------------- the suite
+@dataclass
+class Reference:
+    """The real reference set: raw data (uint8 images or float points), clean labels, the split."""
+
+    data: torch.Tensor
+    labels: Optional[torch.Tensor]
+    split: str
+    split_size: int
+
+    def floats(self) -> torch.Tensor:
+        return self.data.float() / 127.5 - 1 if self.data.dtype == torch.uint8 else self.data
+
+
+class MetricSuite:
+    """Computes metrics for one method on one data module.
+
+    ``evaluator``: an Evaluator-like object (``predict``/``features``/``meta``), or "auto" to
+    resolve the dataset's cached one (see ``resolve_evaluator``). ``inception``: a feature
+    extractor with a ``backbone`` name (default: the FID InceptionV3, loaded on first use).
+    ``log``: where progress lines go (None = silent).
+    """
+
+    def __init__(self, method, datamodule, cfg, evaluator="auto", inception=None,
+                 log: Optional[Callable[[str], None]] = print):
+        self.method = method
+        self.dm = datamodule
+        self.cfg = cfg                   # the full run config (data + metrics nodes are used)
+        self.mcfg = cfg.metrics
+        self.log = log or (lambda s: None)
+        self._evaluator, self._evaluator_reason = (None, None)
+        if evaluator == "auto":
+            # building the evaluator net initialises weights from the global RNG; keep that private too
+            with _private_rng(int(self.mcfg.get("seed", 0)), method.device):
+                self._evaluator, self._evaluator_reason = resolve_evaluator(cfg, datamodule, method.device)
+        elif evaluator is not None:
+            self._evaluator = evaluator
+        else:
+            self._evaluator_reason = "no evaluator classifier given"
+        self._inception = inception
+        self._reference: Optional[Reference] = None
+        self._ref_stats = None
+        self._ref_eval_feats = None
+        self._eval_feats = None
+        self.artifacts: Dict[str, object] = {}   # arrays for reports (confusions, cluster ids)
+        self._call: Dict[str, object] = {}   # what one compute() call shares: samples, predictions, features
+
+    # ------------------------------------------------------------------ public
+    def compute(self, names: Sequence[str], n_samples: Optional[int] = None) -> Dict[str, dict]:
+        """{name: result} for ``names`` (aliases allowed); the global RNG state is left as it was."""
+        names = canonical_names(names)
+        n = int(n_samples or self.mcfg.n_samples)
+        results: Dict[str, dict] = {}
+        self._call = {}
+        was_training = self.method.training
+        self.method.eval()
+        try:
+            with _private_rng(int(self.mcfg.get("seed", 0)), self.method.device):
+                for name in names:
+                    start = time.time()
+                    try:
+                        res = getattr(self, f"_m_{name}")(n)
+                    except Skip as skip:
+                        res = {"skipped": str(skip)}
+                    res["seconds"] = round(time.time() - start, 2)
+                    results[name] = to_jsonable(res)
+                    self.log(f"[lsgan] {name}: {summary(results[name])}")
+        finally:
+            self.method.train(was_training)
+            self._call = {}
+        return results
+
+    @property
+    def evaluator(self):
+        return self._evaluator
+
+    # ------------------------------------------------------------------ shared pieces
+    @property
+    def is_image(self) -> bool:
+        return len(tuple(self.dm.image_shape)) == 3
+
+    def _need_evaluator(self):
+        if self._evaluator is None:
+            raise Skip(self._evaluator_reason)
+        return self._evaluator
+
+    def _need_labels(self, what: str):
+        if self.dm.eval_set.clean_labels is None:
+            raise Skip(f"{what} needs labels; dataset={self.cfg.data.name} has none")
+
+    def generated(self, n: int):
+        """The samples every metric of this call shares."""
+        from lsgan.sample import accepts_exemplars, exemplar_indices, generate, prior_weights
+
+        if "gen" not in self._call:
+            bs = int(self.mcfg.batch_size)
+            if accepts_exemplars(self.method):
+                ev = self.dm.eval_set
+                idx = exemplar_indices(len(ev), n, int(self.mcfg.get("seed", 0)))
+                self._call["gen"] = generate(self.method, n, exemplar_set=ev, exemplar_indices=idx, batch_size=bs)
+            else:
+                self._call["gen"] = generate(self.method, n, batch_size=bs, weights=prior_weights(self.method))
+        return self._call["gen"]
+
+    def _generated_eval_features(self, n: int) -> torch.Tensor:
+        if "eval_feats" not in self._call:
+            self._call["eval_feats"] = self._need_evaluator().features(self.generated(n).images)
+        return self._call["eval_feats"]
+
+    def reference(self) -> Reference:
+        """``ref_n`` examples of ``ref_split``, a seed-0 subset (fixed, so the cache key identifies it)."""
+        if self._reference is None:
+            from lsgan.data.datasets import load_dataset
+
+            split = str(self.mcfg.ref_split)
+            ds = self.dm.eval_set if split == self.cfg.data.eval_split else (
+                self.dm.train_set if split == self.cfg.data.train_split and not self.cfg.data.get("max_train")
+                else load_dataset(self.cfg.data, split, int(self.cfg.get("seed", 0)), train=False))
+            n = min(int(self.mcfg.ref_n), len(ds))
+            idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n].sort().values
+            labels = None if ds.clean_labels is None else ds.clean_labels[idx]
+            self._reference = Reference(ds.data[idx], labels, split, len(ds))
+        return self._reference
+
+    def _inception_net(self):
+        if self._inception is None:
+            from lsgan.metrics.inception import load_inception
+
+            try:
+                self._inception = load_inception(self.mcfg.get("inception_weights"), self.method.device)
+            except FileNotFoundError as exc:
+                raise Skip(str(exc)) from None
+        return self._inception
+
+    def _inception_features(self, n: int):
+        """(generated features, ReferenceStats) on the FID network."""
+        from lsgan.metrics.fid import ReferenceStats
+        from lsgan.metrics.inception import extract_features
+
+        if not self.is_image:
+            raise Skip(f"Inception metrics need images; dataset={self.cfg.data.name} is 2-D points")
+        net = self._inception_net()
+        gen = self.generated(n)
+        if "inception" not in self._call:
+            self.log(f"[lsgan] Inception features of {len(gen)} generated images")
+            self._call["inception"] = extract_features(net, gen.images, int(self.mcfg.batch_size))
+        if self._ref_stats is None:
+            ref = self.reference()
+            self._ref_stats = ReferenceStats.load_or_compute(
+                self.mcfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
+                getattr(net, "backbone", type(net).__name__), len(ref.data),
+                lambda: extract_features(net, ref.data, int(self.mcfg.batch_size)))
+        return self._call["inception"], self._ref_stats
+
+    def _eval_features_of_reference(self):
+        if self._ref_eval_feats is None:
+            ref = self.reference()
+            self._ref_eval_feats = self._need_evaluator().features(ref.floats())
+        return self._ref_eval_feats
+
+    def _conditional(self, n: int) -> Dict[str, object]:
+        """Evaluator predictions on the generated samples, with the condition → class mapping."""
+        from lsgan.metrics.conditional import cluster_conditional_accuracy, exemplar_conditional_accuracy
+        from lsgan.sample import accepts_exemplars
+
+        if "cond" in self._call:
+            return self._call["cond"]
+        if not accepts_exemplars(self.method) and self.method.num_conditions == 0:
+            raise Skip(f"method={self.method.mcfg.name} is unconditional: no conditions to check")
+        ev = self._need_evaluator()
+        self._need_labels("conditional accuracy")
+        gen = self.generated(n)
+        C = int(ev.meta["n_classes"])
+        pred = ev.predict(gen.images)
+        proto = {"n_generated": len(gen), **evaluator_protocol(ev), "classes": C}
+        if accepts_exemplars(self.method):
+            if gen.source_label is None:
+                raise Skip("exemplar accuracy needs the source images' labels")
+            res = exemplar_conditional_accuracy(gen.source_label, pred, C)
+            out = {"value": res["accuracy"], "rule": "exemplar: source label == evaluator class of G(z, E(x))",
+                   "confusion": res["confusion"], "groups": gen.source_label, "mapping": np.arange(C),
+                   "protocol": {**proto, "source_split": self.cfg.data.eval_split}}
+        else:
+            K = int(self.method.num_conditions)
+            res = cluster_conditional_accuracy(gen.conditions, pred, K, C)
+            rule = "hungarian (K == classes)" if res["rule"] == "hungarian" else "purity (majority class per condition)"
+            out = {"value": res["accuracy"], "rule": rule, "mapping": res["mapping"], "confusion": res["confusion"],
+                   "groups": gen.conditions, "protocol": {**proto, "conditions": K}}
+            if getattr(self.method, "uses_labels", False) and K == C:
+                # label-conditioned (cgan): condition k *is* class k, so the identity map is the honest one
+                out["value"] = float((pred == gen.conditions).double().mean())
+                out["rule"] = "identity (conditions are the training labels)"
+                out["accuracy_hungarian"] = res["accuracy"]
+                out["mapping"] = np.arange(K)
+        out["pred"] = pred
+        self._call["cond"] = out
+        return out
+
+    def _representation(self, x_loader: Callable[[], torch.Tensor], what: str) -> Tuple[torch.Tensor, str]:
+        """The method's feature space on some images: ``features_of(x)`` if the method has it,
+        else ``condition_of(x)`` when that returns feature vectors (coupled: E(x))."""
+        fn, label = getattr(self.method, "features_of", None), "features_of"
+        if fn is None:
+            fn, label = self.method.condition_of, "condition_of"
+        x = x_loader()
+        try:
+            out = self._batched(fn, x)
+        except NotImplementedError as exc:
+            raise Skip(f"method={self.method.mcfg.name} has no feature space (no features_of(x); "
+                       f"condition_of: {' '.join(str(exc).split())})") from None
+        if out.dim() != 2 or not out.is_floating_point():
+            raise Skip(f"{what}: method={self.method.mcfg.name} has no feature space "
+                       f"(condition_of returns condition ids; a method can expose one with features_of(x))")
+        return out, label
+
+    @torch.no_grad()
+    def _batched(self, fn, x: torch.Tensor) -> torch.Tensor:
+        bs = int(self.mcfg.batch_size)
+        outs = [fn(x[i:i + bs].to(self.method.device)).detach().cpu() for i in range(0, len(x), bs)]
+        return torch.cat(outs)
+
+    # ------------------------------------------------------------------ metrics
+    def _m_fid(self, n):
+        from lsgan.metrics.fid import fid_against_reference
+
+        feats, ref = self._inception_features(n)
+        res = fid_against_reference(feats, ref)
+        return {"value": res["fid"], "protocol": {**res["protocol"], "weights": self._weights_name()}}
+
+    def _m_kid(self, n):
+        from lsgan.metrics.fid import kid_against_reference
+
+        feats, ref = self._inception_features(n)
+        size = min(int(self.mcfg.kid_subset_size), len(feats), ref.n)
+        res = kid_against_reference(feats, ref, int(self.mcfg.kid_subsets), size, seed=int(self.mcfg.get("seed", 0)))
+        return {"value": res["kid_mean"], "std": res["kid_std"],
+                "protocol": {**res["protocol"], "subsets": int(self.mcfg.kid_subsets), "subset_size": size}}
+
+    def _m_is(self, n):
+        from lsgan.metrics.fid import NO_LOGITS_REASON
+
+        raise Skip(NO_LOGITS_REASON)
+
+    def _m_prdc(self, n):
+        from lsgan.metrics.prdc import prdc
+
+        feats, ref = self._inception_features(n)
+        m = min(len(feats), ref.n)  # equal set sizes, as in Kynkäänniemi et al.
+        k = int(self.mcfg.prdc_k)
+        res = prdc(ref.features[:m], feats[:m], k=k)
+        return {"precision": res["precision"], "recall": res["recall"], "density": res["density"],
+                "coverage": res["coverage"], "protocol": {**ref.protocol(m), "reference_n": m, "k": k,
+                                                          "weights": self._weights_name()}}
+
+    def _weights_name(self):
+        return getattr(self._inception, "weights_path", None)
+
+    def _m_classifier_fid(self, n):
+        from lsgan.metrics.fid import fid_from_features
+
+        ev = self._need_evaluator()
+        gen = self.generated(n)
+        real = self._eval_features_of_reference()
+        ref = self.reference()
+        value = fid_from_features(self._generated_eval_features(n), real)
+        return {"value": value, "protocol": {"n_generated": len(gen), "reference_split": ref.split,
+                                             "reference_n": len(ref.data), "backbone": "evaluator penultimate",
+                                             **evaluator_protocol(ev)}}
+
+    def _m_cond_acc(self, n):
+        c = self._conditional(n)
+        self.artifacts["confusion"] = np.asarray(c["confusion"])
+        self.artifacts["confusion_rows"] = "source label" if "exemplar" in c["rule"] else "condition"
+        out = {"value": c["value"], "rule": c["rule"], "mapping": c["mapping"], "confusion": c["confusion"],
+               "protocol": c["protocol"]}
+        if "accuracy_hungarian" in c:
+            out["accuracy_hungarian"] = c["accuracy_hungarian"]
+        return out
+
+    def _m_variety(self, n):
+        from lsgan.metrics.conditional import within_condition_variety
+        from lsgan.metrics.prdc import prdc
+
+        c = self._conditional(n)
+        ev = self._need_evaluator()
+        ref = self.reference()
+        gen = self.generated(n)
+        g_feat, r_feat = self._generated_eval_features(n), self._eval_features_of_reference()
+        groups, mapping = torch.as_tensor(c["groups"]), np.asarray(c["mapping"])
+        var = within_condition_variety(g_feat, groups, r_feat, ref.labels, mapping, seed=int(self.mcfg.get("seed", 0)))
+        k = int(self.mcfg.prdc_k)
+        recall: Dict[int, float] = {}
+        for g in range(len(mapping)):
+            gi, ri = g_feat[groups == g], r_feat[ref.labels == int(mapping[g])] if mapping[g] >= 0 else r_feat[:0]
+            # recall of one condition against its matched class: how much of that class it covers
+            recall[g] = prdc(ri, gi, k=k)["recall"] if min(len(gi), len(ri)) > k else float("nan")
+        rec = [v for v in recall.values() if math.isfinite(v)]
+        return {"value": var["mean"], "per_condition": var["per_condition"],
+                "recall_mean": float(np.mean(rec)) if rec else float("nan"), "recall_per_condition": recall,
+                "protocol": {"n_generated": len(gen), "grouped_by": "source label" if "exemplar" in c["rule"]
+                             else "condition", "features": "evaluator penultimate", "reference_split": ref.split,
+                             "reference_n": len(ref.data), "recall_k": k, **evaluator_protocol(ev),
+                             "meaning": "mean pairwise distance within a condition / within its matched real class"
+                                        " (1.0 = as varied as real)"}}
+
+    def _m_cluster(self, n):
+        from lsgan.metrics.clustering import clustering_report
+
+        self._need_labels("clustering")
+        ev = self.dm.eval_set
+        x, y = ev.images(), ev.clean_labels
+        try:
+            out = self._batched(self.method.condition_of, x)
+        except NotImplementedError as exc:
+            raise Skip(" ".join(str(exc).split())) from None
+        proto = {"split": self.cfg.data.eval_split, "n": len(x)}
+        if out.dim() == 1 and not out.is_floating_point():
+            ids, rule = out.long(), "argmax of condition_of(x)"
+        else:  # feature-valued condition_of (coupled): k-means into as many clusters as classes
+            ids, rule = _kmeans(out, int(ev.num_classes), int(self.mcfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
+        rep = clustering_report(y, ids)
+        self.artifacts["cluster_ids"] = ids.numpy()
+        res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "nmi", "ari", "purity", "n_clusters")},
+               "rule": rule, "protocol": {**proto, "classes": rep["n_classes"]}}
+        feats = getattr(self.method, "cluster_features", None)
+        if feats is not None:  # ClusterGAN's own protocol: k-means on the encoder output
+            k = int(self.method.num_conditions) or int(ev.num_classes)
+            km = clustering_report(y, _kmeans(self._batched(feats, x), k, int(self.mcfg.get("seed", 0))))
+            res["kmeans"] = {**{key: km[key] for key in ("acc", "nmi", "ari", "purity")},
+                             "rule": f"k-means on cluster_features(x), k = {k}"}
+        return res
+
+    def _m_modes(self, n):
+        from lsgan.metrics.modes import grid_centers, ring_centers, stacked_mnist_modes, toy_mode_stats
+        from lsgan.sample import generate, prior_weights
+
+        name = self.cfg.data.name
+        if name not in ("stacked_mnist",) + TOY_CENTRES:
+            raise Skip(f"mode counting needs dataset=stacked_mnist, ring8 or grid25, not {name}")
+        default = 26000 if name == "stacked_mnist" else 2500
+        m = int(self.mcfg.get("modes_n") or default)
+        gen = generate(self.method, m, batch_size=int(self.mcfg.batch_size), weights=prior_weights(self.method))
+        if name == "stacked_mnist":
+            ev = self._need_evaluator()
+            res = stacked_mnist_modes(ev.digits(gen.images))
+            return {"value": res["modes"], "kl": res["kl"], "n_modes": 1000,
+                    "protocol": {"n_generated": m, "classifier": "MNIST evaluator per channel",
+                                 "evaluator_test_acc": ev.meta.get("test_acc"), "convention": "VEEGAN / PacGAN"}}
+        centres = ring_centers() if name == "ring8" else grid_centers()
+        std = float(self.cfg.data.std)
+        res = toy_mode_stats(gen.images, centres, std)
+        return {"value": res["modes"], "n_modes": res["n_modes"], "high_quality": res["high_quality"],
+                "reverse_kl": res["reverse_kl"],
+                "protocol": {"n_generated": m, "std": std, "high_quality": "within 3 std of the nearest centre",
+                             "covered": ">= 1 high-quality sample", "convention": "VEEGAN"}}
+
+    def _m_knn(self, n):
+        from lsgan.metrics.knn import knn_label_agreement
+
+        self._need_labels("k-NN label agreement")
+        ev = self.dm.eval_set
+        feats, label = self._representation(ev.images, "knn")
+        pca = 256 if feats.shape[1] > 256 else None
+        ks = [int(k) for k in self.mcfg.knn_ks]
+        res = knn_label_agreement(feats, ev.clean_labels, ks=ks, pca_dim=pca)
+        out = {f"k{k}": res[k] for k in ks}
+        out["value"] = res[min(ks)]
+        out["protocol"] = {"features": label, "split": self.cfg.data.eval_split, "n": res["n"], "dim": res["dim"],
+                           "pca_dim": res["pca_dim"]}
+        return out
+
+    def _m_probe(self, n):
+        from lsgan.metrics.probe import linear_probe
+
+        self._need_labels("linear probe")
+        tr, te = self.dm.train_set, self.dm.eval_set
+        if tr.clean_labels is None:
+            raise Skip("linear probe needs training labels")
+        m = min(len(tr), int(self.mcfg.ref_n))
+        idx = torch.randperm(len(tr), generator=torch.Generator().manual_seed(0))[:m]
+        f_tr, label = self._representation(lambda: tr.images(idx), "probe")
+        f_te, _ = self._representation(te.images, "probe")
+        acc = linear_probe(f_tr, tr.clean_labels[idx], f_te, te.clean_labels)
+        return {"value": acc, "protocol": {"features": label, "train": f"{self.cfg.data.train_split} ({m})",
+                                           "test": f"{self.cfg.data.eval_split} ({len(te)})",
+                                           "classifier": "multinomial logistic regression on standardised features"}}
+
+    def _m_class_kl(self, n):
+        from lsgan.metrics.modes import classwise_knn_kl_matrix
+
+        c = self._conditional(n)
+        ev = self._need_evaluator()
+        ref = self.reference()
+        gen = self.generated(n)
+        K = len(c["mapping"])
+        C = int(ev.meta["n_classes"])
+        mat = classwise_knn_kl_matrix(self._generated_eval_features(n), torch.as_tensor(c["groups"]),
+                                      self._eval_features_of_reference(), ref.labels, K, C,
+                                      seed=int(self.mcfg.get("seed", 0)))
+        self.artifacts["class_kl"] = mat
+        finite = np.where(np.isfinite(mat), mat, np.inf)
+        return {"value": float(np.mean(finite.min(axis=1)[np.isfinite(finite.min(axis=1))])) if np.isfinite(finite).any()
+                else float("nan"), "matrix": mat, "row_argmin": finite.argmin(axis=1),
+                "protocol": {"n_generated": len(gen), "features": "evaluator penultimate, PCA 10",
+                             "estimator": "1-NN KL (Wang et al. 2009)", "max_per_group": 500,
+                             "value": "mean over modes of the smallest KL to a real class"}}
+
+
+def _kmeans(features: torch.Tensor, k: int, seed: int) -> torch.Tensor:
+    from sklearn.cluster import KMeans
+
+    x = features.double().numpy()
+    return torch.from_numpy(KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x).astype(np.int64))
+
+
+@contextmanager
+def _private_rng(seed: int, device):
+    """Seeded torch RNG inside, the caller's RNG state (CPU and CUDA) restored after: metrics
+    during training must not change the training run's random stream (exact resume)."""
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+# --------------------------------------------------------------------------- output helpers
+def to_jsonable(obj):
+    """Arrays → lists, numpy scalars → Python, NaN/inf → None (JSON has no NaN), int keys → str."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return to_jsonable(obj.detach().cpu().numpy())
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    return obj
+
+
+def summary(result: dict) -> str:
+    """One line: the numbers of a result (or why it was skipped)."""
+    if "skipped" in result:
+        return f"skipped ({result['skipped']})"
+    parts = [f"{k}={_fmt(v)}" for k, v in result.items()
+             if k not in ("protocol", "seconds") and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return ", ".join(parts)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def flatten_scalars(results: Dict[str, dict]) -> Dict[str, float]:
+    """{name: value, "name/key": number} for logging; protocols, lists and skips are left out."""
+    row: Dict[str, float] = {}
+    for name, res in results.items():
+        for key, v in res.items():
+            if key in ("protocol", "seconds", "skipped") or isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            row[name if key == "value" else f"{name}/{key}"] = float(v)
+    return row
+
+
+__all__ = ["ALIASES", "DEFAULT_EPOCHS", "METRICS", "MetricSuite", "NearestCentreEvaluator", "Reference", "Skip",
+           "StackedMNISTEvaluator", "canonical_names", "dataset_tag", "evaluator_path", "flatten_scalars",
+           "resolve_evaluator", "summary", "to_jsonable"]

@@ -1,0 +1,111 @@
+"""Train and cache a dataset's evaluator classifier: ``python -m lsgan.train_evaluator dataset=D [data.root=...]``.
+
+The evaluator reads generated images for the conditional metrics (accuracy, variety, classifier
+FID, stacked-MNIST modes); it is never used in training. It is trained on the training split
+with clean labels at the resolution and channels the GANs see (``data.size``, ``data.channels``,
+``data.classes`` apply; ``data.max_train``, ``label_noise`` and ``class_ratio`` do not), tested on
+the test split, and cached at ``<metrics.cache_dir>/evaluators/<dataset>_<size>_<channels>.pt``
+(or ``metrics.evaluator=PATH``). A cached evaluator is reused unless ``force=true``.
+
+Other arguments: ``metrics.evaluator_epochs=E`` (default per dataset), ``device=auto|cpu|cuda``,
+``batch_size=128``, ``lr=0.002``, ``max_steps=N`` (tests), ``seed`` (the config's). Any other
+``key=value`` is a config override (``dataset=``, ``data.*``, ``metrics.*``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Dict, Optional, Sequence
+
+from omegaconf import OmegaConf
+
+from lsgan.loading import CLIError, parse_args, resolve_device
+
+OWN_KEYS = {"force": False, "device": "auto", "batch_size": 128, "lr": 2e-3, "max_steps": None}
+
+
+def evaluator_data_cfg(cfg):
+    """The data node the evaluator trains on: the run's, minus training-only corruptions."""
+    data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+    data.class_ratio = None
+    data.label_noise = 0.0
+    data.max_train = None
+    if data.name == "stacked_mnist":  # classify each channel with an MNIST digit classifier
+        data.name = "mnist"
+        data.channels = None
+    return data
+
+
+def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: int = 128, lr: float = 2e-3,
+                    max_steps: Optional[int] = None, log=print) -> Dict[str, object]:
+    """Train (or reuse) the evaluator for ``cfg``'s dataset. Returns {"path", "cached", "test_acc", "seconds", "meta"}."""
+    from lsgan.data.datasets import load_dataset
+    from lsgan.metrics.evaluator import load_evaluator, save_evaluator, train_evaluator
+    from lsgan.metrics.suite import DEFAULT_EPOCHS, TOY_CENTRES, evaluator_path
+
+    if cfg.data.name in TOY_CENTRES:
+        raise CLIError(f"dataset={cfg.data.name}: 2-D toy data needs no trained evaluator "
+                       f"(points are classified by their nearest mode centre)")
+    data = evaluator_data_cfg(cfg)
+    seed = int(cfg.get("seed", 0))
+    start = time.time()
+    train = load_dataset(data, "train", seed, train=False)
+    if not train.is_image:
+        raise CLIError(f"dataset={cfg.data.name}: not an image dataset, nothing to classify")
+    if train.clean_labels is None:
+        raise CLIError(f"dataset={cfg.data.name} has no labels to train an evaluator on"
+                       + (" (CelebA: set data.attr and provide the attribute file)" if "celeba" in data.name else ""))
+    path = os.path.expanduser(evaluator_path(cfg, int(train.data.shape[-1]), int(train.data.shape[1])))
+    if os.path.isfile(path) and not force:
+        ev = load_evaluator(path)
+        log(f"[lsgan] evaluator cache hit: {path} (test accuracy {ev.meta.get('test_acc')}); force=true retrains")
+        return {"path": path, "cached": True, "test_acc": ev.meta.get("test_acc"), "seconds": time.time() - start,
+                "meta": ev.meta}
+    test = load_dataset(data, "test", seed, train=False)
+    epochs = cfg.metrics.get("evaluator_epochs")
+    epochs = float(epochs) if epochs is not None else float(DEFAULT_EPOCHS.get(data.name, 10))
+    dev = resolve_device(device)
+    log(f"[lsgan] training the {data.name} evaluator: {len(train)} train / {len(test)} test images, "
+        f"{tuple(train.data.shape[1:])}, {epochs:g} epochs on {dev}")
+    ev = train_evaluator(train.data, train.clean_labels, test.data, test.clean_labels, dataset=data.name,
+                         n_classes=train.num_classes, epochs=epochs, batch_size=batch_size, lr=lr,
+                         max_steps=max_steps, seed=seed, device=dev, log=log)
+    ev.meta["classes"] = None if data.get("classes") is None else [int(c) for c in data.classes]
+    save_evaluator(ev.to("cpu"), path)
+    seconds = time.time() - start
+    return {"path": path, "cached": False, "test_acc": ev.meta.get("test_acc"), "seconds": seconds, "meta": ev.meta}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    from lsgan.config import validate
+    from lsgan.run import compose_config, precheck_overrides
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own_args = [a for a in argv if a.split("=", 1)[0] in OWN_KEYS]
+    overrides = [a for a in argv if a not in own_args]
+    own, _ = parse_args(own_args, OWN_KEYS)
+    precheck_overrides(overrides)
+    cfg = validate(compose_config(overrides))
+    out = train_and_cache(cfg, bool(own["force"]), own["device"], int(own["batch_size"]), float(own["lr"]),
+                          own["max_steps"])
+    acc = out["test_acc"]
+    print(f"[lsgan] evaluator {'(cached) ' if out['cached'] else ''}for {cfg.data.name}\n"
+          f"  test accuracy: {'n/a' if acc is None else f'{100 * acc:.2f} %'}\n"
+          f"  cache path:    {out['path']}\n"
+          f"  time:          {out['seconds']:.1f} s", flush=True)
+    return out
+
+
+def cli() -> None:
+    from lsgan.config import ConfigError
+
+    try:
+        main()
+    except (CLIError, ConfigError, FileNotFoundError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,58 @@
+"""Every key a user can set is documented by its default in conf/, and configs compose."""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lsgan import config as C
+from lsgan.features import ExtractorConfig
+from lsgan.methods import METHODS
+from lsgan.priors import PriorConfig
+from lsgan.run import CONF_DIR, compose_config, group_choices
+
+ROOT = yaml.safe_load((CONF_DIR / "config.yaml").read_text())
+
+
+def keys_of(path: Path) -> set:
+    return set(yaml.safe_load(path.read_text()) or {}) - {"defaults"}
+
+
+def names(schema) -> set:
+    return {f.name for f in fields(schema)}
+
+
+@pytest.mark.parametrize("node,schema", [("data", C.DataConfig), ("loss", C.LossConfig)])
+def test_base_nodes_in_config_yaml_document_every_field(node, schema):
+    assert set(ROOT[node]) == names(schema)
+
+
+@pytest.mark.parametrize("group,schema", [
+    ("model", C.ModelConfig), ("logger", C.LoggerConfig), ("metrics", C.MetricsConfig),
+    ("prior", PriorConfig), ("extractor", ExtractorConfig),
+])
+def test_group_files_document_every_field(group, schema):
+    for path in (CONF_DIR / group).glob("*.yaml"):
+        if group == "prior" and path.stem == "none":
+            continue
+        assert keys_of(path) == names(schema), path.name
+
+
+def test_trainer_default_documents_every_field():
+    assert keys_of(CONF_DIR / "trainer" / "default.yaml") == names(C.TrainerConfig)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_method_files_document_every_field_and_compose(method):
+    assert keys_of(CONF_DIR / "method" / f"{method}.yaml") == names(METHODS[method].Config)
+    cfg = C.validate(compose_config([f"method={method}"]))
+    assert cfg.method.name == method and cfg.loss.name in METHODS[method].LOSSES
+
+
+def test_every_dataset_file_composes_and_names_itself():
+    for name in group_choices("dataset"):
+        cfg = compose_config([f"dataset={name}"])
+        assert cfg.data.name == name
+        assert set(cfg.data) == names(C.DataConfig)

@@ -1,0 +1,291 @@
+"""The evaluation commands end to end on tiny checkpoints: lsgan.sample, lsgan.train_evaluator,
+lsgan.evaluate, the metric suite's known answers and the training-time MetricsCallback."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from lsgan.config import ConfigError
+from lsgan.loading import CLIError, load_datamodule, load_method
+from lsgan.run import compose_config, train
+from tests.conftest import REPO, TINY
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    """2-step sngan and cgan runs on digits (tiny nets)."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for m in ("sngan", "cgan"):
+        res = train(compose_config(TINY + [f"method={m}", "trainer.steps=2"]), root / m)
+        out[m] = res.checkpoint
+    return out
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A metrics cache holding a digits evaluator trained for 2 epochs through the CLI entry."""
+    from lsgan.train_evaluator import main
+
+    cache = tmp_path_factory.mktemp("cache")
+    out = main(["dataset=digits", f"metrics.cache_dir={cache}", "metrics.evaluator_epochs=2", "device=cpu"])
+    assert not out["cached"]
+    return cache, out
+
+
+def npz(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+# --------------------------------------------------------------------------- lsgan.sample
+def test_sample_cgan_covers_conditions_evenly(ckpts, tmp_path):
+    from lsgan.sample import main
+
+    paths = main([f"ckpt={ckpts['cgan']}", "n=25", f"out={tmp_path}", "device=cpu"])
+    z = npz(paths["npz"])
+    assert set(z) == {"images", "conditions"}
+    assert z["images"].dtype == np.uint8 and z["images"].shape == (25, 32, 32, 1)
+    assert z["conditions"].dtype == np.int64
+    # 25 over 10 conditions: the first five get 3, the rest 2
+    assert np.bincount(z["conditions"], minlength=10).tolist() == [3] * 5 + [2] * 5
+    assert paths["png"].is_file()
+
+
+def test_sample_given_condition_and_unconditional(ckpts, tmp_path):
+    from lsgan.sample import main
+
+    z = npz(main([f"ckpt={ckpts['cgan']}", "n=6", "condition=7", f"out={tmp_path / 'c'}"])["npz"])
+    assert z["conditions"].tolist() == [7] * 6
+    z = npz(main([f"ckpt={ckpts['sngan']}", "n=5", f"out={tmp_path / 'u'}"])["npz"])
+    assert set(z) == {"images", "conditions"}
+    assert z["conditions"].tolist() == [-1] * 5 and z["images"].shape == (5, 32, 32, 1)
+
+
+def test_same_seed_same_samples(ckpts, tmp_path):
+    from lsgan.sample import main
+
+    a = npz(main([f"ckpt={ckpts['sngan']}", "n=4", "seed=3", f"out={tmp_path / 'a'}"])["npz"])
+    b = npz(main([f"ckpt={ckpts['sngan']}", "n=4", "seed=3", f"out={tmp_path / 'b'}"])["npz"])
+    assert np.array_equal(a["images"], b["images"])
+
+
+def test_sample_errors_are_one_line(ckpts, tmp_path):
+    from lsgan.sample import main
+
+    cases = [([f"ckpt={ckpts['cgan']}", "condition=10"], "condition=10: method=cgan has conditions 0..9"),
+             ([f"ckpt={ckpts['sngan']}", "condition=0"], "unconditional"),
+             ([f"ckpt={tmp_path / 'missing.ckpt'}"], "no such checkpoint"),
+             ([f"ckpt={ckpts['sngan']}", "exemplars=test"], "does not generate from exemplar"),
+             ([f"ckpt={ckpts['sngan']}", "exemplars=val"], "accepted values: train, test"),
+             ([f"ckpt={ckpts['sngan']}", "bogus=1"], "unknown argument")]
+    for args, msg in cases:
+        with pytest.raises(CLIError, match=msg) as info:
+            main(args + [f"out={tmp_path}"])
+        assert "\n" not in str(info.value)
+    proc = subprocess.run([sys.executable, "-m", "lsgan.sample", f"ckpt={ckpts['cgan']}", "condition=12"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: condition=12: method=cgan has conditions 0..9"]
+
+
+class MirrorMethod(torch.nn.Module):
+    """Stands in for an exemplar-conditioned method (coupled): "generates" its exemplar, flipped."""
+
+    accepts_exemplars = True
+    num_conditions = 0
+    mcfg = SimpleNamespace(name="mirror")
+    device = torch.device("cpu")
+
+    def sample(self, n, condition=None, use_ema=True):
+        assert condition.shape[0] == n
+        return condition.flip(-1)
+
+
+def test_exemplar_samples_carry_source_index_and_label(ckpts):
+    from lsgan.sample import exemplar_indices, generate, samples_arrays, to_uint8_hwc
+
+    _, cfg = load_method(ckpts["sngan"])
+    ev = load_datamodule(cfg).eval_set
+    idx = exemplar_indices(len(ev), 20, seed=1)
+    z = samples_arrays(generate(MirrorMethod(), 20, exemplar_set=ev, exemplar_indices=idx, batch_size=8))
+    assert set(z) == {"images", "conditions", "source_index", "source_label"}
+    assert z["source_index"].dtype == np.int64 and z["source_index"].tolist() == idx.tolist()
+    assert z["source_label"].tolist() == ev.clean_labels[idx].tolist()
+    assert z["conditions"].tolist() == [-1] * 20
+    assert np.array_equal(z["images"], to_uint8_hwc(ev.images(idx).flip(-1)))
+
+
+# --------------------------------------------------------------------------- lsgan.train_evaluator
+def test_train_evaluator_trains_then_hits_cache(cache_dir, capsys):
+    from lsgan.train_evaluator import main
+
+    cache, first = cache_dir
+    assert Path(first["path"]) == cache / "evaluators" / "digits_32_1.pt" and Path(first["path"]).is_file()
+    assert first["meta"]["epochs"] == pytest.approx(2.0, abs=0.1)
+    assert first["test_acc"] >= 0.8  # 2 epochs (24 steps) of a small CNN on 8×8 digits
+    again = main(["dataset=digits", f"metrics.cache_dir={cache}"])
+    assert again["cached"] and again["path"] == first["path"] and again["test_acc"] == first["test_acc"]
+    out = capsys.readouterr().out
+    assert "cache hit" in out and "test accuracy" in out and "cache path" in out
+    with pytest.raises(CLIError, match="2-D toy data"):
+        main(["dataset=ring8", f"metrics.cache_dir={cache}"])
+
+
+# --------------------------------------------------------------------------- suite
+def test_metric_names_are_validated():
+    from lsgan.metrics.suite import canonical_names
+
+    assert canonical_names(["clustering", "cond_acc", "inception_score"]) == ["cluster", "cond_acc", "variety", "is"]
+    with pytest.raises(ConfigError, match="'bogus' is not accepted; accepted values: fid, kid"):
+        canonical_names(["fid", "bogus"])
+
+
+def test_exemplar_accuracy_equals_evaluator_accuracy(ckpts, cache_dir):
+    """A 'generator' returning its exemplar unchanged must score the evaluator's own accuracy."""
+    from lsgan.metrics.suite import MetricSuite
+
+    _, cfg = load_method(ckpts["sngan"], overrides=[f"metrics.cache_dir={cache_dir[0]}"])
+    dm = load_datamodule(cfg)
+
+    class Identity(MirrorMethod):
+        def sample(self, n, condition=None, use_ema=True):
+            return condition
+
+    suite = MetricSuite(Identity(), dm, cfg, log=None)
+    res = suite.compute(["cond_acc"], n_samples=len(dm.eval_set))
+    ev = dm.eval_set
+    from lsgan.sample import exemplar_indices
+
+    idx = exemplar_indices(len(ev), len(ev), 0)
+    assert res["cond_acc"]["value"] == pytest.approx(suite.evaluator.accuracy(ev.images(idx), ev.clean_labels[idx]))
+    assert res["cond_acc"]["rule"].startswith("exemplar")
+    # copies of real images are exactly as varied as the real classes (the reference is the same split)
+    assert res["variety"]["value"] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_cluster_and_knn_on_a_permuted_classifier(ckpts, cache_dir):
+    """condition_of = evaluator class, permuted: Hungarian ACC recovers the evaluator's accuracy."""
+    from lsgan.metrics.knn import knn_label_agreement
+    from lsgan.metrics.suite import MetricSuite
+
+    method, cfg = load_method(ckpts["cgan"], overrides=[f"metrics.cache_dir={cache_dir[0]}"])
+    dm = load_datamodule(cfg)
+    suite = MetricSuite(method, dm, cfg, log=None)
+    ev = suite.evaluator
+    method.condition_of = lambda x: (ev.predict(x) + 3) % 10
+    method.features_of = lambda x: ev.features(x)
+    res = suite.compute(["cluster", "knn", "modes", "is"])
+    images, labels = dm.eval_set.images(), dm.eval_set.clean_labels
+    assert res["cluster"]["acc"] == pytest.approx(ev.accuracy(images, labels))
+    assert res["cluster"]["protocol"] == {"split": "test", "n": len(labels), "classes": 10}
+    expected = knn_label_agreement(ev.features(images), labels, ks=(1, 2, 5))
+    assert [res["knn"][f"k{k}"] for k in (1, 2, 5)] == pytest.approx([expected[k] for k in (1, 2, 5)])
+    assert "stacked_mnist, ring8 or grid25" in res["modes"]["skipped"]
+    assert "no class logits" in res["is"]["skipped"]
+
+
+class PoolFeatures(torch.nn.Module):
+    """A cheap stand-in for the FID network (same interface): 4×4 average-pooled pixels."""
+
+    backbone = "avgpool4_test"
+
+    def forward(self, images):
+        x = torch.as_tensor(images)
+        x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
+        return torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+
+
+def test_fid_kid_prdc_plumbing_and_reference_cache(ckpts, tmp_path):
+    from lsgan.metrics.fid import ReferenceStats
+    from lsgan.metrics.suite import MetricSuite
+
+    method, cfg = load_method(ckpts["sngan"], overrides=[f"metrics.cache_dir={tmp_path}", "metrics.ref_n=200",
+                                                         "metrics.kid_subsets=5"])
+    dm = load_datamodule(cfg)
+    res = MetricSuite(method, dm, cfg, evaluator=None, inception=PoolFeatures(), log=None).compute(
+        ["fid", "kid", "prdc", "classifier_fid"], n_samples=50)
+    assert res["fid"]["value"] > 0
+    proto = res["fid"]["protocol"]
+    assert {k: proto[k] for k in ("n_generated", "reference_split", "reference_n", "backbone", "resolution")} == \
+        {"n_generated": 50, "reference_split": "test", "reference_n": 200, "backbone": "avgpool4_test", "resolution": 32}
+    assert res["kid"]["protocol"]["subset_size"] == 50 and res["kid"]["value"] is not None
+    assert set(res["prdc"]) >= {"precision", "recall", "density", "coverage"}
+    assert res["prdc"]["protocol"]["reference_n"] == 50  # equal set sizes
+    assert res["classifier_fid"]["skipped"] == "no evaluator classifier given"
+    cached = list((tmp_path / "reference_stats").glob("*.npz"))
+    assert [p.name for p in cached] == ["digits_test_32px_avgpool4_test_n200.npz"]
+    # the cache holds the statistics of exactly the reference subset
+    ref = MetricSuite(method, dm, cfg, evaluator=None, log=None).reference()
+    stats = ReferenceStats.load(str(cached[0]))
+    assert np.allclose(stats.mu, PoolFeatures()(ref.data).double().mean(0).numpy(), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- lsgan.evaluate
+def test_evaluate_writes_json_and_report_with_pictures(ckpts, cache_dir, tmp_path):
+    from lsgan.evaluate import main
+
+    doc = main([f"ckpt={ckpts['cgan']}", "metrics=[classifier_fid,cond_acc,cluster,is]", f"out={tmp_path}", "n=60",
+                f"metrics.cache_dir={cache_dir[0]}", "metrics.ref_n=150", "html=true"])
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(doc))
+    assert list(on_disk["metrics"]) == ["classifier_fid", "cond_acc", "variety", "cluster", "is"]
+    m = on_disk["metrics"]
+    assert m["classifier_fid"]["value"] > 0
+    assert m["classifier_fid"]["protocol"]["reference_n"] == 150 and m["classifier_fid"]["protocol"]["n_generated"] == 60
+    assert 0 <= m["cond_acc"]["value"] <= 1 and m["cond_acc"]["rule"].startswith("identity")
+    assert np.asarray(m["cond_acc"]["confusion"]).sum(axis=1).tolist() == [6] * 10
+    assert m["variety"]["protocol"]["grouped_by"] == "condition" and "value" in m["variety"]
+    assert "conditioned on labels" in m["cluster"]["skipped"] and "skipped" in m["is"]
+    assert on_disk["evaluator"]["dataset"] == "digits" and on_disk["iteration"] == 2
+    report = (tmp_path / "report.md").read_text()
+    for picture in ("samples_by_condition.png", "confusion.png", "curves.png"):
+        assert f"]({picture})" in report and (tmp_path / picture).stat().st_size > 1000
+    assert "| cluster | skipped |" in report
+    assert "<img src='confusion.png'" in (tmp_path / "report.html").read_text()
+
+
+def test_evaluate_without_evaluator_skips_with_the_command_to_run(ckpts, tmp_path):
+    from lsgan.evaluate import evaluate
+
+    doc = evaluate(ckpts["sngan"], ["classifier_fid", "cond_acc"], tmp_path, n=10, device="cpu",
+                   overrides=[f"metrics.cache_dir={tmp_path / 'empty'}"], report=False, log=lambda s: None)
+    assert "python -m lsgan.train_evaluator dataset=digits" in doc["metrics"]["classifier_fid"]["skipped"]
+    assert "method=sngan is unconditional" in doc["metrics"]["cond_acc"]["skipped"]
+    with pytest.raises(ConfigError, match="metrics: 'fidd' is not accepted"):
+        evaluate(ckpts["sngan"], ["fidd"], tmp_path)
+
+
+# --------------------------------------------------------------------------- MetricsCallback
+def test_callback_logs_rows_and_leaves_training_unchanged(cache_dir, tmp_path):
+    metrics = ["metrics.every=1", "metrics.names=[cond_acc,classifier_fid]", "metrics.n_samples=30",
+               "metrics.ref_n=60", f"metrics.cache_dir={cache_dir[0]}", "trainer.steps=2"]
+    a = train(compose_config(TINY + ["method=cgan"] + metrics), tmp_path / "a")
+    with open(a.metrics_csv, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("cond_acc")]
+    assert [int(r["step"]) for r in rows] == [1, 2]
+    assert all(0 <= float(r["cond_acc"]) <= 1 and float(r["classifier_fid"]) > 0 and r["variety"] != ""
+               for r in rows)
+    # Metrics draw noise on a private RNG: the trained weights match a run without them. (sngan:
+    # its CPU training is bitwise reproducible; cgan's embedding backward is not, even run to run.)
+    b = train(compose_config(TINY + metrics), tmp_path / "b")
+    c = train(compose_config(TINY + ["trainer.steps=2"]), tmp_path / "c")
+    with open(b.metrics_csv, newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f) if r.get("classifier_fid")] == [1, 2]
+    sb = torch.load(b.checkpoint, weights_only=False)["state_dict"]
+    sc = torch.load(c.checkpoint, weights_only=False)["state_dict"]
+    assert all(torch.equal(sb[k], sc[k]) for k in sc)
+
+
+def test_callback_rejects_unknown_metric_names(tmp_path):
+    with pytest.raises(ConfigError, match="metrics.names: 'fidd' is not accepted"):
+        train(compose_config(TINY + ["metrics.every=2", "metrics.names=[fidd]"]), tmp_path)

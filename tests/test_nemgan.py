@@ -1,0 +1,263 @@
+"""method=nemgan: the engineered prior, the losses against hand-computed values, the ablation
+switches, semi-supervision (off by default), real training steps and the report helpers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+
+import lsgan.methods.nemgan as nem
+from lsgan.config import ConfigError, validate
+from lsgan.losses import latent_norm_loss, mode_matching_loss, predicted_mode_kl
+from lsgan.priors import PriorConfig, build_prior
+from lsgan.methods.nemgan import (balanced_cluster_acc, class_mean_distances, evaluate_nemgan, mode_matching_report,
+                                  nearest_mean_agreement)
+from lsgan.run import build_datamodule, build_method, train
+
+# tiny conv nets on the bundled 8×8 digits (upsampled to 32 px)
+DIGITS = ("method=nemgan", "prior.dim=20", "model.g_width=8", "model.d_width=8", "data.batch_size=8")
+# tiny MLPs on 800 ring8 points; its labels are the 8 modes, so semi-supervision applies
+RING = ("method=nemgan", "dataset=ring8", "model=mlp", "model.mlp_width=32", "model.mlp_depth=2",
+        "prior.k=8", "prior.dim=16", "data.n_points=800")
+
+
+class Grab(pl.Callback):
+    """Keeps the trained LightningModule so a test can inspect it after ``train``."""
+
+    def on_train_end(self, trainer, pl_module):
+        self.module = pl_module
+        self.datamodule = trainer.datamodule
+
+
+# --------------------------------------------------------------------------- prior
+def test_engineered_prior_modes_disjoint_with_requested_proportions():
+    w, weights = 0.3, [0.1, 0.3, 0.6]
+    prior = build_prior(PriorConfig(name="engineered", k=3, dim=31, weights=weights, noise_width=w))
+    n = 30000
+    z, y = prior.sample(n, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (n, 31) and prior.block == 10
+    blocks = z[:, :30].view(n, 3, 10)
+    own = blocks[torch.arange(n), y]
+    other = blocks[torch.nn.functional.one_hot(y, 3) == 0]
+    # every sample sits in its own mode's support: own block in [1-w, 1+w], everything else in [-w, w]
+    assert own.min() >= 1 - w and own.max() <= 1 + w
+    assert other.abs().max() <= w and z[:, 30].abs().max() <= w
+    # so any two samples of different modes differ by >= 1 - 2w on some coordinate (disjoint supports)
+    a, b = z[y == 0][:500], z[y == 2][:500]
+    assert torch.cdist(a, b, p=float("inf")).min() >= 1 - 2 * w
+    # proportions: each count is Binomial(n, p); a deviation of 5 standard deviations has
+    # probability < 6e-7 per mode, so this never fails for a correct sampler
+    counts = torch.bincount(y, minlength=3).double()
+    for c, p in enumerate(weights):
+        assert abs(counts[c] - n * p) <= 5 * math.sqrt(n * p * (1 - p)), (c, counts[c])
+    z2, y2 = prior.sample(7, modes=2)
+    assert (y2 == 2).all() and (z2[:, 20:30] >= 1 - w).all()
+
+
+# --------------------------------------------------------------------------- losses
+def test_norm_loss_hand_computed():
+    z = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    z_hat = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    # p=1: per-sample mean |.| = 1.5 and 3.5
+    assert latent_norm_loss(z, z_hat, 1.0).item() == pytest.approx(2.5)
+    # p=2: sqrt((1+4)/2) and sqrt((9+16)/2)
+    assert latent_norm_loss(z, z_hat, 2.0).item() == pytest.approx((math.sqrt(2.5) + math.sqrt(12.5)) / 2)
+    same = z.clone().requires_grad_(True)
+    loss = latent_norm_loss(same, z, 2.0)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.0, abs=1e-5) and torch.isfinite(same.grad).all()
+    with pytest.raises(ValueError, match="z / z_hat"):
+        latent_norm_loss(z, z_hat[:, :1])
+
+
+def test_mode_matching_loss_hand_computed():
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    assert mode_matching_loss(logits, torch.tensor([0])).item() == pytest.approx(math.log(4.0))
+    assert mode_matching_loss(logits, torch.tensor([1])).item() == pytest.approx(math.log(4.0 / 3.0))
+    # AM-softmax: s·(cos − m·onehot) = 2·([0.5, 0] − [0.5, 0]) = [0, 0] → CE = log 2
+    cos = torch.tensor([[0.5, 0.0]])
+    assert mode_matching_loss(cos, torch.tensor([0]), margin=0.5, scale=2.0).item() == pytest.approx(math.log(2.0))
+    # predicted P_Ŷ = mean softmax = [0.75, 0.25]; KL([.5,.5] ‖ P_Ŷ) = 0.5·log(4/3)
+    probs_logits = torch.tensor([[0.0, -1e4], [0.0, 0.0]])
+    kl = predicted_mode_kl(torch.tensor([0.5, 0.5]), probs_logits)
+    assert kl.item() == pytest.approx(0.5 * math.log(4.0 / 3.0), rel=1e-5)
+    # a zero-weight mode contributes 0 (0·log 0)
+    assert predicted_mode_kl(torch.tensor([1.0, 0.0]), probs_logits).item() == pytest.approx(-math.log(0.75), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- ablations
+def _method(tiny_cfg, *overrides):
+    cfg = validate(tiny_cfg(*overrides))
+    pl.seed_everything(0, verbose=False)
+    return build_method(cfg, build_datamodule(cfg))
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+@pytest.mark.parametrize("loss,norm_on,mode_on", [
+    ("full", True, True), ("no_h1", False, True), ("no_h2", True, False), ("gan_only", False, False)])
+def test_ablation_switches_remove_their_terms(tiny_cfg, monkeypatch, loss, norm_on, mode_on):
+    calls = {"norm": 0, "mode": 0}
+    for name, key in (("latent_norm_loss", "norm"), ("mode_matching_loss", "mode")):
+        orig = getattr(nem, name)
+        monkeypatch.setattr(nem, name, lambda *a, _o=orig, _k=key, **kw: (calls.__setitem__(_k, calls[_k] + 1),
+                                                                           _o(*a, **kw))[1])
+    m = _method(tiny_cfg, *RING, f"loss={loss}")
+    z, y = m.prior.sample(8, generator=torch.Generator().manual_seed(1))
+    total, logs = m.generator_objective(z, y)
+    total.backward()
+    assert calls == {"norm": int(norm_on), "mode": int(mode_on)}
+    assert ("norm" in logs) == norm_on and ("mode" in logs) == mode_on
+    h1_trained, h2_trained = norm_on or mode_on, mode_on
+    assert all(g is not None for g in _grads(m.G))
+    assert all((g is not None and g.abs().sum() > 0) for g in _grads(m.h1)) == h1_trained
+    assert all(g is None for g in _grads(m.h1)) == (not h1_trained)
+    assert all(g is None for g in _grads(m.h2)) == (not h2_trained)
+
+
+def test_no_h1_equals_full_objective_without_the_norm_term(tiny_cfg):
+    """Removing a term is exactly a zero weight on it: same total and same gradients."""
+    grads = []
+    for overrides in (("loss=no_h1",), ("loss=full", "method.norm_weight=0")):
+        m = _method(tiny_cfg, *RING, *overrides)
+        z, y = m.prior.sample(8, generator=torch.Generator().manual_seed(1))
+        total, _ = m.generator_objective(z, y)
+        total.backward()
+        grads.append([total.detach()] + [p.grad for p in list(m.G.parameters()) + list(m.h2.parameters())])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["full", "no_h1", "no_h2", "gan_only"])
+def test_ablations_train_only_their_networks(tiny_cfg, tmp_path, loss):
+    cfg = tiny_cfg(*RING, f"loss={loss}", "trainer.steps=2")
+    res = train(cfg, tmp_path)
+    trained = torch.load(res.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    fresh = _method(tiny_cfg, *RING, f"loss={loss}", "trainer.steps=2").state_dict()
+
+    def moved(prefix):
+        return any(not torch.equal(trained[k], fresh[k]) for k in fresh if k.startswith(prefix))
+
+    assert moved("G.") and moved("D.")
+    assert moved("h1.") == (loss != "gan_only")
+    assert moved("h2.") == (loss in ("full", "no_h1"))
+
+
+# --------------------------------------------------------------------------- training
+def test_train_digits_then_generate_infer_reconstruct(tiny_cfg, tmp_path, monkeypatch):
+    """Default config (semi-supervision off): real steps, and the semi path never runs."""
+    def never(*args, **kwargs):
+        raise AssertionError("semi-supervision ran although method.semi_fraction=0")
+
+    monkeypatch.setattr(nem, "labelled_subset", never)
+    monkeypatch.setattr(nem.NEMGAN, "semi_step", never)
+    grab = Grab()
+    res = train(tiny_cfg(*DIGITS, "trainer.sample_every=2"), tmp_path, callbacks=[grab])
+    assert res.iteration == 4 and res.samples.is_file()
+    m = grab.module
+    assert m.semi_index is None and m.num_conditions == 10 and m.latent_dim == 20
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"loss_d", "loss_g", "g_adv", "norm", "mode", "mode_acc", "mode_kl"} <= set(header)
+    assert not {"semi_loss", "semi_acc"} & set(header)
+    m.eval()
+    x = grab.datamodule.eval_set.images()[:12]
+    assert m.sample(5, condition=3).shape == (5, 1, 32, 32)
+    assert m.sample(4).shape == (4, 1, 32, 32)
+    cond = m.condition_of(x)
+    assert cond.shape == (12,) and cond.dtype == torch.int64 and 0 <= cond.min() and cond.max() < 10
+    rec = m.reconstruct(x)
+    assert rec.shape == x.shape and rec.abs().max() <= 1
+    with pytest.raises(ValueError, match="condition"):
+        m.sample(2, condition=10)
+
+
+def test_semi_supervision_runs_every_n_iterations_on_a_fixed_subset(tiny_cfg, tmp_path, monkeypatch):
+    calls = []
+    orig = nem.NEMGAN.semi_step
+
+    def spy(self):
+        calls.append(self.iteration)
+        return orig(self)
+
+    monkeypatch.setattr(nem.NEMGAN, "semi_step", spy)
+    grab = Grab()
+    train(tiny_cfg(*RING, "method.semi_fraction=0.05", "method.semi_every=2"), tmp_path, callbacks=[grab])
+    assert calls == [0, 2]
+    labels = grab.datamodule.train_set.labels
+    idx = grab.module.semi_index
+    expected = [max(1, round(0.05 * int((labels == c).sum()))) for c in range(8)]
+    assert torch.bincount(labels[idx], minlength=8).tolist() == expected
+    assert torch.equal(idx, nem.labelled_subset(labels, 0.05, seed=0))  # fixed by the seed
+    assert not torch.equal(idx, nem.labelled_subset(labels, 0.05, seed=1))
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"semi_loss", "semi_acc"} <= set(header)
+
+
+def test_wgan_gp_form_and_am_softmax_head_take_real_steps(tiny_cfg, tmp_path):
+    grab = Grab()
+    train(tiny_cfg(*RING, "method.adv_loss=wgan_gp", "method.am_margin=0.2", "trainer.steps=2"), tmp_path,
+          callbacks=[grab])
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"gp", "mode", "norm"} <= set(header)
+    m = grab.module
+    assert m.h2.cosine and m.h2.head.bias is None
+    cos = m.h2(torch.randn(5, m.latent_dim))
+    assert cos.abs().max() <= 1 + 1e-5  # cosine logits, scaled by am_scale only inside the loss
+
+
+def test_ring8_mlp_steps_and_reports(tiny_cfg, tmp_path):
+    grab = Grab()
+    train(tiny_cfg(*RING, "trainer.steps=3"), tmp_path, callbacks=[grab])
+    m = grab.module.eval()
+    assert m.sample(6, condition=torch.arange(6)).shape == (6, 2)
+    numbers = evaluate_nemgan(m, grab.datamodule, n_gen=400)
+    assert numbers["n_modes"] == 8 and 0 <= numbers["modes"] <= 8 and 0 <= numbers["high_quality"] <= 1
+    assert 0 <= numbers["h_acc"] <= 1 and 0 <= numbers["h_bal_acc"] <= 1
+    ev = grab.datamodule.eval_set
+    rep = mode_matching_report(m, str(tmp_path / "report"), n_per_mode=30,
+                               real_features=ev.images()[:400], real_labels=ev.clean_labels[:400])
+    # the engineered modes are disjoint, so in latent space every sample is nearest its own mode mean
+    assert rep["latent_agreement"] == 1.0 and 0 <= rep["generated_agreement"] <= 1
+    assert rep["kl_matrix"].shape == (8, 8)
+    assert all((tmp_path / "report" / f).is_file() for f in ("mode_distances.png", "mode_class_kl.png"))
+
+
+def test_class_mean_distances_hand_computed():
+    f = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0]])
+    y = torch.tensor([0, 0, 1])
+    d = class_mean_distances(f, y, 3)  # means: (1, 0), (0, 4), none
+    assert np.allclose(d[:, :2], [[1.0, 4.0], [1.0, math.sqrt(20)], [math.sqrt(17), 0.0]])
+    assert np.isnan(d[:, 2]).all()
+    assert nearest_mean_agreement(d, y) == 1.0
+
+
+def test_balanced_cluster_acc_hand_computed():
+    y = np.array([0, 0, 0, 1])
+    assert balanced_cluster_acc(y, np.zeros(4, dtype=np.int64), 2, 2) == 0.5  # majority guess: ACC 0.75
+    assert balanced_cluster_acc(y, 1 - y, 2, 2) == 1.0                        # a relabelled perfect split
+    # class 0 recall 2/3 (cluster 1), class 1 recall 1 (cluster 0)
+    assert balanced_cluster_acc(y, np.array([1, 1, 0, 0]), 2, 2) == pytest.approx((2 / 3 + 1) / 2)
+
+
+# --------------------------------------------------------------------------- config errors
+@pytest.mark.parametrize("override,needle", [
+    ("method.adv_loss=lsq", "method.adv_loss"),
+    ("prior=onehot_gaussian", "prior=onehot_gaussian"),
+    ("method.norm_p=0", "method.norm_p"),
+    ("method.semi_fraction=1.5", "method.semi_fraction"),
+    ("loss=hinge", "loss="),
+])
+def test_bad_config_fails_in_one_line(tiny_cfg, override, needle):
+    with pytest.raises(ConfigError) as err:
+        validate(tiny_cfg("method=nemgan", override))
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_semi_needs_the_mode_term(tiny_cfg):
+    with pytest.raises(ConfigError, match="loss=no_h2"):
+        validate(tiny_cfg("method=nemgan", "loss=no_h2", "method.semi_fraction=0.05"))

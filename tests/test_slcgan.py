@@ -1,0 +1,197 @@
+"""method=slcgan: losses against hand-computed values, who gets which gradient, the D:G schedule,
+the augmentation T, the generate-on-demand API, C's standalone state and a real training run."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from lsgan.augment import AugmentConfig, MultiViewAugment
+from lsgan.config import ConfigError, validate
+from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
+                          slcgan_mi_loss)
+from lsgan.methods.base import DataInfo
+from lsgan.methods.slcgan import (CLUSTERER_FILE, SLCGAN, Clusterer, kmeans_labels, plot_cluster_sizes,
+                                  real_vs_generated_grid, sorted_cluster_sizes)
+from lsgan.run import train
+from tests.conftest import make_cfg
+
+SMALL = ["method=slcgan", "model.g_width=8", "model.d_width=8", "method.z_dim=8", "method.num_clusters=3"]
+SHAPE = (1, 28, 28)
+
+
+def build(*overrides, shape=SHAPE) -> SLCGAN:
+    torch.manual_seed(0)
+    return SLCGAN(validate(make_cfg(SMALL + list(overrides))), DataInfo(shape=shape, name="digits"))
+
+
+def real_images(n=6, shape=SHAPE):
+    return torch.rand((n,) + shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+def grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+# --------------------------------------------------------------------------- losses
+def test_hinge_terms_match_hand_computed_values():
+    u_r, s_r = torch.tensor([2.0, 0.5]), torch.tensor([-1.0, 1.0])
+    u_f, s_f = torch.tensor([-2.0, 0.5]), torch.tensor([0.0, -0.5])
+    # per sample: relu(1-u_r)+relu(1-s_r)+relu(1+u_f)+relu(1+s_f) = [0+2+0+1, 0.5+0+1.5+0.5]
+    assert slcgan_d_hinge(u_r, s_r, u_f, s_f).item() == pytest.approx((3.0 + 2.5) / 2)
+    assert slcgan_g_hinge(u_f, s_f).item() == pytest.approx((2.0 + 0.0) / 2)  # mean[-u_f - s_f]
+    assert slcgan_c_adversarial(s_r).item() == pytest.approx(0.0)            # mean[s_r]
+
+
+def test_mi_and_aug_losses_match_hand_computed_values():
+    logits = torch.log(torch.tensor([[1.0, 3.0]]))  # softmax = [0.25, 0.75]
+    assert slcgan_mi_loss(logits, torch.tensor([1])).item() == pytest.approx(-math.log(0.75))
+    clean = logits.clone().requires_grad_(True)
+    view = torch.zeros(1, 2, requires_grad=True)    # q = [0.5, 0.5]
+    loss = slcgan_aug_loss(clean, view)
+    assert loss.item() == pytest.approx(-(0.5 * math.log(0.25) + 0.5 * math.log(0.75)))
+    loss.backward()
+    assert view.grad is None                        # q is a stop-gradient target by default
+    assert torch.allclose(clean.grad, torch.tensor([[0.25 - 0.5, 0.75 - 0.5]]))  # p - q
+    view2 = torch.zeros(1, 2, requires_grad=True)
+    slcgan_aug_loss(clean, view2, grad_through_target=True).backward()
+    assert view2.grad is not None and view2.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- gradients
+def test_mi_changes_g_gradients_and_leaves_c_untouched():
+    m = build()
+    torch.manual_seed(3)
+    loss, logs = m.g_loss(8)
+    loss.backward()
+    with_mi = [g.clone() for g in grads(m.G)]
+    assert logs["loss_mi"] > 0
+    assert all(g is None for g in grads(m.C)), "L_mi must not reach C"
+    m.zero_grad(set_to_none=True)
+    m.mi_weight = 0.0
+    torch.manual_seed(3)  # same z and c
+    loss, logs = m.g_loss(8)
+    loss.backward()
+    assert "loss_mi" not in logs
+    assert all(g is None for g in grads(m.C))
+    changed = [not torch.allclose(a, b) for a, b in zip(with_mi, grads(m.G))]
+    assert any(changed), "L_mi must change G's gradients"
+
+
+def test_d_and_c_losses_reach_only_their_own_player():
+    m = build()
+    x = real_images()
+    m.d_loss(x)[0].backward()
+    assert all(g is None for g in grads(m.G)) and all(g is None for g in grads(m.C))
+    assert all(g is not None for g in grads(m.D))
+    m.zero_grad(set_to_none=True)
+    loss, logs = m.c_loss(x)
+    loss.backward()
+    assert all(g is None for g in grads(m.G))  # C's loss never runs G: no fake image in it
+    assert sum(g.abs().sum() for g in grads(m.C)) > 0
+    assert "loss_aug" in logs and "loss_c_adv" in logs
+
+
+def test_no_aug_and_no_mi_switch_their_terms_off():
+    m = build("loss=no_aug")
+    assert m.augment is None and "loss_aug" not in m.c_loss(real_images())[1]
+    assert "loss_mi" not in build("loss=no_mi").g_loss(4)[1]
+
+
+# --------------------------------------------------------------------------- augmentation
+def test_augment_gives_each_image_its_own_view_in_range():
+    aug = MultiViewAugment(AugmentConfig(), (3, 16, 16))
+    x = real_images(1, (3, 16, 16)).expand(6, -1, -1, -1).contiguous()
+    torch.manual_seed(0)
+    views = aug(x)
+    assert views.shape == x.shape and views.device == x.device
+    assert views.min() >= -1 and views.max() <= 1
+    assert not torch.allclose(views[0], views[1])  # per-image random parameters
+    assert not torch.allclose(views[0], x[0])
+
+
+def test_bad_values_fail_in_one_line_naming_the_field():
+    with pytest.raises(ConfigError, match=r"method\.augment\.hue"):
+        validate(make_cfg(SMALL + ["method.augment.hue=0.7"]))
+    with pytest.raises(ConfigError, match=r"method\.augment\.crop_scale"):
+        validate(make_cfg(SMALL + ["method.augment.crop_scale=[0.9,0.2]"]))
+    with pytest.raises(ConfigError, match=r"method\.num_clusters"):
+        validate(make_cfg(SMALL + ["method.num_clusters=1"]))
+    with pytest.raises(ConfigError, match="loss='hinge'.*full, no_mi, no_aug"):
+        validate(make_cfg(SMALL + ["loss=hinge"]))
+    with pytest.raises(ConfigError, match="use loss=no_aug"):
+        build(shape=(2,))
+
+
+# --------------------------------------------------------------------------- API and C's state
+def test_sample_condition_of_and_clusterer_round_trip(tmp_path):
+    m = build()
+    m.eval()
+    assert m.num_conditions == 3
+    assert m.sample(5, condition=2).shape == (5,) + SHAPE
+    assert m.sample(4).shape == (4,) + SHAPE
+    with pytest.raises(ValueError, match="condition"):
+        m.sample(2, condition=3)
+    x = real_images()
+    ids = m.condition_of(x)
+    assert ids.shape == (6,) and ids.dtype == torch.long and ((ids >= 0) & (ids < 3)).all()
+    assert torch.equal(ids, m.C(x).argmax(1))
+    path = m.C.save(str(tmp_path / "c.pt"))
+    loaded = Clusterer.load(path)
+    assert torch.allclose(loaded(x), m.C(x)) and loaded.k == 3
+    assert real_vs_generated_grid(m, x, clusters=[0, 2], per_side=3).shape == (2 * 2 * 3,) + SHAPE
+
+
+def test_cluster_size_figure_helpers(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    blobs = torch.cat([torch.randn(30, 2, generator=gen) * 0.1 + torch.tensor(c) for c in ([0, 0], [5, 5], [0, 5])])
+    ids = kmeans_labels(blobs, 3)
+    assert sorted(sorted_cluster_sizes(ids, 3).tolist()) == [30, 30, 30]
+    assert list(sorted_cluster_sizes(torch.tensor([2, 2, 0]), 4)) == [2, 1, 0, 0]
+    out = plot_cluster_sizes(ids, torch.zeros(90, dtype=torch.long), 3, str(tmp_path / "sizes.png"))
+    assert (tmp_path / "sizes.png").stat().st_size > 0 and out.endswith("sizes.png")
+
+
+# --------------------------------------------------------------------------- real training
+class Probe(pl.Callback):
+    """Counts optimizer steps per player, snapshots the weights, and records every forward of C."""
+
+    def __init__(self):
+        self.steps = {"d": 0, "g": 0, "c": 0}
+        self.fakes = []    # G's outputs, held so their identities stay unique
+        self.c_calls = []  # (input is a generated image, C's parameters could get a gradient)
+
+    def on_train_start(self, trainer, m):
+        self.before = {k: v.detach().clone() for k, v in m.state_dict().items()}
+        for name, opt in zip(m._opt_names, trainer.optimizers):
+            opt.register_step_post_hook(lambda *_, name=name: self.steps.__setitem__(name, self.steps[name] + 1))
+        m.G.register_forward_hook(lambda mod, inp, out: self.fakes.append(out))
+        m.C.register_forward_hook(lambda mod, inp, out: self.c_calls.append(
+            (any(inp[0] is f for f in self.fakes),
+             torch.is_grad_enabled() and any(p.requires_grad for p in mod.parameters()))))
+
+
+def test_real_training_steps_d_twice_per_g_and_c_learns_from_real_images_only(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("method=slcgan", "method.num_clusters=3", "model.g_width=8", "model.d_width=8")
+    probe = Probe()
+    torch.manual_seed(0)
+    result = train(cfg, str(tmp_path), callbacks=[probe])
+    assert result.iteration == 4
+    assert probe.steps == {"d": 4, "g": 2, "c": 2}, "D twice per G; C once per G"
+    fake_calls = [trainable for is_fake, trainable in probe.c_calls if is_fake]
+    assert fake_calls and not any(fake_calls), "C saw generated images with its parameters trainable"
+    assert any(trainable for is_fake, trainable in probe.c_calls if not is_fake)
+    state = torch.load(result.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    for net in ("G.", "D.", "C."):  # every player's weights moved
+        assert any(not torch.equal(v, state[k]) for k, v in probe.before.items()
+                   if k.startswith(net) and v.is_floating_point())
+    # C's own state file, equal to the C inside the Lightning checkpoint
+    c = Clusterer.load(str(tmp_path / CLUSTERER_FILE))
+    for k, v in c.state_dict().items():
+        assert torch.equal(v, state[f"C.{k}"])
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    for key in ("loss_d", "loss_g", "loss_c", "loss_mi", "loss_aug", "s_real", "u_fake"):
+        assert key in header
