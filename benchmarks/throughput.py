@@ -114,8 +114,12 @@ def main() -> None:
     a = p.parse_args()
     lsgan_ips, plain_ips = [], []
     for r in range(a.rounds):
-        lsgan_ips.append(run_lsgan(a))
-        plain_ips.append(run_plain(a))
+        if r % 2:  # alternate which side runs first, so drift in machine load hits both alike
+            plain_ips.append(run_plain(a))
+            lsgan_ips.append(run_lsgan(a))
+        else:
+            lsgan_ips.append(run_lsgan(a))
+            plain_ips.append(run_plain(a))
         print(f"round {r}: lsgan {lsgan_ips[-1]:.1f} img/s   plain {plain_ips[-1]:.1f} img/s", flush=True)
     ml, mp = statistics.median(lsgan_ips), statistics.median(plain_ips)
     print(f"median: lsgan {ml:.1f} img/s, plain {mp:.1f} img/s, ratio {ml / mp:.3f} "

@@ -19,6 +19,15 @@ from tests.conftest import REPO, TINY
 CLI_ENV = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.fixture
+def tiny_cfg(tiny_cfg):
+    """The baselines' machinery tests run sngan unless they name a method (the default is coupled)."""
+    def _make(*overrides):
+        named = any(o.startswith("method=") for o in overrides)
+        return tiny_cfg(*overrides) if named else tiny_cfg("method=sngan", *overrides)
+    return _make
+
+
 def cli(*args, timeout=240):
     return subprocess.run([sys.executable, "-m", "lsgan.run", *args], cwd=REPO, env=CLI_ENV,
                           capture_output=True, text=True, timeout=timeout)

@@ -13,6 +13,7 @@ functions, ``d_step`` and ``g_step`` (mimicry style). The base owns what is comm
 """
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ class GANMethod(pl.LightningModule):
     Config = MethodConfig
     LOSSES: Sequence[str] = ("hinge", "ns", "minimax", "wgan_gp")
     uses_labels = False  # True only for label-using baselines (cgan); others never see y
+    # g_step builds its graph with every other optimizer's parameters frozen (D's, mostly), so
+    # backward computes no weight gradients that would be thrown away. A method whose g_step
+    # also updates another optimizer (slcgan's C) sets this False and manages freezing itself.
+    freeze_others_in_g_step = True
 
     def __init__(self, cfg: DictConfig, data_info: DataInfo):
         super().__init__()
@@ -140,6 +145,25 @@ class GANMethod(pl.LightningModule):
         opt.step()
         self.untoggle_optimizer(opt)
 
+    @contextlib.contextmanager
+    def frozen_except(self, name: str):
+        """Parameters of every optimizer but ``name`` have requires_grad=False inside the block.
+
+        Unlike step_opt's toggle, this is in force while the graph is *built*, which is what
+        decides which gradients backward computes. It saves and restores its own state, so
+        step_opt's Lightning toggle can nest inside it.
+        """
+        keep = {id(p) for g in self.opt(name).optimizer.param_groups for p in g["params"]}
+        frozen = [p for opt in self.optimizers() for g in opt.optimizer.param_groups for p in g["params"]
+                  if id(p) not in keep and p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+
     def draw_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
@@ -154,7 +178,8 @@ class GANMethod(pl.LightningModule):
         if i % self.mcfg.n_gen == 0:
             logs.update(self.d_step(batch))
         if i % self.mcfg.n_dis == 0:
-            logs.update(self.g_step(batch))
+            with self.frozen_except("g") if self.freeze_others_in_g_step else contextlib.nullcontext():
+                logs.update(self.g_step(batch))
             if self.g_ema is not None:
                 self.g_ema.update(self.G, 0.0 if i < self.mcfg.ema_start else self.mcfg.ema_decay)
         bad = [k for k, v in logs.items() if not torch.isfinite(torch.as_tensor(v)).all()]

@@ -145,6 +145,7 @@ def frozen(module: nn.Module):
 class SLCGAN(GANMethod):
     Config = SLCGANConfig
     LOSSES = ("full", "no_mi", "no_aug")
+    freeze_others_in_g_step = False  # g_step also updates C (its own optimizer)
 
     @classmethod
     def check_config(cls, cfg: DictConfig) -> None:

@@ -20,23 +20,7 @@ from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, kl_to_un
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
 
-# Names accepted in metrics.names, each with what it reports (the lead's runner maps them to calls).
-METRIC_NAMES = {
-    "fid": "FID on FID-Inception features vs the reference split (+ protocol)",
-    "kid": "KID on FID-Inception features vs the reference split",
-    "prdc": "precision / recall / density / coverage on FID-Inception features",
-    "inception_score": "skipped: the FID Inception network has no logits",
-    "classifier_fid": "FID on the evaluator classifier's penultimate features",
-    "cond_acc": "conditional accuracy of generated samples per the evaluator (Hungarian ACC / purity)",
-    "variety": "within-condition variety relative to the matched real class",
-    "modes": "mode counts: stacked MNIST (1000) or 2-D toys (ring8 / grid25)",
-    "knn": "k-NN label agreement of a feature space",
-    "probe": "linear-probe test accuracy of a feature space",
-    "clustering": "ACC / purity / NMI / ARI of inferred clusters on real data",
-}
-
 __all__ = [
-    "METRIC_NAMES",
     "ari", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi", "plot_confusion",
     "purity",
     "cluster_conditional_accuracy", "exemplar_conditional_accuracy", "mean_pairwise_distance",

@@ -5,7 +5,8 @@ features (``classifier_fid``: FID computed on these features instead of Inceptio
 suits 28/32-px digits far better). Images are float B×C×H×W in [-1, 1] (uint8 0..255 is
 accepted too) and are resized to the evaluator's resolution when they differ.
 
-- "lenet": small VGG-style LeNet for MNIST-like gray digits (≥ 99 % MNIST test in ~2 CPU epochs);
+- "lenet": small VGG-style LeNet for MNIST-like gray digits. Measured on MNIST at 32×32, 2 epochs,
+  2 shared CPU cores: width 32 (default) 99.27 % test in 23 min; width 16 99.09 % in 5.5 min;
 - "resnet": small pre-activation-free ResNet (3 stages, one basic block each) for CIFAR-like data.
 
 Trained evaluators are cached as ``<cache_dir>/evaluators/<dataset>_<size>_<channels>.pt``.

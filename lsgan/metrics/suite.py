@@ -45,7 +45,7 @@ INCEPTION_METRICS = ("fid", "kid", "prdc")
 EVALUATOR_METRICS = ("classifier_fid", "cond_acc", "variety", "class_kl")
 TOY_CENTRES = ("ring8", "grid25")
 
-DEFAULT_EPOCHS = {"digits": 15, "mnist": 3, "fashion_mnist": 8, "stacked_mnist": 3, "cifar10": 30,
+DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
                   "cifar100": 40}
 
 
@@ -171,6 +171,8 @@ def train_evaluator_command(cfg, size: int) -> str:
             args.append(f"data.{key}=" + (f"[{','.join(str(int(v)) for v in value)}]" if key == "classes" else str(value)))
     if cfg.data.get("root") not in (None, "data"):
         args.append(f"data.root={cfg.data.root}")
+    if str(cfg.metrics.get("cache_dir")) != "~/.cache/lsgan":
+        args.append(f"metrics.cache_dir={cfg.metrics.cache_dir}")
     return "python -m lsgan.train_evaluator " + " ".join(args)
 
 
