@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 
 from lsgan.config import validate
@@ -37,23 +36,9 @@ from lsgan.metrics.suite import MetricSuite, summary
 from lsgan.run import compose_config, train
 from lsgan.sample import generate
 from lsgan.train_evaluator import train_and_cache
+from lsgan.callbacks import WallClockBudget
 
 METRICS = ["cluster", "cond_acc", "variety", "classifier_fid"]
-
-
-class WallClockBudget(pl.Callback):
-    """Stops training once ``seconds`` of training wall time have passed."""
-
-    def __init__(self, seconds: float):
-        self.seconds = float(seconds)
-        self.start = None
-
-    def on_train_start(self, trainer, pl_module):
-        self.start = time.time()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if time.time() - self.start > self.seconds:
-            trainer.should_stop = True
 
 
 def overrides(a, evaluator_path=None) -> list:

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytorch_lightning as pl
 
 from lsgan.config import validate
 from lsgan.loading import load_datamodule, load_method
@@ -26,23 +25,9 @@ from lsgan.methods.slcgan import write_figures
 from lsgan.metrics.suite import MetricSuite, summary
 from lsgan.run import compose_config, train
 from lsgan.train_evaluator import train_and_cache
+from lsgan.callbacks import WallClockBudget
 
 METRICS = ["cluster", "cond_acc", "classifier_fid"]
-
-
-class WallClockBudget(pl.Callback):
-    """Stops training once ``seconds`` of training wall time have passed."""
-
-    def __init__(self, seconds: float):
-        self.seconds = float(seconds)
-        self.start = None
-
-    def on_train_start(self, trainer, pl_module):
-        self.start = time.time()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if time.time() - self.start > self.seconds:
-            trainer.should_stop = True
 
 
 def overrides(a) -> list:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from lsgan.loading import CLIError, load_datamodule, load_method, parse_args, resolve_device, run_dir_of
+from lsgan.loading import CLIError, load_datamodule, load_method, parse_args, resolve_device, run_cli, run_dir_of
 
 DEFAULT_METRICS = ["classifier_fid", "cond_acc", "variety", "cluster", "modes", "knn"]
 USAGE = "usage: python -m lsgan.evaluate ckpt=PATH [metrics=[fid,cond_acc,...]] [out=DIR] [n=N] [html=true]"
@@ -84,13 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
 
 
 def cli() -> None:
-    from lsgan.config import ConfigError
-
-    try:
-        main()
-    except (CLIError, ConfigError, FileNotFoundError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)
 
 
 if __name__ == "__main__":

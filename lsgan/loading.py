@@ -127,3 +127,16 @@ def parse_value(value: str):
 
 __all__ = ["CLIError", "apply_overrides", "load_datamodule", "load_method", "parse_args",
            "parse_value", "resolve_device", "run_dir_of"]
+
+
+def run_cli(main) -> None:
+    """Run a CLI's ``main()``; a user mistake prints one ``error: ...`` line and exits 2."""
+    import sys
+
+    from lsgan.config import ConfigError
+
+    try:
+        main()
+    except (CLIError, ConfigError, FileNotFoundError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(2)

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from lsgan.loading import CLIError, load_datamodule, load_method, parse_args, resolve_device
+from lsgan.loading import CLIError, load_datamodule, load_method, parse_args, resolve_device, run_cli
 
 EXEMPLAR_SPLITS = ("train", "test")
 
@@ -222,13 +222,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Path]:
 
 
 def cli() -> None:
-    from lsgan.config import ConfigError
-
-    try:
-        main()
-    except (CLIError, ConfigError, FileNotFoundError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)
 
 
 if __name__ == "__main__":

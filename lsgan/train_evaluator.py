@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from lsgan.loading import CLIError, parse_args, resolve_device
+from lsgan.loading import CLIError, parse_args, resolve_device, run_cli
 
 OWN_KEYS = {"force": False, "device": "auto", "batch_size": 128, "lr": 2e-3, "max_steps": None}
 
@@ -98,13 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
 
 
 def cli() -> None:
-    from lsgan.config import ConfigError
-
-    try:
-        main()
-    except (CLIError, ConfigError, FileNotFoundError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main)
 
 
 if __name__ == "__main__":
