@@ -139,7 +139,7 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def _merge_node(schema, node, path: str):
+def merge_node(schema, node, path: str):
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as exc:
@@ -164,20 +164,20 @@ def validate(cfg: DictConfig) -> DictConfig:
     OmegaConf.set_struct(out, False)
     check_choice("method", cfg.method.name, sorted(METHODS))
     method_cls = METHODS[cfg.method.name]
-    out.method = _merge_node(method_cls.Config, cfg.method, "method")
-    out.data = _merge_node(DataConfig, cfg.data, "data")
-    out.model = _merge_node(ModelConfig, cfg.model, "model")
-    out.loss = _merge_node(LossConfig, cfg.loss, "loss")
-    out.trainer = _merge_node(TrainerConfig, cfg.trainer, "trainer")
-    out.logger = _merge_node(LoggerConfig, cfg.logger, "logger")
-    out.metrics = _merge_node(MetricsConfig, cfg.get("metrics", {}), "metrics")
+    out.method = merge_node(method_cls.Config, cfg.method, "method")
+    out.data = merge_node(DataConfig, cfg.data, "data")
+    out.model = merge_node(ModelConfig, cfg.model, "model")
+    out.loss = merge_node(LossConfig, cfg.loss, "loss")
+    out.trainer = merge_node(TrainerConfig, cfg.trainer, "trainer")
+    out.logger = merge_node(LoggerConfig, cfg.logger, "logger")
+    out.metrics = merge_node(MetricsConfig, cfg.get("metrics", {}), "metrics")
     from lsgan.priors import PRIORS, PriorConfig
 
-    out.prior = _merge_node(PriorConfig, cfg.get("prior", {"name": "none"}), "prior")
+    out.prior = merge_node(PriorConfig, cfg.get("prior", {"name": "none"}), "prior")
     check_choice("prior", out.prior.name, PRIORS)
     from lsgan.features import ExtractorConfig
 
-    out.extractor = _merge_node(ExtractorConfig, cfg.get("extractor", {}), "extractor")
+    out.extractor = merge_node(ExtractorConfig, cfg.get("extractor", {}), "extractor")
     check_choice("dataset", out.data.name, DATASETS)
     check_choice("model.arch", out.model.arch, ARCHS)
     check_choice("logger", out.logger.name, LOGGERS)

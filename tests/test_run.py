@@ -206,3 +206,9 @@ def test_multirun_submitit_local(tmp_path):
     for r in runs:
         assert (r / "checkpoints" / "last.ckpt").is_file()
         assert (r / ".hydra" / "config.yaml").is_file()
+
+
+def test_bf16_mixed_precision_runs_on_cpu(tiny_cfg, tmp_path):
+    res = train(tiny_cfg("trainer.precision=bf16-mixed", "trainer.steps=2"), tmp_path)
+    rows = read_csv(tmp_path / "metrics.csv")
+    assert res.iteration == 2 and all(float(r["loss_d"]) == float(r["loss_d"]) for r in rows)

@@ -62,13 +62,13 @@ def validate_feature_nodes(cfg: DictConfig) -> DictConfig:
     Unlike ``lsgan.config.validate`` it skips the method's checks: training a RotNet must not
     fail because the default method would want that RotNet's weights already.
     """
-    from lsgan.config import DATASETS, ConfigError, DataConfig, TrainerConfig, _merge_node, check_choice
+    from lsgan.config import DATASETS, ConfigError, DataConfig, TrainerConfig, merge_node, check_choice
     from lsgan.features.extractors import extractor_config
 
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.set_struct(out, False)
-    out.data = _merge_node(DataConfig, cfg.data, "data")
-    out.trainer = _merge_node(TrainerConfig, cfg.get("trainer", {}), "trainer")
+    out.data = merge_node(DataConfig, cfg.data, "data")
+    out.trainer = merge_node(TrainerConfig, cfg.get("trainer", {}), "trainer")
     out.extractor = extractor_config(cfg.get("extractor", {}))
     check_choice("dataset", out.data.name, DATASETS)
     if not 0 <= out.data.label_noise <= 1:

@@ -49,10 +49,10 @@ def layers_of(name: str) -> Tuple[str, ...]:
 
 def extractor_config(node):
     """``node`` (a DictConfig, dict or ExtractorConfig) merged onto the ExtractorConfig schema: every field present."""
-    from lsgan.config import _merge_node
+    from lsgan.config import merge_node
     from lsgan.features import ExtractorConfig
 
-    return _merge_node(ExtractorConfig, node, "extractor")
+    return merge_node(ExtractorConfig, node, "extractor")
 
 
 def check_extractor_config(ext, need_weights: bool = True) -> None:
