@@ -67,8 +67,8 @@ class AtomicCheckpoint(pl.Callback):
             self._last_saved = it
 
     def on_train_end(self, trainer, pl_module):
-        # A run stopped by another callback (e.g. resumed past its end) still leaves a last.ckpt.
-        if self._last_saved != pl_module.iteration and not (self.dirpath / "last.ckpt").exists():
+        # A run stopped early (a wall-clock budget, another callback) ends with an up-to-date last.ckpt.
+        if self._last_saved != pl_module.iteration:
             if trainer.is_global_zero:
                 self.dirpath.mkdir(parents=True, exist_ok=True)
             self._save(trainer, self.dirpath / "last.ckpt")
@@ -113,10 +113,16 @@ class SampleGrid(pl.Callback):
         nrow = 10 if pl_module.grid_conditions() is not None else 8
         save_sample_grid(images, self.dirpath / f"iter_{pl_module.iteration:07d}.png", nrow)
         save_sample_grid(images, self.dirpath / "latest.png", nrow)
+        self._last_written = pl_module.iteration
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         it = pl_module.iteration
         if trainer.is_global_zero and ((self.every > 0 and it % self.every == 0) or it == self.steps):
+            self._write(pl_module)
+
+    def on_train_end(self, trainer, pl_module):
+        # A run stopped early (a wall-clock budget, another callback) still ends with a grid.
+        if trainer.is_global_zero and getattr(self, "_last_written", None) != pl_module.iteration:
             self._write(pl_module)
 
 

@@ -212,3 +212,12 @@ def test_bf16_mixed_precision_runs_on_cpu(tiny_cfg, tmp_path):
     res = train(tiny_cfg("trainer.precision=bf16-mixed", "trainer.steps=2"), tmp_path)
     rows = read_csv(tmp_path / "metrics.csv")
     assert res.iteration == 2 and all(float(r["loss_d"]) == float(r["loss_d"]) for r in rows)
+
+
+def test_run_stopped_early_still_writes_grid_and_checkpoint(tiny_cfg, tmp_path):
+    from lsgan.callbacks import WallClockBudget
+
+    res = train(tiny_cfg("trainer.steps=50", "trainer.ckpt_every=1"), tmp_path, callbacks=[WallClockBudget(0.0)])
+    assert res.iteration < 50
+    assert (tmp_path / "samples" / "latest.png").is_file()
+    assert state(tmp_path / "checkpoints" / "last.ckpt")["lsgan"]["iteration"] == res.iteration
