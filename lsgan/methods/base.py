@@ -116,6 +116,17 @@ class GANMethod(pl.LightningModule):
         raise NotImplementedError(f"method={self.mcfg.name} is unconditional: it has no condition_of")
 
     # ------------------------------------------------------------------ shared machinery
+    def condition_ids(self, n: int, condition, kind: str = "condition") -> torch.Tensor:
+        """n discrete condition ids: all conditions evenly (None), one id for all, or n ids."""
+        if condition is None:
+            return even_conditions(n, self.num_conditions, device=self.device)
+        ids = torch.as_tensor(condition, device=self.device).long().reshape(-1)
+        if ((ids < 0) | (ids >= self.num_conditions)).any():
+            raise ValueError(f"condition: {kind} ids must be in 0..{self.num_conditions - 1}")
+        if ids.numel() not in (1, n):
+            raise ValueError(f"condition: give one {kind} id or {n}, got {ids.numel()}")
+        return ids.expand(n) if ids.numel() == 1 else ids
+
     @property
     def generator(self):
         """The generator used for sampling: the EMA copy when there is one."""

@@ -39,7 +39,7 @@ from lsgan.data.batch import Batch
 from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_mi_loss)
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions
+from lsgan.methods.base import GANMethod
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 
 CLUSTERER_FILE = "clusterer.pt"
@@ -254,24 +254,14 @@ class SLCGAN(GANMethod):
     def num_conditions(self) -> int:
         return int(self.mcfg.num_clusters)
 
-    def _ids(self, n: int, condition) -> torch.Tensor:
-        if condition is None:
-            return even_conditions(n, self.num_conditions, device=self.device)
-        ids = torch.as_tensor(condition, device=self.device).long().reshape(-1)
-        if ((ids < 0) | (ids >= self.num_conditions)).any():
-            raise ValueError(f"condition: cluster ids must be in 0..{self.num_conditions - 1}")
-        if ids.numel() not in (1, n):
-            raise ValueError(f"condition: give one cluster id or {n}, got {ids.numel()}")
-        return ids.expand(n) if ids.numel() == 1 else ids
-
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         z = z.to(self.device)
-        return self.generator(z, self._ids(len(z), condition))
+        return self.generator(z, self.condition_ids(len(z), condition, "cluster"))
 
     @torch.no_grad()
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         g = self.generator if use_ema else self.G
-        return g(self.draw_z(n), self._ids(n, condition))
+        return g(self.draw_z(n), self.condition_ids(n, condition, "cluster"))
 
     @torch.no_grad()
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from lsgan.config import ConfigError, MethodConfig
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, gradient_penalty
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions
+from lsgan.methods.base import GANMethod
 from lsgan.nets import build_discriminator, build_generator
 
 
@@ -106,22 +106,14 @@ class CGAN(SNGAN):
     def fake_labels(self, n: int) -> torch.Tensor:
         return torch.randint(0, self.label_classes, (n,), device=self.device)
 
-    def _ids(self, n: int, condition) -> torch.Tensor:
-        if condition is None:
-            return even_conditions(n, self.num_conditions, device=self.device)
-        ids = torch.as_tensor(condition, device=self.device).long().reshape(-1)
-        if ((ids < 0) | (ids >= self.num_conditions)).any():
-            raise ValueError(f"condition: class ids must be in 0..{self.num_conditions - 1}")
-        return ids.expand(n) if ids.numel() == 1 else ids
-
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         z = z.to(self.device)
-        return self.generator(z, self._ids(len(z), condition))
+        return self.generator(z, self.condition_ids(len(z), condition, "class"))
 
     @torch.no_grad()
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         g = self.generator if use_ema else self.G
-        return g(self.draw_z(n), self._ids(n, condition))
+        return g(self.draw_z(n), self.condition_ids(n, condition, "class"))
 
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("method=cgan is conditioned on labels, not on images; use an evaluator classifier")
