@@ -131,6 +131,8 @@ class MetricsConfig:
     knn_ks: List[int] = field(default_factory=lambda: [1, 2, 5])  # k's of knn_label_agreement
     evaluator: Optional[str] = None  # evaluator .pt; None = cache_dir/evaluators/<dataset>_<size>_<channels>.pt
     evaluator_epochs: Optional[float] = None  # train_evaluator epochs; None = the dataset's default
+    evaluator_arch: Optional[str] = None      # lenet | resnet; None = lenet for 1 channel, resnet for 3
+    evaluator_width: Optional[int] = None     # base channel width; None = the arch's (lenet 32, resnet 64)
     modes_n: Optional[int] = None    # samples for mode counting; None = 26000 stacked MNIST, 2500 ring8/grid25
     seed: int = 0                    # seeds sampling and subsets inside a metric evaluation (global RNG untouched)
 
@@ -182,6 +184,10 @@ def validate(cfg: DictConfig) -> DictConfig:
     check_choice("model.arch", out.model.arch, ARCHS)
     check_choice("logger", out.logger.name, LOGGERS)
     check_choice("loss", out.loss.name, method_cls.LOSSES)
+    if out.metrics.evaluator_arch is not None:
+        from lsgan.metrics.evaluator import EVALUATOR_ARCHS
+
+        check_choice("metrics.evaluator_arch", out.metrics.evaluator_arch, EVALUATOR_ARCHS)
     check_choice("trainer.precision", out.trainer.precision, ("32-true", "32", "bf16-mixed", "16-mixed", "64-true"))
     if out.method.n_dis < 1 or out.method.n_gen < 1 or (out.method.n_dis > 1 and out.method.n_gen > 1):
         raise ConfigError("method.n_dis / method.n_gen: both must be >= 1 and at most one of them > 1")

@@ -7,7 +7,8 @@ with clean labels at the resolution and channels the GANs see (``data.size``, ``
 the test split, and cached at ``<metrics.cache_dir>/evaluators/<dataset>_<size>_<channels>.pt``
 (or ``metrics.evaluator=PATH``). A cached evaluator is reused unless ``force=true``.
 
-Other arguments: ``metrics.evaluator_epochs=E`` (default per dataset), ``device=auto|cpu|cuda``,
+Other arguments: ``metrics.evaluator_epochs=E`` (default per dataset), ``metrics.evaluator_arch`` /
+``metrics.evaluator_width`` (the net; smaller trains faster on CPU), ``device=auto|cpu|cuda``,
 ``batch_size=128``, ``lr=0.002``, ``max_steps=N`` (tests), ``seed`` (the config's). Any other
 ``key=value`` is a config override (``dataset=``, ``data.*``, ``metrics.*``).
 """
@@ -68,8 +69,10 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
     dev = resolve_device(device)
     log(f"[lsgan] training the {data.name} evaluator: {len(train)} train / {len(test)} test images, "
         f"{tuple(train.data.shape[1:])}, {epochs:g} epochs on {dev}")
+    arch = cfg.metrics.get("evaluator_arch")  # checked by config.validate
     ev = train_evaluator(train.data, train.clean_labels, test.data, test.clean_labels, dataset=data.name,
-                         n_classes=train.num_classes, epochs=epochs, batch_size=batch_size, lr=lr,
+                         n_classes=train.num_classes, arch=arch, width=cfg.metrics.get("evaluator_width"),
+                         epochs=epochs, batch_size=batch_size, lr=lr,
                          max_steps=max_steps, seed=seed, device=dev, log=log)
     ev.meta["classes"] = None if data.get("classes") is None else [int(c) for c in data.classes]
     save_evaluator(ev.to("cpu"), path)

