@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 
 # --------------------------------------------------------------------------- data
 DATASETS = (
-    "digits", "mnist", "fashion_mnist", "cifar10", "cifar100",
+    "digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "cifar100_coarse",
     "celeba32", "celeba64", "celeba128", "stacked_mnist",
     "ring8", "grid25", "crescents", "npz", "image_folder",
 )

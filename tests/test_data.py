@@ -235,6 +235,39 @@ def test_torchvision_files_are_read_when_no_npz(tmp_path):
     assert len(load_dataset(DataConfig(name="fashion_mnist", root=str(tmp_path)), "test")) == 2
 
 
+def test_cifar100_coarse_labels_from_npz_and_torchvision_files(tmp_path, monkeypatch):
+    import pickle
+
+    import torchvision.datasets as tvd
+
+    x = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((1, 32, 32, 3), np.uint8)
+    fine, coarse = np.array([0, 99, 5, 7, 3]), np.array([4, 19, 17, 3, 2])
+    npz_root = tmp_path / "npz"
+    npz_root.mkdir()
+    np.savez(npz_root / "cifar100.npz", x_train=x, y_train=fine, x_test=x[:2], y_test=fine[:2],
+             y_train_coarse=coarse, y_test_coarse=coarse[:2])
+    d = load_dataset(DataConfig(name="cifar100_coarse", root=str(npz_root)), "train")
+    assert d.labels.tolist() == coarse.tolist() and d.num_classes == 20 and d.class_names[19] == "vehicles_2"
+    assert torch.equal(d.data[:, 0, 0, 0], torch.arange(5, dtype=torch.uint8))
+    assert load_dataset(DataConfig(name="cifar100", root=str(npz_root)), "train").labels.tolist() == fine.tolist()
+    np.savez(npz_root / "cifar100.npz", x_train=x, y_train=fine, x_test=x[:2], y_test=fine[:2])
+    with pytest.raises(ConfigError, match="no 'y_train_coarse' array"):
+        load_dataset(DataConfig(name="cifar100_coarse", root=str(npz_root)), "train")
+
+    # torchvision's layout: images through tvd.CIFAR100, superclass ids from its pickle
+    class FakeCIFAR100:  # the real class checks the files' md5, which synthetic files cannot pass
+        def __init__(self, root, train, download):
+            self.data, self.targets, self.classes = x, fine.tolist(), [str(i) for i in range(100)]
+
+    monkeypatch.setattr(tvd, "CIFAR100", FakeCIFAR100)
+    folder = tmp_path / "tv" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    with open(folder / "train", "wb") as fh:
+        pickle.dump({"fine_labels": fine.tolist(), "coarse_labels": coarse.tolist()}, fh)
+    d = load_dataset(DataConfig(name="cifar100_coarse", root=str(tmp_path / "tv")), "train")
+    assert d.labels.tolist() == coarse.tolist() and d.class_names[0] == "aquatic_mammals"
+
+
 def test_missing_dataset_is_one_clear_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_dataset(DataConfig(name="mnist", root=str(tmp_path)), "train")

@@ -32,6 +32,13 @@ SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 HAIR_COLORS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Bald")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# CIFAR-100's 20 superclasses, in the order of the files' coarse label ids
+CIFAR100_COARSE_CLASSES = (
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
+    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
+    "large_man-made_outdoor_things", "large_natural_outdoor_scenes", "large_omnivores_and_herbivores",
+    "medium_mammals", "non-insect_invertebrates", "people", "reptiles", "small_mammals", "trees",
+    "vehicles_1", "vehicles_2")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                    "Bag", "Ankle boot")
 _CACHE_VERSION = "v1"  # bump when the decode / crop / resize recipe changes
@@ -353,6 +360,39 @@ def _torchvision_reader(name: str, tv_class: str, default_names: Sequence[str] =
 
 
 _read_mnist = _torchvision_reader("mnist", "MNIST", [str(i) for i in range(10)])
+_read_cifar100 = _torchvision_reader("cifar100", "CIFAR100")
+
+
+def _read_cifar100_coarse(cfg, split: str, seed: int) -> _Split:
+    """CIFAR-100 images labelled by their 20 superclasses (slcGAN's "CIFAR-100 (20)" clustering target).
+
+    From ROOT/cifar100.npz, the arrays ``y_train_coarse`` / ``y_test_coarse`` (optional
+    ``coarse_classes``); otherwise the ``coarse_labels`` of torchvision's ``cifar-100-python`` files.
+    """
+    who = "dataset cifar100_coarse"
+    root = _root(cfg)
+    fine = _read_cifar100(cfg, split, seed, who="cifar100_coarse")
+    npz = root / "cifar100.npz"
+    if npz.is_file():
+        key = f"y_{split}_coarse"
+        with np.load(npz, allow_pickle=False) as f:
+            if key not in f.files:
+                raise ConfigError(f"{who}: {npz} has no {key!r} array (the 20 superclass ids per image); "
+                                  f"add it, or use dataset=cifar100 for the 100 fine classes")
+            y = f[key]
+            names = [str(c) for c in f["coarse_classes"]] if "coarse_classes" in f.files else CIFAR100_COARSE_CLASSES
+    else:  # torchvision keeps the superclass ids next to the fine ones in its pickles
+        import pickle
+
+        with open(root / "cifar-100-python" / ("train" if split == "train" else "test"), "rb") as fh:
+            y = pickle.load(fh, encoding="latin1")["coarse_labels"]
+        names = CIFAR100_COARSE_CLASSES
+    y = _labels(y)
+    if len(y) != len(fine.x):
+        raise ConfigError(f"{who}: {len(fine.x)} images but {len(y)} superclass labels")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(names)):
+        raise ConfigError(f"{who}: superclass labels must lie in 0..{len(names) - 1}, got {int(y.min())}..{int(y.max())}")
+    return _Split(fine.x, y, list(names))
 
 
 def _read_stacked_mnist(cfg, split: str, seed: int) -> _Split:
@@ -582,7 +622,8 @@ _READERS: Dict[str, Callable[..., _Split]] = {
     "mnist": _read_mnist,
     "fashion_mnist": _torchvision_reader("fashion_mnist", "FashionMNIST", FASHION_CLASSES),
     "cifar10": _torchvision_reader("cifar10", "CIFAR10", CIFAR10_CLASSES),
-    "cifar100": _torchvision_reader("cifar100", "CIFAR100"),
+    "cifar100": _read_cifar100,
+    "cifar100_coarse": _read_cifar100_coarse,
     "celeba32": _read_celeba,
     "celeba64": _read_celeba,
     "celeba128": _read_celeba,

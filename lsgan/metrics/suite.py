@@ -46,7 +46,7 @@ EVALUATOR_METRICS = ("classifier_fid", "cond_acc", "variety", "class_kl")
 TOY_CENTRES = ("ring8", "grid25")
 
 DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
-                  "cifar100": 40}
+                  "cifar100": 40, "cifar100_coarse": 40}
 
 
 class Skip(Exception):
