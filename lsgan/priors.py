@@ -56,7 +56,13 @@ class Prior:
 
     def sample(self, n: int, modes: Optional[torch.Tensor] = None, generator=None,
                device=None) -> Tuple[torch.Tensor, torch.Tensor]:
-        y = self.modes(n, generator) if modes is None else torch.as_tensor(modes).long().reshape(-1).expand(n).cpu()
+        if modes is None:
+            y = self.modes(n, generator)
+        else:  # one mode for all n, or one per sample
+            y = torch.as_tensor(modes).long().reshape(-1).cpu()
+            if y.numel() not in (1, n):
+                raise ValueError(f"condition: give one mode or {n} (one per sample), got {y.numel()}")
+            y = y.expand(n)
         if ((y < 0) | (y >= self.k)).any():
             raise ValueError(f"condition: modes must be in 0..{self.k - 1}")
         z = self._z(y, generator)

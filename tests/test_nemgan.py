@@ -55,6 +55,11 @@ def test_engineered_prior_modes_disjoint_with_requested_proportions():
         assert abs(counts[c] - n * p) <= 5 * math.sqrt(n * p * (1 - p)), (c, counts[c])
     z2, y2 = prior.sample(7, modes=2)
     assert (y2 == 2).all() and (z2[:, 20:30] >= 1 - w).all()
+    assert prior.sample(3, modes=[2, 0, 1])[1].tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="give one mode or 7 \\(one per sample\\), got 2"):
+        prior.sample(7, modes=[0, 1])
+    with pytest.raises(ValueError, match="modes must be in 0..2"):
+        prior.sample(2, modes=[0, 3])
 
 
 # --------------------------------------------------------------------------- losses
