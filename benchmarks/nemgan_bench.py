@@ -2,7 +2,7 @@
 step budget (CPU-friendly by default).
 
     .venv/bin/python benchmarks/nemgan_bench.py --data-root ../shared/data [--preset quick|paper] \
-        [--only mnist04,mnist10,ring8] [--steps-mnist N] [--steps-ring N] [--out runs/bench/nemgan]
+        [--only mnist04,mnist10,ring8] [--steps-mnist N] [--steps-ring N] [--minutes M] [--out runs/bench/nemgan]
 
 Per run it reports h(x) accuracy (Hungarian ACC of ``condition_of`` on the test split, and the
 balanced accuracy — mean per-class recall — since the 0/4 test split keeps the 02:98 ratio),
@@ -76,7 +76,12 @@ def run_one(name: str, args, evaluator) -> dict:
         raise SystemExit(f"{run_dir} holds a finished run; pass --resume to reuse it or choose another --out")
     grab = Grab()
     t0 = time.time()
-    train(compose_config(overrides), str(run_dir), callbacks=[grab])
+    callbacks = [grab]
+    if args.minutes:  # fixed wall-clock budget per run; trainer.steps is then only a cap
+        from lsgan.callbacks import WallClockBudget
+
+        callbacks.append(WallClockBudget(60 * args.minutes))
+    train(compose_config(overrides), str(run_dir), callbacks=callbacks)
     train_s = time.time() - t0
     method, dm = grab.module.eval(), grab.datamodule
     numbers = evaluate_nemgan(method, dm, evaluator if is_mnist else None, CLASS_IDS.get(name), n_gen=args.n_gen,
@@ -96,7 +101,7 @@ def run_one(name: str, args, evaluator) -> dict:
 
         save_sample_grid(method.sample_grid().cpu(), run_dir / "report" / "samples.png", nrow=10)
     cfg = validate(compose_config(overrides))
-    return {"name": name, "steps": steps, "train_seconds": round(train_s, 1), "overrides": overrides,
+    return {"name": name, "steps": int(method.iteration), "train_seconds": round(train_s, 1), "overrides": overrides,
             "model": dict(cfg.model), "numbers": numbers}
 
 
@@ -124,6 +129,8 @@ def main() -> None:
     p.add_argument("--only", default="mnist04,mnist10,ring8", help="comma-separated subset of " + ", ".join(RUNS))
     p.add_argument("--steps-mnist", type=int, default=None)
     p.add_argument("--steps-ring", type=int, default=None)
+    p.add_argument("--minutes", type=float, default=None,
+                   help="wall-clock training budget per run; the step counts become caps (default 10^6 with it)")
     p.add_argument("--n-gen", type=int, default=2000, help="generated samples per metric")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--accelerator", default="cpu")
@@ -134,8 +141,9 @@ def main() -> None:
     p.add_argument("override", nargs="*", help="extra config overrides for every run, e.g. method.norm_weight=2")
     args = p.parse_args()
     preset = PRESETS[args.preset]
-    args.steps_mnist = args.steps_mnist or preset["steps_mnist"]
-    args.steps_ring = args.steps_ring or preset["steps_ring"]
+    cap = 10 ** 6 if args.minutes else None
+    args.steps_mnist = args.steps_mnist or cap or preset["steps_mnist"]
+    args.steps_ring = args.steps_ring or cap or preset["steps_ring"]
     names = [n for n in args.only.split(",") if n]
     unknown = [n for n in names if n not in RUNS]
     if unknown:

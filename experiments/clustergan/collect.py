@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import sys
 from pathlib import Path
 from typing import List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
+from _common import checkpoint_info, find_runs, read_cached, write_cached  # noqa: E402
 
 import torch
 
@@ -33,19 +36,6 @@ COLUMNS = [("ACC", "cluster", "acc"), ("NMI", "cluster", "nmi"), ("ARI", "cluste
            ("P (eval)", "pr_eval", "precision"), ("R (eval)", "pr_eval", "recall"),
            ("FID", "fid", "value"), ("P", "prdc", "precision"), ("R", "prdc", "recall")]
 SETTINGS = ("prior", "dim", "sigma", "loss", "beta_p", "seed", "iteration")
-
-
-def find_runs(roots: List[str]) -> List[Path]:
-    return [ckpt.parent.parent for root in roots for ckpt in sorted(Path(root).rglob("checkpoints/last.ckpt"))]
-
-
-def checkpoint_info(ckpt: Path) -> Optional[dict]:
-    """{"cfg", "iteration"} of a clustergan checkpoint; None for other methods."""
-    blob = torch.load(ckpt, map_location="cpu", weights_only=False)
-    cfg = (blob.get("hyper_parameters") or {}).get("cfg") or {}
-    if cfg.get("method", {}).get("name") != "clustergan":
-        return None
-    return {"cfg": cfg, "iteration": int(blob.get("lsgan", {}).get("iteration", 0))}
 
 
 def settings(cfg: dict, iteration: int) -> dict:
@@ -77,10 +67,9 @@ def evaluate_run(run: Path, info: dict, names: List[str], n_samples: int, device
     ckpt = run / "checkpoints" / "last.ckpt"
     protocol = {"metrics": names, "n_samples": n_samples}
     cache = run / EVAL_FILE
-    if cache.exists():
-        old = json.loads(cache.read_text())
-        if old.get("iteration") == info["iteration"] and old.get("protocol") == protocol:
-            return old
+    old = read_cached(cache, iteration=info["iteration"], protocol=protocol)
+    if old is not None:
+        return old
     method, cfg = load_method(ckpt, device=resolve_device(device),
                               overrides=[f"data.root={data_root}"] if data_root else [])
     suite = MetricSuite(method, load_datamodule(cfg), cfg, evaluator="auto")
@@ -88,7 +77,7 @@ def evaluate_run(run: Path, info: dict, names: List[str], n_samples: int, device
     metrics["pr_eval"] = evaluator_precision_recall(method, suite, n_samples)
     out = {"run": str(run), "iteration": info["iteration"], "protocol": protocol, "dataset": cfg.data.name,
            "settings": settings(info["cfg"], info["iteration"]), "metrics": metrics}
-    cache.write_text(json.dumps(out, indent=2, default=float))
+    write_cached(cache, out)
     return out
 
 
@@ -125,7 +114,7 @@ def main(argv=None) -> List[dict]:
     names = BASE_METRICS + (["fid", "prdc"] if a.fid else [])
     results = []
     for run in find_runs(a.roots):
-        info = checkpoint_info(run / "checkpoints" / "last.ckpt")
+        info = checkpoint_info(run / "checkpoints" / "last.ckpt", "clustergan")
         if info is None:
             continue
         print(f"[collect] {run}", flush=True)

@@ -10,12 +10,15 @@ writes the table. ``DATA`` is the folder with mnist.npz (override with LSGAN_DAT
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
+from _common import check_sweeps  # noqa: E402
 
 DATA = os.environ.get("LSGAN_DATA", "../shared/data")
 EXTRA = os.environ.get("LSGAN_EXTRA", "").split()
@@ -42,31 +45,9 @@ def command(name: str) -> List[str]:
             + [f"data.root={DATA}", f"hydra.sweep.dir=runs/clustergan/{name}", "logger=csv"])
 
 
-def expand(overrides: List[str]) -> List[List[str]]:
-    """Every run of a sweep: the cartesian product of comma-separated values."""
-    keys, choices = [], []
-    for item in overrides:
-        key, value = item.split("=", 1)
-        keys.append(key)
-        choices.append(value.split(",") if "," in value and not value.startswith("[") else [value])
-    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*choices)]
-
-
-def check() -> int:
-    """Compose and validate every run (no data read); returns the number of runs checked."""
-    from lsgan.config import validate
-    from lsgan.run import compose_config, precheck_overrides
-
-    n = 0
-    for name, overrides in SWEEPS.items():
-        runs = expand(["method=clustergan"] + overrides + EXTRA + [f"data.root={DATA}"])
-        for run in runs:
-            precheck_overrides(run)
-            cfg = validate(compose_config(run))
-            assert cfg.method.name == "clustergan" and cfg.method.z_dim == cfg.prior.dim
-            n += 1
-        print(f"ok  {name}: {len(runs)} runs")
-    return n
+def _same_z_dim(cfg) -> None:
+    if cfg.method.z_dim != cfg.prior.dim:
+        raise SystemExit(f"method.z_dim={cfg.method.z_dim} differs from prior.dim={cfg.prior.dim}")
 
 
 def main(argv: List[str]) -> None:
@@ -75,7 +56,7 @@ def main(argv: List[str]) -> None:
         for name in SWEEPS:
             print(f"# {name}\n{shlex.join(command(name))}\n")
     elif what == "check":
-        print(f"{check()} runs compose and validate")
+        print(f"{check_sweeps('clustergan', SWEEPS, EXTRA + [f'data.root={DATA}'], _same_z_dim)} runs compose and validate")
     elif what == "run" and len(argv) == 2 and argv[1] in SWEEPS:
         sys.exit(subprocess.call(command(argv[1])))
     else:

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
+from _common import read_cached, write_cached  # noqa: E402
 
 METRICS = ("cond_acc", "classifier_fid")
 
@@ -48,16 +51,17 @@ def last_logged(metrics_csv: Path) -> Dict[str, Optional[float]]:
 
 def evaluate_checkpoint(run: Path, device: str, n: int) -> Dict[str, Optional[float]]:
     cache = run / "coupled_eval.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    old = read_cached(cache, n=n)
+    if old is not None:
+        return old
     from lsgan.loading import load_datamodule, load_method
     from lsgan.metrics.suite import MetricSuite
 
     method, cfg = load_method(run / "checkpoints" / "last.ckpt", device=device)
     res = MetricSuite(method, load_datamodule(cfg), cfg, evaluator="auto", log=None).compute(list(METRICS), n)
     out = {m: res[m].get("value") for m in METRICS}
-    out["step"] = int(method.iteration)
-    cache.write_text(json.dumps(out))
+    out["step"], out["n"] = int(method.iteration), n
+    write_cached(cache, out)
     return out
 
 

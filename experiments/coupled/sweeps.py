@@ -12,12 +12,15 @@ classifier FID in its metrics.csv (``metrics.every`` = the last iteration), whic
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
+from _common import expand  # noqa: E402
 
 DATA = os.environ.get("LSGAN_DATA", "../shared/data")
 WEIGHTS = os.environ.get("LSGAN_WEIGHTS", "runs/coupled/weights")
@@ -82,18 +85,6 @@ def command(experiment: str, args: List[str]) -> List[str]:
         if "-m" in rest:
             extra.append("hydra.sweep.subdir=${hydra.job.num}_${method.name}-${loss.name}-noise${data.label_noise}")
     return ["python", "-m", module] + rest + extra
-
-
-def expand(args: List[str]) -> List[List[str]]:
-    """The single runs of one command: the cartesian product of its comma-separated values."""
-    keys, choices = [], []
-    for item in args:
-        if "=" not in item:
-            continue
-        key, value = item.split("=", 1)
-        keys.append(key)
-        choices.append([value] if value.startswith("[") or "," not in value else value.split(","))
-    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*choices)]
 
 
 def check() -> int:

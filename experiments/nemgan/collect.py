@@ -21,6 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
+from _common import find_runs, read_cached, write_cached  # noqa: E402
+
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,10 +33,6 @@ EVAL_FILE = "nemgan_eval.json"
 METRICS = ["h_acc", "h_bal_acc", "h_nmi", "cond_acc", "classifier_fid", "modes", "high_quality", "stacked_kl"]
 # keys that name the setting of a run (everything else in the overrides is shared by the sweep)
 IGNORED_KEYS = {"seed", "data.root", "hydra.sweep.dir", "logger", "method", "trainer.progress_bar"}
-
-
-def find_runs(roots: List[str]) -> List[Path]:
-    return [ckpt.parent.parent for root in roots for ckpt in sorted(Path(root).rglob("checkpoints/last.ckpt"))]
 
 
 def run_overrides(run: Path) -> Dict[str, str]:
@@ -54,10 +53,9 @@ def evaluate_run(run: Path, args, evaluators: Dict[str, object]) -> Dict[str, ob
     ckpt = run / "checkpoints" / "last.ckpt"
     iteration = int(torch.load(ckpt, map_location="cpu", weights_only=False).get("lsgan", {}).get("iteration", 0))
     cached = run / EVAL_FILE
-    if cached.is_file():
-        old = json.loads(cached.read_text())
-        if old.get("iteration") == iteration and old.get("n_gen") == args.n_gen:
-            return old
+    old = read_cached(cached, iteration=iteration, n_gen=args.n_gen)
+    if old is not None:
+        return old
     method, cfg = load_method(ckpt, args.device, [f"data.root={args.data_root}"] if args.data_root else [])
     if cfg.method.name != "nemgan":
         return {}
@@ -70,7 +68,7 @@ def evaluate_run(run: Path, args, evaluators: Dict[str, object]) -> Dict[str, ob
         class_ids = list(cfg.data.classes) if cfg.data.classes is not None else None
     numbers = evaluate_nemgan(method, dm, evaluator, class_ids, n_gen=args.n_gen)
     result = {"iteration": iteration, "n_gen": args.n_gen, "numbers": numbers}
-    cached.write_text(json.dumps(result, indent=1))
+    write_cached(cached, result)
     return result
 
 

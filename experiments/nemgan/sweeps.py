@@ -12,12 +12,15 @@ in ``runs/nemgan/<sweep>/<job>_<overrides>/``; ``collect.py <sweep dir>`` writes
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
+from _common import expand  # noqa: E402
 
 DATA = os.environ.get("LSGAN_DATA", "../shared/data")
 SEEDS = "seed=0,1,2"
@@ -56,28 +59,6 @@ SWEEPS: Dict[str, List[List[str]]] = {
 def command(name: str, overrides: List[str], python: str = "python") -> List[str]:
     return ([python, "-m", "lsgan.run", "-m", "method=nemgan"]
             + overrides + [f"data.root={DATA}", f"hydra.sweep.dir=runs/nemgan/{name}", "logger=csv"])
-
-
-def expand(overrides: List[str]) -> List[List[str]]:
-    """The single runs of a multirun command: comma-separated values outside brackets are swept."""
-    axes = []
-    for item in overrides:
-        key, value = item.split("=", 1)
-        axes.append([f"{key}={v}" for v in _split_top_level(value)])
-    return [list(combo) for combo in itertools.product(*axes)]
-
-
-def _split_top_level(value: str) -> List[str]:
-    parts, depth, cur = [], 0, ""
-    for ch in value:
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    return parts + [cur]
 
 
 def _no_duplicate_keys(name: str, overrides: List[str]) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import sys
 from pathlib import Path
 from typing import List, Optional
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
+from _common import checkpoint_info, find_runs, read_cached, write_cached  # noqa: E402
+
 
 EVAL_FILE = "slcgan_eval.json"
 BASE_METRICS = ["cluster", "cond_acc", "classifier_fid", "probe"]
@@ -28,23 +30,6 @@ BASE_METRICS = ["cluster", "cond_acc", "classifier_fid", "probe"]
 COLUMNS = [("ACC %", "cluster", "acc", 100), ("purity %", "cluster", "purity", 100), ("NMI", "cluster", "nmi", 1),
            ("cond. acc %", "cond_acc", "value", 100), ("classifier FID", "classifier_fid", "value", 1),
            ("FID", "fid", "value", 1), ("probe %", "probe", "value", 100)]
-
-
-def find_runs(roots: List[str]) -> List[Path]:
-    runs = []
-    for root in roots:
-        for ckpt in sorted(Path(root).rglob("checkpoints/last.ckpt")):
-            runs.append(ckpt.parent.parent)
-    return runs
-
-
-def checkpoint_info(ckpt: Path) -> Optional[dict]:
-    """(config, iteration) of an slcgan checkpoint, None for other methods."""
-    blob = torch.load(ckpt, map_location="cpu", weights_only=False)
-    cfg = (blob.get("hyper_parameters") or {}).get("cfg") or {}
-    if cfg.get("method", {}).get("name") != "slcgan":
-        return None
-    return {"cfg": cfg, "iteration": int(blob.get("lsgan", {}).get("iteration", 0))}
 
 
 def evaluate_run(run: Path, info: dict, names: List[str], n_samples: int, device: str,
@@ -57,17 +42,16 @@ def evaluate_run(run: Path, info: dict, names: List[str], n_samples: int, device
     ckpt = run / "checkpoints" / "last.ckpt"
     protocol = {"metrics": names, "n_samples": n_samples, "ref_n": ref_n}
     cache = run / EVAL_FILE
-    if cache.exists():
-        old = json.loads(cache.read_text())
-        if old.get("iteration") == info["iteration"] and old.get("protocol") == protocol:
-            return old
+    old = read_cached(cache, iteration=info["iteration"], protocol=protocol)
+    if old is not None:
+        return old
     overrides = ([f"data.root={data_root}"] if data_root else []) + ([f"metrics.ref_n={ref_n}"] if ref_n else [])
     method, cfg = load_method(ckpt, device=resolve_device(device), overrides=overrides)
     dm = load_datamodule(cfg)
     metrics = MetricSuite(method, dm, cfg, evaluator="auto").compute(names, n_samples=n_samples)
     out = {"run": str(run), "iteration": info["iteration"], "protocol": protocol, "dataset": cfg.data.name,
            "K": int(cfg.method.num_clusters), "loss": cfg.loss.name, "seed": int(cfg.seed), "metrics": metrics}
-    cache.write_text(json.dumps(out, indent=2))
+    write_cached(cache, out)
     return out
 
 
@@ -108,7 +92,7 @@ def main(argv=None) -> List[dict]:
     names = BASE_METRICS + (["fid"] if a.fid else [])
     results = []
     for run in find_runs(a.roots):
-        info = checkpoint_info(run / "checkpoints" / "last.ckpt")
+        info = checkpoint_info(run / "checkpoints" / "last.ckpt", "slcgan")
         if info is None:
             continue
         print(f"[collect] {run}", flush=True)

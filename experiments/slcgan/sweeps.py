@@ -9,12 +9,15 @@ them. ``DATA`` is where the .npz files are (override with LSGAN_DATA=...).
 """
 from __future__ import annotations
 
-import itertools
 import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
+from _common import check_sweeps  # noqa: E402
 
 DATA = os.environ.get("LSGAN_DATA", "../shared/data")
 GPU = ["trainer.accelerator=gpu", "trainer.precision=bf16-mixed"]
@@ -43,39 +46,13 @@ def command(name: str) -> List[str]:
             + [f"data.root={DATA}", f"hydra.sweep.dir=runs/slcgan/{name}", "logger=csv"])
 
 
-def expand(overrides: List[str]) -> List[List[str]]:
-    """Every run of a sweep: the cartesian product of comma-separated values."""
-    keys, choices = [], []
-    for item in overrides:
-        key, value = item.split("=", 1)
-        keys.append(key)
-        choices.append(value.split(",") if "," in value and not value.startswith("[") else [value])
-    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*choices)]
-
-
-def check() -> int:
-    """Compose and validate every run (no data is read); returns the number of runs checked."""
-    from lsgan.config import validate
-    from lsgan.run import compose_config, precheck_overrides
-
-    n = 0
-    for name, overrides in SWEEPS.items():
-        for run in expand(["method=slcgan"] + overrides + [f"data.root={DATA}"]):
-            precheck_overrides(run)
-            cfg = validate(compose_config(run))
-            assert cfg.method.name == "slcgan"
-            n += 1
-        print(f"ok  {name}: {len(expand(overrides))} runs")
-    return n
-
-
 def main(argv: List[str]) -> None:
     what = argv[0] if argv else "print"
     if what == "print":
         for name in SWEEPS:
             print(f"# {name}\n{shlex.join(command(name))}\n")
     elif what == "check":
-        print(f"{check()} runs compose and validate")
+        print(f"{check_sweeps('slcgan', SWEEPS, [f'data.root={DATA}'])} runs compose and validate")
     elif what == "run" and len(argv) == 2 and argv[1] in SWEEPS:
         sys.exit(subprocess.call(command(argv[1])))
     else:

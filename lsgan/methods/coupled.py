@@ -17,7 +17,7 @@ generates "more like this"; ``condition_of(x)`` is E(x).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import torch
 

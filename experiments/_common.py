@@ -1,0 +1,103 @@
+"""What every experiments/<method>/ script shares: expanding a multirun command into its single
+runs, checking that each composes and validates, finding finished runs, and caching a run's
+evaluation next to it.
+
+The scripts are run as files (``python experiments/nemgan/sweeps.py ...``), so they import this
+module by putting ``experiments/`` on ``sys.path`` first.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional
+
+
+def split_top_level(value: str) -> List[str]:
+    """Hydra's sweep syntax: commas outside brackets separate values (``[0.3,0.7],[0.5,0.5]`` is two)."""
+    parts, depth, cur = [], 0, ""
+    for ch in value:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return parts + [cur]
+
+
+def expand(args: Iterable[str]) -> List[List[str]]:
+    """The single runs of one multirun command: the cartesian product of its swept values.
+    Arguments without ``=`` (``-m``) are dropped."""
+    axes = []
+    for item in args:
+        if "=" not in item:
+            continue
+        key, value = item.split("=", 1)
+        axes.append([f"{key}={v}" for v in split_top_level(value)])
+    return [list(combo) for combo in itertools.product(*axes)]
+
+
+def check_sweeps(method: str, sweeps: Dict[str, List[str]], tail: List[str],
+                 extra_check: Optional[Callable[[object], None]] = None) -> int:
+    """Compose and validate every single run of every sweep (reads no data); ``tail`` is appended
+    to each run (data.root, env extras). Prints one line per sweep; returns the run count."""
+    from lsgan.config import validate
+    from lsgan.run import compose_config, precheck_overrides
+
+    n = 0
+    for name, overrides in sweeps.items():
+        runs = expand([f"method={method}"] + overrides + tail)
+        for run in runs:
+            precheck_overrides(run)
+            cfg = validate(compose_config(run))
+            if cfg.method.name != method:
+                raise SystemExit(f"sweep {name}: composed method={cfg.method.name}, expected {method}")
+            if extra_check is not None:
+                extra_check(cfg)
+            n += 1
+        print(f"ok  {name}: {len(runs)} runs")
+    return n
+
+
+def find_runs(roots: Iterable[str]) -> List[Path]:
+    """Every run folder below ``roots`` that holds ``checkpoints/last.ckpt``."""
+    return [ckpt.parent.parent for root in roots for ckpt in sorted(Path(root).rglob("checkpoints/last.ckpt"))]
+
+
+def checkpoint_info(ckpt: Path, method: Optional[str] = None) -> Optional[dict]:
+    """{"cfg", "iteration"} of a checkpoint; None when ``method`` is given and the run is another method's."""
+    import torch
+
+    blob = torch.load(ckpt, map_location="cpu", weights_only=False)
+    cfg = (blob.get("hyper_parameters") or {}).get("cfg") or {}
+    if method is not None and cfg.get("method", {}).get("name") != method:
+        return None
+    return {"cfg": cfg, "iteration": int(blob.get("lsgan", {}).get("iteration", 0))}
+
+
+def read_cached(path: Path, **expected) -> Optional[dict]:
+    """A cached evaluation, when its recorded fields equal ``expected`` (iteration, protocol...)."""
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # a damaged cache is recomputed, never trusted
+    return old if all(old.get(k) == v for k, v in expected.items()) else None
+
+
+def write_cached(path: Path, result: dict) -> None:
+    """Write ``result`` as JSON atomically (temp file + rename): an interrupted collect leaves no half file."""
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=1, default=float)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
