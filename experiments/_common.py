@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
@@ -91,13 +89,8 @@ def read_cached(path: Path, **expected) -> Optional[dict]:
 
 
 def write_cached(path: Path, result: dict) -> None:
-    """Write ``result`` as JSON atomically (temp file + rename): an interrupted collect leaves no half file."""
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=1, default=float)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``result`` as JSON atomically: an interrupted collect leaves no half file."""
+    from lsgan.io import atomic_file
+
+    with atomic_file(path, "w") as f:
+        json.dump(result, f, indent=1, default=float)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
@@ -27,6 +26,7 @@ from torch.utils.data import Dataset
 
 from lsgan.config import DATASETS, ConfigError
 from lsgan.data.batch import Batch
+from lsgan.io import atomic_file
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -490,18 +490,10 @@ def decode_images(files: Sequence[Path], size: int, key: str) -> torch.Tensor:
 
 def _atomic_save(path: Path, arr: np.ndarray) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    except OSError as exc:
-        warnings.warn(f"lsgan: cannot write image cache in {path.parent} ({_one_line(exc)}); decoding every time")
-        return
-    try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_file(path) as fh:
             np.save(fh, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:  # a read-only or full cache folder costs speed, not the run
+        warnings.warn(f"lsgan: cannot write image cache in {path.parent} ({_one_line(exc)}); decoding every time")
 
 
 def _image_files(folder: Path) -> List[Path]:

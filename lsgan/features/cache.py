@@ -29,6 +29,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from lsgan.io import _plain_mode, atomic_file
+
 CACHE_VERSION = 1
 _CHUNK = 1 << 24  # bytes read at a time when checksumming
 
@@ -156,7 +158,7 @@ class FeatureCache:
         side.unlink(missing_ok=True)  # invalidate first: a crash below leaves a miss, never a wrong pair
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{npy.stem}-", suffix=".npy.tmp")
         os.close(fd)
-        _umask_mode(tmp)
+        _plain_mode(tmp)
         try:
             arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(int(s) for s in shape))
             fill(arr)
@@ -231,24 +233,10 @@ def cached_features(data_cfg, split: str, extractor_cfg, dataset, extractor=None
 
 # --------------------------------------------------------------------------- helpers
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    _umask_mode(tmp)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w", fsync=True) as fh:
+        fh.write(text)
 
 
-def _umask_mode(path: str) -> None:
-    """mkstemp creates 0600 files; give them the mode a plain open() would (a cache may be shared)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 @contextlib.contextmanager

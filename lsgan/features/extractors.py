@@ -21,7 +21,6 @@ import copy
 import functools
 import hashlib
 import os
-import tempfile
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -29,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lsgan.config import ConfigError, check_choice
+from lsgan.io import atomic_torch_save
 
 EXTRACTORS = ("alexnet_random", "rotnet", "supervised")
 TRAINED = ("rotnet", "supervised")
@@ -258,15 +258,7 @@ def save_extractor_checkpoint(path: str, kind: str, net: BackboneClassifier, in_
     payload = {"format": CHECKPOINT_FORMAT, "kind": kind, "in_channels": int(in_channels), "width": int(width),
                "input_size": int(input_size), "num_outputs": int(num_outputs),
                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "meta": dict(meta)}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".extractor-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_torch_save(payload, path)
     return path
 
 

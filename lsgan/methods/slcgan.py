@@ -22,7 +22,6 @@ penultimate features (their Fig. 4) and real images per cluster next to generate
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
@@ -36,6 +35,7 @@ from torch import nn
 from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
 from lsgan.config import ConfigError, MethodConfig
 from lsgan.data.batch import Batch
+from lsgan.io import atomic_torch_save
 from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_mi_loss)
 from lsgan.methods import register
@@ -102,19 +102,10 @@ class Clusterer(nn.Module):
 
     def save(self, path: str) -> str:
         """Write {state_dict, meta} atomically (temporary file, then rename)."""
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        os.close(fd)
         meta = {"k": self.k, "in_shape": list(self.in_shape), "spectral_norm": self.spectral_norm,
                 "model": self.model_cfg}
-        try:
-            torch.save({"state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}, "meta": meta}, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        atomic_torch_save({"state_dict": state, "meta": meta}, path)
         return path
 
     @classmethod

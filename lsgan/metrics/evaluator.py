@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from typing import Callable, Dict, Optional, Union
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lsgan.io import atomic_torch_save
 from lsgan.metrics.fid import fid_from_features
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
@@ -248,18 +248,8 @@ def evaluator_cache_path(cache_dir: str, dataset: str, size: int, channels: int)
 
 def save_evaluator(evaluator: Evaluator, path: str) -> str:
     """Write {state_dict, meta} atomically (temp file + rename)."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(fd)
-    try:
-        state = {k: v.cpu() for k, v in evaluator.net.state_dict().items()}
-        torch.save({"state_dict": state, "meta": evaluator.meta}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    state = {k: v.cpu() for k, v in evaluator.net.state_dict().items()}
+    atomic_torch_save({"state_dict": state, "meta": evaluator.meta}, path)
     return path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 import torch
+
+from lsgan.io import atomic_file
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -191,20 +192,12 @@ class ReferenceStats:
         return os.path.join(folder, cls.cache_key(dataset, split, resolution, backbone, n) + ".npz")
 
     def save(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                arrays = dict(mu=self.mu, sigma=self.sigma, dataset=self.dataset, split=self.split,
-                              resolution=self.resolution, backbone=self.backbone, n=self.n)
-                if self.features is not None:
-                    arrays["features"] = self.features
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)  # atomic: readers see the old file or the complete new one
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        arrays = dict(mu=self.mu, sigma=self.sigma, dataset=self.dataset, split=self.split,
+                      resolution=self.resolution, backbone=self.backbone, n=self.n)
+        if self.features is not None:
+            arrays["features"] = self.features
+        with atomic_file(path) as fh:  # readers see the old file or the complete new one
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: str) -> "ReferenceStats":
