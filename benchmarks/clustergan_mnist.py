@@ -24,24 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from lsgan.config import validate
-from lsgan.loading import load_datamodule, load_method
-from lsgan.metrics.prdc import prdc
-from lsgan.metrics.suite import MetricSuite, summary
-from lsgan.run import compose_config, train
-from lsgan.sample import generate
-from lsgan.train_evaluator import train_and_cache
-from lsgan.callbacks import WallClockBudget
+from lsgan.run import compose_config
 
-METRICS = ["cluster", "cond_acc", "variety", "classifier_fid"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/: the shared _budget module
+from _budget import budgeted_run, print_metrics  # noqa: E402
+
+METRICS = ["cluster", "cond_acc", "variety", "classifier_fid", "classifier_prdc"]
 
 
-def overrides(a, evaluator_path=None) -> list:
+def overrides(a) -> list:
     o = ["method=clustergan", "dataset=mnist", f"data.root={a.root}", f"data.size={a.size}", f"loss={a.loss}",
          f"prior={a.prior}", f"prior.k={a.k}", f"prior.dim={a.dim}", f"prior.sigma={a.sigma}", f"model={a.arch}",
          f"model.g_width={a.width}", f"model.d_width={a.width}", f"model.spectral_norm={str(a.sn).lower()}",
@@ -50,19 +45,7 @@ def overrides(a, evaluator_path=None) -> list:
          f"seed={a.seed}", f"metrics.ref_n={a.ref_n}"]
     if a.loss != "wgan_gp":  # the authors' 5 critic steps belong to WGAN-GP; other losses use 1
         o.append("method.n_dis=1")
-    if evaluator_path:
-        o.append(f"metrics.evaluator={evaluator_path}")
     return o + list(a.override)
-
-
-def precision_recall(method, suite, n: int, k: int) -> dict:
-    """Improved precision / recall (Kynkäänniemi et al.) on the evaluator's penultimate features."""
-    ev = suite.evaluator
-    torch.manual_seed(0)
-    gen = generate(method, n)
-    real = suite.reference().floats()[:n]
-    res = prdc(ev.features(real), ev.features(gen.images), k=k)
-    return {**res, "protocol": {"features": "evaluator penultimate", "n": min(n, len(real)), "k": k}}
 
 
 def main() -> dict:
@@ -95,24 +78,10 @@ def main() -> dict:
 
     out = Path(a.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    ev_path = str(out / f"evaluator_mnist_{a.size}_capped{a.evaluator_steps}.pt") if a.evaluator_steps else None
-    cfg = compose_config(overrides(a, ev_path))
-    t0 = time.time()
-    ev = train_and_cache(validate(cfg), device=a.accelerator, max_steps=a.evaluator_steps)
-    t_eval = time.time() - t0
-
-    t0 = time.time()
-    result = train(cfg, str(out / "run"), callbacks=[WallClockBudget(a.minutes * 60)])
-    t_train = time.time() - t0
-
-    t0 = time.time()
-    method, run_cfg = load_method(result.checkpoint, device="cpu" if a.accelerator == "cpu" else "cuda")
-    dm = load_datamodule(run_cfg)
-    suite = MetricSuite(method, dm, run_cfg, evaluator="auto")
     names = METRICS + (["fid", "prdc"] if a.inception else [])
-    metrics = suite.compute(names, n_samples=a.n_samples)
-    metrics["precision_recall_evaluator"] = precision_recall(method, suite, a.n_samples, int(run_cfg.metrics.prdc_k))
-    t_metrics = time.time() - t0
+    run = budgeted_run(compose_config(overrides(a)), out, a.minutes, names, a.n_samples, a.accelerator,
+                       a.evaluator_steps)
+    result, run_cfg, metrics, ev = run["result"], run["cfg"], run["metrics"], run["evaluator"]
 
     cl = metrics["cluster"]
     table = {
@@ -122,21 +91,18 @@ def main() -> dict:
         "ari_kmeans": cl.get("kmeans", {}).get("ari"), "purity_kmeans": cl.get("kmeans", {}).get("purity"),
         "cond_acc": metrics["cond_acc"].get("value"), "variety": metrics["variety"].get("value"),
         "classifier_fid": metrics["classifier_fid"].get("value"),
-        "precision_eval": metrics["precision_recall_evaluator"]["precision"],
-        "recall_eval": metrics["precision_recall_evaluator"]["recall"],
+        "precision_eval": metrics["classifier_prdc"].get("precision"),
+        "recall_eval": metrics["classifier_prdc"].get("recall"),
     }
     res = {"command": "python benchmarks/clustergan_mnist.py " + " ".join(sys.argv[1:]),
-           "overrides": overrides(a, ev_path),
+           "overrides": overrides(a),
            "iterations": result.iteration, "g_updates": result.iteration // int(run_cfg.method.n_dis),
-           "train_seconds": round(t_train, 1),
-           "evaluator": {"path": ev["path"], "cached": ev["cached"], "test_acc": ev["test_acc"],
-                         "seconds": round(t_eval, 1)},
-           "metrics_seconds": round(t_metrics, 1), "table": table, "metrics": metrics}
+           "train_seconds": run["seconds"]["train"], "evaluator": ev,
+           "metrics_seconds": run["seconds"]["metrics"], "table": table, "metrics": metrics}
     (out / "results.json").write_text(json.dumps(res, indent=2, default=float))
-    print(f"[clustergan-mnist] {result.iteration} iterations ({res['g_updates']} G/E updates) in {t_train:.0f} s "
+    print(f"[clustergan-mnist] {result.iteration} iterations ({res['g_updates']} G/E updates) in {res['train_seconds']:.0f} s "
           f"(loss={a.loss}, prior={a.prior}, sigma={a.sigma}, dim={a.dim}); evaluator test acc {ev['test_acc']}")
-    for name in names:
-        print(f"  {name}: {summary(metrics[name])}")
+    print_metrics(metrics, names)
     print("  table: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in table.items()))
     print(f"  results: {out / 'results.json'}")
     return res

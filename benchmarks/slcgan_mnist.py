@@ -15,17 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-
-from lsgan.config import validate
-from lsgan.loading import load_datamodule, load_method
 from lsgan.methods.slcgan import write_figures
-from lsgan.metrics.suite import MetricSuite, summary
-from lsgan.run import compose_config, train
-from lsgan.train_evaluator import train_and_cache
-from lsgan.callbacks import WallClockBudget
+from lsgan.run import compose_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/: the shared _budget module
+from _budget import budgeted_run, print_metrics  # noqa: E402
 
 METRICS = ["cluster", "cond_acc", "classifier_fid"]
 
@@ -64,33 +60,18 @@ def main() -> dict:
 
     out = Path(a.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    cfg = compose_config(overrides(a))
-    t0 = time.time()
-    ev = train_and_cache(validate(cfg), device=a.accelerator, max_steps=a.evaluator_steps)
-    t_eval = time.time() - t0
-
-    t0 = time.time()
-    result = train(cfg, str(out / "run"), callbacks=[WallClockBudget(a.minutes * 60)])
-    t_train = time.time() - t0
-
-    t0 = time.time()
-    method, run_cfg = load_method(result.checkpoint, device="cpu" if a.accelerator == "cpu" else "auto")
-    dm = load_datamodule(run_cfg)
-    suite = MetricSuite(method, dm, run_cfg, evaluator="auto")
     names = METRICS + (["probe"] if a.probe else [])
-    metrics = suite.compute(names, n_samples=a.n_samples)
-    figures = write_figures(method, dm.eval_set.images(), str(out), seed=a.seed)
-    t_metrics = time.time() - t0
+    run = budgeted_run(compose_config(overrides(a)), out, a.minutes, names, a.n_samples, a.accelerator,
+                       a.evaluator_steps)
+    result, metrics = run["result"], run["metrics"]
+    figures = write_figures(run["method"], run["datamodule"].eval_set.images(), str(out), seed=a.seed)
 
     res = {"command": "python benchmarks/slcgan_mnist.py " + " ".join(sys.argv[1:]), "overrides": overrides(a),
-           "iterations": result.iteration, "train_seconds": round(t_train, 1),
-           "evaluator": {"path": ev["path"], "cached": ev["cached"], "test_acc": ev["test_acc"],
-                         "seconds": round(t_eval, 1)},
-           "metrics_seconds": round(t_metrics, 1), "metrics": metrics, "figures": figures}
+           "iterations": result.iteration, "train_seconds": run["seconds"]["train"], "evaluator": run["evaluator"],
+           "metrics_seconds": run["seconds"]["metrics"], "metrics": metrics, "figures": figures}
     (out / "results.json").write_text(json.dumps(res, indent=2))
-    print(f"[slcgan-mnist] {result.iteration} iterations in {t_train:.0f} s (K={a.k}, loss={a.loss})")
-    for name in names:
-        print(f"  {name}: {summary(metrics[name])}")
+    print(f"[slcgan-mnist] {result.iteration} iterations in {res['train_seconds']:.0f} s (K={a.k}, loss={a.loss})")
+    print_metrics(metrics, names)
     print(f"  results: {out / 'results.json'}")
     return res
 

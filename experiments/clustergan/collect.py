@@ -24,16 +24,15 @@ from typing import List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
 from _common import checkpoint_info, find_runs, read_cached, write_cached  # noqa: E402
 
-import torch
 
 EVAL_FILE = "clustergan_eval.json"
-BASE_METRICS = ["cluster", "cond_acc", "variety", "classifier_fid"]
+BASE_METRICS = ["cluster", "cond_acc", "variety", "classifier_fid", "classifier_prdc"]
 # (column, metric, key path inside its result)
 COLUMNS = [("ACC", "cluster", "acc"), ("NMI", "cluster", "nmi"), ("ARI", "cluster", "ari"),
            ("ACC k-means", "cluster", "kmeans.acc"), ("NMI k-means", "cluster", "kmeans.nmi"),
            ("ARI k-means", "cluster", "kmeans.ari"), ("cond. acc", "cond_acc", "value"),
            ("variety", "variety", "value"), ("classifier FID", "classifier_fid", "value"),
-           ("P (eval)", "pr_eval", "precision"), ("R (eval)", "pr_eval", "recall"),
+           ("P (eval)", "classifier_prdc", "precision"), ("R (eval)", "classifier_prdc", "recall"),
            ("FID", "fid", "value"), ("P", "prdc", "precision"), ("R", "prdc", "recall")]
 SETTINGS = ("prior", "dim", "sigma", "loss", "beta_p", "seed", "iteration")
 
@@ -42,21 +41,6 @@ def settings(cfg: dict, iteration: int) -> dict:
     return {"prior": cfg["prior"]["name"], "dim": int(cfg["prior"]["dim"]), "sigma": float(cfg["prior"]["sigma"]),
             "loss": cfg["loss"]["name"], "beta_p": float(cfg["method"]["beta_p"]), "seed": int(cfg.get("seed", 0)),
             "iteration": iteration}
-
-
-def evaluator_precision_recall(method, suite, n: int) -> dict:
-    """Improved precision / recall on the evaluator's penultimate features (cheap on a CPU)."""
-    from lsgan.metrics.prdc import prdc
-    from lsgan.sample import generate
-
-    if suite.evaluator is None:
-        return {"skipped": "no evaluator classifier"}
-    torch.manual_seed(0)
-    gen = generate(method, n)
-    real = suite.reference().floats()[:n]
-    k = int(suite.mcfg.prdc_k)
-    res = prdc(suite.evaluator.features(real), suite.evaluator.features(gen.images), k=k)
-    return {**res, "protocol": {"features": "evaluator penultimate", "n": min(n, len(real)), "k": k}}
 
 
 def evaluate_run(run: Path, info: dict, names: List[str], n_samples: int, device: str,
@@ -74,7 +58,6 @@ def evaluate_run(run: Path, info: dict, names: List[str], n_samples: int, device
                               overrides=[f"data.root={data_root}"] if data_root else [])
     suite = MetricSuite(method, load_datamodule(cfg), cfg, evaluator="auto")
     metrics = suite.compute(names, n_samples=n_samples)
-    metrics["pr_eval"] = evaluator_precision_recall(method, suite, n_samples)
     out = {"run": str(run), "iteration": info["iteration"], "protocol": protocol, "dataset": cfg.data.name,
            "settings": settings(info["cfg"], info["iteration"]), "metrics": metrics}
     write_cached(cache, out)

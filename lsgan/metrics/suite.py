@@ -32,6 +32,7 @@ METRICS = {
     "is": "Inception score — skipped: the FID network has no logits",
     "prdc": "improved precision / recall (k=prdc_k) and density / coverage on Inception features",
     "classifier_fid": "FID on the dataset evaluator classifier's penultimate features",
+    "classifier_prdc": "precision / recall / density / coverage (k=prdc_k) on the evaluator's penultimate features",
     "cond_acc": "conditional generation accuracy per the evaluator (Hungarian ACC, purity, or exemplar accuracy)",
     "variety": "within-condition variety: mean pairwise distance vs the matched real class, and per-condition recall",
     "cluster": "ACC / NMI / ARI / purity of condition_of on the evaluation split",
@@ -42,7 +43,7 @@ METRICS = {
 }
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
 INCEPTION_METRICS = ("fid", "kid", "prdc")
-EVALUATOR_METRICS = ("classifier_fid", "cond_acc", "variety", "class_kl")
+EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "class_kl")
 TOY_CENTRES = ("ring8", "grid25")
 
 DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
@@ -449,6 +450,20 @@ class MetricSuite:
         return {"value": value, "protocol": {"n_generated": len(gen), "reference_split": ref.split,
                                              "reference_n": len(ref.data), "backbone": "evaluator penultimate",
                                              **evaluator_protocol(ev)}}
+
+    def _m_classifier_prdc(self, n):
+        """PRDC where Inception is slow or ill-suited (CPU, 28-px digits): the evaluator's features."""
+        from lsgan.metrics.prdc import prdc
+
+        ev = self._need_evaluator()
+        gen_feats, real = self._generated_eval_features(n), self._eval_features_of_reference()
+        m = min(len(gen_feats), len(real))  # equal set sizes, as in Kynkäänniemi et al.
+        k = int(self.mcfg.prdc_k)
+        res = prdc(real[:m], gen_feats[:m], k=k)
+        ref = self.reference()
+        return {**{key: res[key] for key in ("precision", "recall", "density", "coverage")},
+                "protocol": {"n_generated": m, "reference_split": ref.split, "reference_n": m, "k": k,
+                             "backbone": "evaluator penultimate", **evaluator_protocol(ev)}}
 
     def _m_cond_acc(self, n):
         c = self._conditional(n)
