@@ -190,7 +190,7 @@ def test_exemplar_accuracy_equals_evaluator_accuracy(ckpts, cache_dir):
             return condition
 
     suite = MetricSuite(Identity(), dm, cfg, log=None)
-    res = suite.compute(["cond_acc"], n_samples=len(dm.eval_set))
+    res = suite.compute(["cond_acc", "classifier_prdc"], n_samples=len(dm.eval_set))
     ev = dm.eval_set
     from lsgan.sample import exemplar_indices
 
@@ -199,6 +199,10 @@ def test_exemplar_accuracy_equals_evaluator_accuracy(ckpts, cache_dir):
     assert res["cond_acc"]["rule"].startswith("exemplar")
     # copies of real images are exactly as varied as the real classes (the reference is the same split)
     assert res["variety"]["value"] == pytest.approx(1.0, abs=1e-9)
+    # the whole split against itself: every sample lies in the other set's k-NN balls
+    pr = res["classifier_prdc"]
+    assert pr["precision"] == pr["recall"] == pr["coverage"] == 1.0
+    assert pr["protocol"]["backbone"] == "evaluator penultimate" and pr["protocol"]["n_generated"] == len(dm.eval_set)
 
 
 def test_cluster_and_knn_on_a_permuted_classifier(ckpts, cache_dir):
