@@ -94,3 +94,40 @@ def write_cached(path: Path, result: dict) -> None:
 
     with atomic_file(path, "w") as f:
         json.dump(result, f, indent=1, default=float)
+
+
+def sweeps_main(argv: List[str], commands: Dict[str, List[List[str]]], check: Callable[[], int],
+                smoke: Optional[Callable[[str, str], None]] = None) -> None:
+    """The command line every sweeps.py offers over its ``commands`` (name -> list of commands):
+
+    ``print`` every exact command; ``check`` (compose + validate, reads no data); ``run NAME
+    [key=value ...]`` (extra overrides appended to each command); ``smoke NAME DIR`` where offered."""
+    import shlex
+    import subprocess
+    import sys
+
+    actions = ("print", "check", "run") + (("smoke",) if smoke else ())
+    if not argv or argv[0] not in actions:
+        raise SystemExit("usage: sweeps.py print | check | run NAME [key=value ...]"
+                         + (" | smoke NAME SWEEP_DIR" if smoke else "") + f"; NAME: {', '.join(commands)}")
+    if argv[0] == "print":
+        for name, cmds in commands.items():
+            print(f"# {name}")
+            for cmd in cmds:
+                print(shlex.join(cmd))
+            print()
+        return
+    if argv[0] == "check":
+        print(f"{check()} runs compose and validate")
+        return
+    if len(argv) < 2 or argv[1] not in commands:
+        raise SystemExit(f"{argv[0]} NAME: NAME must be one of {', '.join(commands)}")
+    if argv[0] == "smoke":
+        if len(argv) < 3:
+            raise SystemExit("smoke NAME SWEEP_DIR: give a scratch folder for the runs")
+        smoke(argv[1], argv[2])
+        return
+    for cmd in commands[argv[1]]:
+        cmd = [sys.executable if c == "python" and i == 0 else c for i, c in enumerate(cmd)] + argv[2:]
+        print("+ " + shlex.join(cmd), flush=True)
+        subprocess.run(cmd, check=True)

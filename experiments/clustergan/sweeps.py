@@ -11,14 +11,12 @@ writes the table. ``DATA`` is the folder with mnist.npz (override with LSGAN_DAT
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
-from _common import check_sweeps  # noqa: E402
+from _common import check_sweeps, sweeps_main  # noqa: E402
 
 DATA = os.environ.get("LSGAN_DATA", "../shared/data")
 EXTRA = os.environ.get("LSGAN_EXTRA", "").split()
@@ -51,16 +49,8 @@ def _same_z_dim(cfg) -> None:
 
 
 def main(argv: List[str]) -> None:
-    what = argv[0] if argv else "print"
-    if what == "print":
-        for name in SWEEPS:
-            print(f"# {name}\n{shlex.join(command(name))}\n")
-    elif what == "check":
-        print(f"{check_sweeps('clustergan', SWEEPS, EXTRA + [f'data.root={DATA}'], _same_z_dim)} runs compose and validate")
-    elif what == "run" and len(argv) == 2 and argv[1] in SWEEPS:
-        sys.exit(subprocess.call(command(argv[1])))
-    else:
-        sys.exit(f"usage: sweeps.py print | check | run {{{','.join(SWEEPS)}}}")
+    sweeps_main(argv, {name: [command(name)] for name in SWEEPS},
+                lambda: check_sweeps('clustergan', SWEEPS, EXTRA + [f'data.root={DATA}'], _same_z_dim))
 
 
 if __name__ == "__main__":

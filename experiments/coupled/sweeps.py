@@ -13,14 +13,12 @@ classifier FID in its metrics.csv (``metrics.every`` = the last iteration), whic
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
-from _common import expand  # noqa: E402
+from _common import expand, sweeps_main  # noqa: E402
 
 DATA = os.environ.get("LSGAN_DATA", "../shared/data")
 WEIGHTS = os.environ.get("LSGAN_WEIGHTS", "runs/coupled/weights")
@@ -111,23 +109,7 @@ def check() -> int:
 
 
 def main(argv: List[str]) -> None:
-    if not argv or argv[0] not in ("print", "check", "run"):
-        sys.exit("usage: sweeps.py print | check | run EXPERIMENT")
-    if argv[0] == "print":
-        for experiment, commands in EXPERIMENTS.items():
-            print(f"# {experiment}")
-            for args in commands:
-                print(shlex.join(command(experiment, args)))
-            print()
-    elif argv[0] == "check":
-        print(f"ok: {check()} runs compose and validate")
-    else:
-        if len(argv) < 2 or argv[1] not in EXPERIMENTS:
-            sys.exit(f"run: experiment must be one of {', '.join(EXPERIMENTS)}")
-        for args in EXPERIMENTS[argv[1]]:
-            cmd = command(argv[1], args)
-            print("+ " + shlex.join(cmd), flush=True)
-            subprocess.run(cmd, check=True)
+    sweeps_main(argv, {exp: [command(exp, args) for args in cmds] for exp, cmds in EXPERIMENTS.items()}, check)
 
 
 if __name__ == "__main__":

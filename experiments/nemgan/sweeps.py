@@ -13,14 +13,13 @@ in ``runs/nemgan/<sweep>/<job>_<overrides>/``; ``collect.py <sweep dir>`` writes
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
-from _common import expand  # noqa: E402
+from _common import expand, sweeps_main  # noqa: E402
 
 DATA = os.environ.get("LSGAN_DATA", "../shared/data")
 SEEDS = "seed=0,1,2"
@@ -109,32 +108,17 @@ def smoke_overrides(overrides: List[str]) -> List[str]:
     return out + [f"{k}={v}" for k, v in SMOKE.items() if k not in keys] + SMOKE_EXTRA
 
 
+def smoke(name: str, folder: str) -> None:
+    for i, overrides in enumerate(SWEEPS[name]):
+        cmd = command(name, smoke_overrides(overrides), sys.executable)
+        # short job folders: the tiny-net overrides would push Hydra's names past 255 bytes
+        cmd = [c for c in cmd if not c.startswith("hydra.sweep.dir=")] + [
+            f"hydra.sweep.dir={folder}/{i}", "hydra.sweep.subdir=${hydra.job.num}"]
+        subprocess.run(cmd, check=True)
+
+
 def main(argv: List[str]) -> None:
-    if not argv or argv[0] not in ("print", "check", "run", "smoke"):
-        raise SystemExit("usage: sweeps.py print | check | run NAME | smoke NAME SWEEP_DIR")
-    if argv[0] == "print":
-        for name, commands in SWEEPS.items():
-            print(f"# {name}")
-            for overrides in commands:
-                print(shlex.join(command(name, overrides)))
-            print()
-    elif argv[0] == "check":
-        print(f"{check()} runs compose and validate")
-    else:
-        if len(argv) < 2 or argv[1] not in SWEEPS:
-            raise SystemExit(f"{argv[0]} NAME: NAME must be one of {', '.join(SWEEPS)}")
-        for overrides in SWEEPS[argv[1]]:
-            if argv[0] == "run":
-                subprocess.run(command(argv[1], overrides, sys.executable) + argv[2:], check=True)
-            else:
-                if len(argv) < 3:
-                    raise SystemExit("smoke NAME SWEEP_DIR: give a scratch folder for the runs")
-                cmd = command(argv[1], smoke_overrides(overrides), sys.executable)
-                # short job folders: the tiny-net overrides would push Hydra's names past 255 bytes
-                cmd = [c for c in cmd if not c.startswith("hydra.sweep.dir=")] + [
-                    f"hydra.sweep.dir={argv[2]}/{SWEEPS[argv[1]].index(overrides)}",
-                    "hydra.sweep.subdir=${hydra.job.num}"]
-                subprocess.run(cmd, check=True)
+    sweeps_main(argv, {name: [command(name, o) for o in cmds] for name, cmds in SWEEPS.items()}, check, smoke)
 
 
 if __name__ == "__main__":

@@ -371,25 +371,6 @@ def plot_distance_histograms(latent_dist: np.ndarray, latent_y, gen_dist: np.nda
     return path
 
 
-def plot_kl_matrix(matrix: np.ndarray, path: str, title: str = "KL(generated mode ‖ real class)") -> str:
-    """Heat map of a K × C KL matrix with values written in the cells (lower = closer)."""
-    from lsgan.metrics.clustering import agg_figure
-
-    m = np.asarray(matrix, dtype=np.float64)
-    fig = agg_figure(figsize=(1.5 + 0.55 * m.shape[1], 1.2 + 0.5 * m.shape[0]))
-    ax = fig.add_subplot()
-    im = ax.imshow(m, cmap="viridis_r")
-    for (i, j), v in np.ndenumerate(m):
-        ax.text(j, i, "nan" if not np.isfinite(v) else f"{v:.1f}", ha="center", va="center", fontsize=6, color="w")
-    ax.set_xlabel("real class")
-    ax.set_ylabel("generated mode")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
-
-
 @torch.no_grad()
 def mode_matching_report(method, out_dir: str, n_per_mode: int = 200,
                          feature_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
@@ -413,11 +394,13 @@ def mode_matching_report(method, out_dir: str, n_per_mode: int = 200,
                               "generated_agreement": nearest_mean_agreement(d_gen, y), "kl_matrix": None}
     if real_features is not None and real_labels is not None:
         from lsgan.metrics import classwise_knn_kl_matrix
+        from lsgan.reports import matrix_picture
 
         labels = torch.as_tensor(real_labels).long()
         C = int(labels.max()) + 1
         kl = classwise_knn_kl_matrix(feats, y, real_features, labels, K=k, C=C, seed=seed)
-        figures.append(plot_kl_matrix(kl, str(Path(out_dir) / "mode_class_kl.png")))
+        kl_png = matrix_picture(kl, Path(out_dir) / "mode_class_kl.png", "KL(generated mode ‖ real class)")
+        figures.append(str(kl_png))
         out["kl_matrix"] = kl
     out["figures"] = figures
     return out
