@@ -190,7 +190,7 @@ def test_exemplar_accuracy_equals_evaluator_accuracy(ckpts, cache_dir):
             return condition
 
     suite = MetricSuite(Identity(), dm, cfg, log=None)
-    res = suite.compute(["cond_acc", "classifier_prdc"], n_samples=len(dm.eval_set))
+    res = suite.compute(["cond_acc", "classifier_prdc", "z_variety"], n_samples=len(dm.eval_set))
     ev = dm.eval_set
     from lsgan.sample import exemplar_indices
 
@@ -203,6 +203,14 @@ def test_exemplar_accuracy_equals_evaluator_accuracy(ckpts, cache_dir):
     pr = res["classifier_prdc"]
     assert pr["precision"] == pr["recall"] == pr["coverage"] == 1.0
     assert pr["protocol"]["backbone"] == "evaluator penultimate" and pr["protocol"]["n_generated"] == len(dm.eval_set)
+    # variety looks real (different exemplars), but with the exemplar held fixed nothing varies: G ignores z
+    assert res["z_variety"]["value"] == 0.0 and res["z_variety"]["protocol"]["draws_per_exemplar"] == 10
+
+    class Noisy(MirrorMethod):  # z moves the sample: the spread over z is no longer zero
+        def sample(self, n, condition=None, use_ema=True):
+            return (condition + 0.5 * torch.randn_like(condition)).clamp(-1, 1)
+
+    assert MetricSuite(Noisy(), dm, cfg, log=None).compute(["z_variety"], n_samples=100)["z_variety"]["value"] > 0.1
 
 
 def test_cluster_and_knn_on_a_permuted_classifier(ckpts, cache_dir):
@@ -224,6 +232,7 @@ def test_cluster_and_knn_on_a_permuted_classifier(ckpts, cache_dir):
     assert [res["knn"][f"k{k}"] for k in (1, 2, 5)] == pytest.approx([expected[k] for k in (1, 2, 5)])
     assert "stacked_mnist, ring8 or grid25" in res["modes"]["skipped"]
     assert "no class logits" in res["is"]["skipped"]
+    assert "spread over z within a condition is `variety`" in suite.compute(["z_variety"])["z_variety"]["skipped"]
 
 
 class PoolFeatures(torch.nn.Module):

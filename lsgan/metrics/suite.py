@@ -35,6 +35,7 @@ METRICS = {
     "classifier_prdc": "precision / recall / density / coverage (k=prdc_k) on the evaluator's penultimate features",
     "cond_acc": "conditional generation accuracy per the evaluator (Hungarian ACC, purity, or exemplar accuracy)",
     "variety": "within-condition variety: mean pairwise distance vs the matched real class, and per-condition recall",
+    "z_variety": "exemplar methods: spread of G(z, E(x)) over z for one fixed exemplar x, vs the exemplar's real class",
     "cluster": "ACC / NMI / ARI / purity of condition_of on the evaluation split",
     "modes": "mode counting: stacked MNIST (1000 modes, KL) or ring8 / grid25 (modes, high quality, reverse KL)",
     "knn": "k-NN label agreement of the method's feature space on the evaluation split",
@@ -43,7 +44,7 @@ METRICS = {
 }
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
 INCEPTION_METRICS = ("fid", "kid", "prdc")
-EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "class_kl")
+EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl")
 TOY_CENTRES = ("ring8", "grid25")
 
 DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
@@ -500,6 +501,37 @@ class MetricSuite:
                              "reference_n": len(ref.data), "recall_k": k, **evaluator_protocol(ev),
                              "meaning": "mean pairwise distance within a condition / within its matched real class"
                                         " (1.0 = as varied as real)"}}
+
+    def _m_z_variety(self, n):
+        """Does G use z? ``variety`` of an exemplar method groups samples by the exemplar's class, so
+        different exemplars alone make it look varied; here each exemplar is held fixed and only z
+        changes: m exemplars × r draws, mean pairwise distance within each exemplar's r samples
+        divided by that of the real images of the exemplar's class (1.0 = z alone spans the class,
+        ≈ 0 = G ignores z)."""
+        from lsgan.metrics.conditional import mean_pairwise_distance
+        from lsgan.sample import accepts_exemplars, exemplar_indices, generate
+
+        if not accepts_exemplars(self.method):
+            raise Skip(f"method={self.method.mcfg.name} conditions on ids, not exemplars: its spread over z "
+                       f"within a condition is `variety`")
+        self._need_labels("z_variety")
+        ev = self._need_evaluator()
+        r = 10
+        m = max(2, min(100, n // r))
+        ref, split = self.reference(), self.dm.eval_set
+        idx = exemplar_indices(len(split), m, int(self.mcfg.get("seed", 0)) + 1).repeat_interleave(r)
+        gen = generate(self.method, len(idx), exemplar_set=split, exemplar_indices=idx,
+                       batch_size=int(self.mcfg.batch_size))
+        g_feat, r_feat = ev.features(gen.images), self._eval_features_of_reference()
+        spread = {int(c): mean_pairwise_distance(r_feat[ref.labels == c]) for c in torch.unique(gen.source_label)}
+        ratios = [mean_pairwise_distance(g_feat[i * r:(i + 1) * r]) / spread[int(gen.source_label[i * r])]
+                  for i in range(m)]
+        ratios = [v for v in ratios if math.isfinite(v)]
+        return {"value": float(np.mean(ratios)) if ratios else float("nan"),
+                "protocol": {"exemplars": m, "draws_per_exemplar": r, "exemplar_split": self.cfg.data.eval_split,
+                             "features": "evaluator penultimate", "reference_split": ref.split,
+                             "reference_n": len(ref.data), **evaluator_protocol(ev),
+                             "meaning": "mean pairwise distance over z for a fixed exemplar / within its real class"}}
 
     def _m_cluster(self, n):
         from lsgan.metrics.clustering import clustering_report
