@@ -69,7 +69,7 @@ def run_one(name: str, args, evaluator) -> dict:
     steps = args.steps_mnist if is_mnist else args.steps_ring
     overrides = (["method=nemgan", f"data.root={args.data_root}", f"trainer.steps={steps}", f"seed={args.seed}",
                   "trainer.progress_bar=false", "trainer.sample_every=0", f"trainer.ckpt_every={steps}",
-                  f"trainer.log_every={max(1, steps // 20)}", f"trainer.accelerator={args.accelerator}"]
+                  f"trainer.log_every={50 if args.minutes else max(1, steps // 20)}", f"trainer.accelerator={args.accelerator}"]
                  + RUNS[name] + (preset["mnist"] if is_mnist else []) + list(args.override))
     run_dir = Path(args.out) / name
     if (run_dir / "checkpoints" / "last.ckpt").exists() and not args.resume:
