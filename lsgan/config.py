@@ -89,6 +89,7 @@ class MethodConfig:
 @dataclass
 class TrainerConfig:
     steps: int = 600           # training iterations (one batch each)
+    max_minutes: Optional[float] = None  # also stop after this much wall time per invocation (None = no limit)
     accelerator: str = "auto"  # cpu | gpu | auto
     devices: Any = 1
     num_nodes: int = 1
@@ -191,6 +192,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     check_choice("trainer.precision", out.trainer.precision, ("32-true", "32", "bf16-mixed", "16-mixed", "64-true"))
     if out.method.n_dis < 1 or out.method.n_gen < 1 or (out.method.n_dis > 1 and out.method.n_gen > 1):
         raise ConfigError("method.n_dis / method.n_gen: both must be >= 1 and at most one of them > 1")
+    if out.trainer.max_minutes is not None and out.trainer.max_minutes <= 0:
+        raise ConfigError(f"trainer.max_minutes={out.trainer.max_minutes}: must be > 0, or null for no limit")
     if out.data.label_noise < 0 or out.data.label_noise > 1:
         raise ConfigError(f"data.label_noise={out.data.label_noise}: must be in [0, 1]")
     if out.data.class_ratio is not None:

@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import List, Optional
 
@@ -142,6 +143,8 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
         precision=cfg.trainer.precision,
         max_epochs=-1,
         max_steps=-1,
+        # Lightning's Timer agrees on stopping across DDP ranks; the end-of-training checkpoint still runs
+        max_time=None if cfg.trainer.max_minutes is None else timedelta(minutes=float(cfg.trainer.max_minutes)),
         logger=build_loggers(cfg, str(run_dir), run_name(cfg), group, resume_iteration),
         callbacks=callbacks,
         enable_checkpointing=False,  # AtomicCheckpoint does it (atomic, iteration-numbered)
