@@ -40,7 +40,10 @@ class RunCSVLogger(CSVLogger):
     """CSVLogger writing ``<run_dir>/metrics.csv`` and appending on resume."""
 
     def __init__(self, run_dir: str, resume_iteration=None):
-        super().__init__(save_dir=run_dir, name="", version="")
+        # Flush on every row: Lightning flushes when (step + 1) % 100 == 0, and our steps are
+        # iterations logged every log_every (20, 50, ...), so it would only write at the very end
+        # and a crash would lose the whole curve.
+        super().__init__(save_dir=run_dir, name="", version="", flush_logs_every_n_steps=1)
         self._resume_iteration = resume_iteration
 
     @property

@@ -230,3 +230,17 @@ def test_max_minutes_stops_training_and_keeps_its_state(tiny_cfg, tmp_path):
     assert 1 <= res.iteration < 50
     assert state(tmp_path / "checkpoints" / "last.ckpt")["lsgan"]["iteration"] == res.iteration
     assert (tmp_path / "samples" / "latest.png").is_file()
+
+
+def test_metrics_csv_is_written_while_training(tiny_cfg, tmp_path):
+    import pytorch_lightning as pl
+
+    seen = {}
+
+    class Peek(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if pl_module.iteration == 5:  # mid-run: rows of iterations 2 and 4 must already be on disk
+                seen["rows"] = read_csv(tmp_path / "metrics.csv")
+
+    train(tiny_cfg("trainer.steps=6", "trainer.log_every=2"), tmp_path, callbacks=[Peek()])
+    assert [int(float(r["step"])) for r in seen["rows"]] == [2, 4]
