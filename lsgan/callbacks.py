@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
 
+from lsgan.io import atomic_path
+
 
 class StopAtIteration(pl.Callback):
     """Stop after ``steps`` training iterations.
@@ -76,25 +78,23 @@ class AtomicCheckpoint(pl.Callback):
 
 def save_sample_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
     """PNG grid of images in [-1, 1]; 2-D points are drawn as a scatter plot instead."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    if images.dim() == 2:
-        import matplotlib
+    with atomic_path(path, suffix=path.suffix) as tmp:  # the savers infer the format from the suffix
+        if images.dim() == 2:
+            import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
 
-        pts = images.float().cpu().numpy()
-        fig, ax = plt.subplots(figsize=(4, 4))
-        ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6)
-        ax.set_aspect("equal")
-        fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-    else:
-        from torchvision.utils import save_image
+            pts = images.float().cpu().numpy()
+            fig, ax = plt.subplots(figsize=(4, 4))
+            ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6)
+            ax.set_aspect("equal")
+            fig.savefig(tmp, dpi=100)
+            plt.close(fig)
+        else:
+            from torchvision.utils import save_image
 
-        save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
-    os.replace(tmp, path)
+            save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
 
 
 class SampleGrid(pl.Callback):

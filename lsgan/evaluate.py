@@ -13,12 +13,12 @@ overrides of the saved config: ``data.root=DIR``, ``metrics.cache_dir=...``, ``m
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from lsgan.io import atomic_file
 from lsgan.loading import CLIError, load_datamodule, load_method, parse_args, resolve_device, run_cli, run_dir_of
 
 DEFAULT_METRICS = ["classifier_fid", "cond_acc", "variety", "cluster", "modes", "knn"]
@@ -52,9 +52,9 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
         "seconds": round(time.time() - start, 1),
         "metrics": results,
     }
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
-    os.replace(tmp, out / "metrics.json")
+    text = json.dumps(doc, indent=2, allow_nan=False)  # fails before anything is written
+    with atomic_file(out / "metrics.json", "w") as fh:
+        fh.write(text)
     if report:
         from lsgan.reports import write_report
 

@@ -1,7 +1,9 @@
 """Atomic file writes: a reader (or a crash) sees the old file or the complete new one, never half.
 
-Everything lsgan writes to last (checkpoints of evaluators, extractors and clusterers, reference
-statistics, caches, metrics.json) goes through :func:`atomic_file`.
+What lsgan writes to last (evaluators, extractors, clusterers, reference statistics, the feature
+and image caches, config.yaml, metrics.json, sample grids) goes through :func:`atomic_path` (for
+writers that need a file name) or :func:`atomic_file` (an open handle). Lightning checkpoints are
+the exception: ``AtomicCheckpoint`` renames on rank 0 only, between DDP barriers.
 """
 from __future__ import annotations
 
@@ -22,24 +24,33 @@ def _plain_mode(path: str) -> None:
 
 
 @contextmanager
-def atomic_file(path: PathLike, mode: str = "wb", fsync: bool = False) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; on a clean exit it replaces ``path``
-    (``os.replace``), on an exception it is removed and ``path`` is left as it was. Creates the
-    parent folder. ``fsync`` flushes to disk before the rename (for caches other processes share)."""
+def atomic_path(path: PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary file name beside ``path`` (created empty, unique, so concurrent writers
+    never share it); on a clean exit it replaces ``path`` (``os.replace``), on an exception it is
+    removed and ``path`` is left as it was. Creates the parent folder. ``suffix`` matters to
+    writers that infer the format from the name (``.png``)."""
     path = Path(os.path.expanduser(str(path)))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.stem}-", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.stem}-", suffix=suffix)
+    os.close(fd)
     try:
         _plain_mode(tmp)
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_file(path: PathLike, mode: str = "wb", fsync: bool = False, **open_kwargs) -> Iterator[IO]:
+    """:func:`atomic_path` with the temporary file opened (``mode``, ``open_kwargs`` as for
+    ``open``). ``fsync`` flushes to disk before the rename (for caches other processes share)."""
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as fh:
+        yield fh
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def atomic_torch_save(obj, path: PathLike) -> str:

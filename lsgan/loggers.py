@@ -8,6 +8,8 @@ from typing import List
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers import CSVLogger
 
+from lsgan.io import atomic_file
+
 
 class _AppendingWriter(ExperimentWriter):
     """Lightning's CSV writer deletes an existing metrics.csv; a resumed run must keep it.
@@ -28,12 +30,10 @@ class _AppendingWriter(ExperimentWriter):
         if self.resume_iteration is not None:
             kept = [r for r in rows if int(float(r.get("step") or 0)) <= self.resume_iteration]
             if len(kept) != len(rows):
-                tmp = self.metrics_file_path + ".tmp"
-                with open(tmp, "w", newline="") as f:
+                with atomic_file(self.metrics_file_path, "w", newline="") as f:
                     writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
                     writer.writeheader()
                     writer.writerows(kept)
-                os.replace(tmp, self.metrics_file_path)
 
 
 class RunCSVLogger(CSVLogger):

@@ -6,7 +6,6 @@ command (same run directory) resumes from its ``checkpoints/last.ckpt``.
 """
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -183,9 +182,10 @@ def extra_callbacks(cfg: DictConfig, run_dir: Path) -> list:
 
 
 def _save_config(cfg: DictConfig, run_dir: Path) -> None:
-    tmp = run_dir / "config.yaml.tmp"
-    tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    os.replace(tmp, run_dir / "config.yaml")
+    from lsgan.io import atomic_file
+
+    with atomic_file(run_dir / "config.yaml", "w") as fh:
+        fh.write(OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def _hydra_entry():

@@ -78,9 +78,10 @@ def train_extractor(cfg: DictConfig) -> Path:
             "train_lr": float(ext.train_lr), **hist}
     path = save_extractor_checkpoint(str(out), ext.name, net, int(train.data.shape[1]), int(ext.width),
                                      int(train.data.shape[-1]), num_outputs, meta)
-    from lsgan.features.cache import _atomic_write_text
+    from lsgan.io import atomic_file
 
-    _atomic_write_text(Path(path + ".json"), json.dumps(meta, indent=1, sort_keys=True))
+    with atomic_file(path + ".json", "w", fsync=True) as fh:
+        fh.write(json.dumps(meta, indent=1, sort_keys=True))
     acc = hist.get("eval_rotation_acc", hist.get("eval_clean_acc"))
     print(f"[lsgan.train_extractor] probe loss {hist['probe_loss_before']:.4f} -> {hist['probe_loss_after']:.4f}; "
           f"held-out {'rotation' if ext.name == 'rotnet' else 'clean-label'} accuracy {acc:.3f}\n"

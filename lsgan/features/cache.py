@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from lsgan.io import _plain_mode, atomic_file
+from lsgan.io import atomic_file, atomic_path
 
 CACHE_VERSION = 1
 _CHUNK = 1 << 24  # bytes read at a time when checksumming
@@ -156,10 +155,7 @@ class FeatureCache:
         npy, side = self.paths(key, stem)
         self.root.mkdir(parents=True, exist_ok=True)
         side.unlink(missing_ok=True)  # invalidate first: a crash below leaves a miss, never a wrong pair
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{npy.stem}-", suffix=".npy.tmp")
-        os.close(fd)
-        _plain_mode(tmp)
-        try:
+        with atomic_path(npy, suffix=".npy.tmp") as tmp:  # a memmap needs a file name, not a handle
             arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=tuple(int(s) for s in shape))
             fill(arr)
             arr.flush()
@@ -167,13 +163,10 @@ class FeatureCache:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             meta = {"key": key, "key_hash": key_hash(key), "shape": [int(s) for s in shape], "dtype": "float32",
-                    "file_bytes": os.path.getsize(tmp), "crc32": file_crc32(Path(tmp)),
+                    "file_bytes": os.path.getsize(tmp), "crc32": file_crc32(tmp),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            os.replace(tmp, npy)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _atomic_write_text(side, json.dumps(meta, indent=1, sort_keys=True))
+        with atomic_file(side, "w", fsync=True) as fh:
+            fh.write(json.dumps(meta, indent=1, sort_keys=True))
         out, reason = self.load(key, stem, shape)
         if out is None:  # the file we just wrote must verify; anything else is a disk problem
             raise OSError(f"feature cache {npy}: freshly written entry does not verify ({reason})")
@@ -232,13 +225,6 @@ def cached_features(data_cfg, split: str, extractor_cfg, dataset, extractor=None
 
 
 # --------------------------------------------------------------------------- helpers
-def _atomic_write_text(path: Path, text: str) -> None:
-    with atomic_file(path, "w", fsync=True) as fh:
-        fh.write(text)
-
-
-
-
 @contextlib.contextmanager
 def _locked(path: Path):
     """Exclusive advisory lock (POSIX flock); a no-op where fcntl is unavailable."""
