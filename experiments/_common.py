@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 
 def split_top_level(value: str) -> List[str]:
@@ -75,6 +75,16 @@ def checkpoint_info(ckpt: Path, method: Optional[str] = None) -> Optional[dict]:
     if method is not None and cfg.get("method", {}).get("name") != method:
         return None
     return {"cfg": cfg, "iteration": int(blob.get("lsgan", {}).get("iteration", 0))}
+
+
+def method_runs(roots: Iterable[str], method: str) -> List[Tuple[Path, dict]]:
+    """(run folder, :func:`checkpoint_info`) of every ``method`` run below ``roots``; other methods'
+    runs are skipped, and finding none at all is a one-line SystemExit."""
+    runs = [(run, info) for run in find_runs(roots)
+            if (info := checkpoint_info(run / "checkpoints" / "last.ckpt", method)) is not None]
+    if not runs:
+        raise SystemExit(f"no method={method} checkpoints under {', '.join(roots)}")
+    return runs
 
 
 def read_cached(path: Path, **expected) -> Optional[dict]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
-from _common import checkpoint_info, find_runs, read_cached, write_cached  # noqa: E402
+from _common import method_runs, read_cached, write_cached  # noqa: E402
 
 
 EVAL_FILE = "clustergan_eval.json"
@@ -96,14 +96,9 @@ def main(argv=None) -> List[dict]:
 
     names = BASE_METRICS + (["fid", "prdc"] if a.fid else [])
     results = []
-    for run in find_runs(a.roots):
-        info = checkpoint_info(run / "checkpoints" / "last.ckpt", "clustergan")
-        if info is None:
-            continue
+    for run, info in method_runs(a.roots, "clustergan"):
         print(f"[collect] {run}", flush=True)
         results.append(evaluate_run(run, info, names, a.n_samples, a.device, a.data_root))
-    if not results:
-        raise SystemExit(f"no method=clustergan checkpoints under {', '.join(a.roots)}")
     md = Path(a.out)
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text("# ClusterGAN results (experiments/clustergan/collect.py)\n\n"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
-from _common import find_runs, read_cached, write_cached  # noqa: E402
+from _common import method_runs, read_cached, write_cached  # noqa: E402
 
 import numpy as np
 
@@ -44,21 +44,16 @@ def run_overrides(run: Path) -> Dict[str, str]:
     return dict(item.split("=", 1) for item in items if "=" in item)
 
 
-def evaluate_run(run: Path, args, evaluators: Dict[str, object]) -> Dict[str, object]:
-    import torch
-
+def evaluate_run(run: Path, iteration: int, args, evaluators: Dict[str, object]) -> Dict[str, object]:
     from lsgan.loading import load_datamodule, load_method
     from lsgan.methods.nemgan import evaluate_nemgan, mnist_evaluator
 
     ckpt = run / "checkpoints" / "last.ckpt"
-    iteration = int(torch.load(ckpt, map_location="cpu", weights_only=False).get("lsgan", {}).get("iteration", 0))
     cached = run / EVAL_FILE
     old = read_cached(cached, iteration=iteration, n_gen=args.n_gen)
     if old is not None:
         return old
     method, cfg = load_method(ckpt, args.device, [f"data.root={args.data_root}"] if args.data_root else [])
-    if cfg.method.name != "nemgan":
-        return {}
     dm = load_datamodule(cfg)
     evaluator, class_ids = None, None
     if cfg.data.name in ("mnist", "stacked_mnist"):
@@ -91,22 +86,15 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
 
-    runs = find_runs(args.roots)
-    if not runs:
-        raise SystemExit(f"no checkpoints/last.ckpt below {', '.join(args.roots)}")
     evaluators: Dict[str, object] = {}
     rows = []
-    for run in runs:
-        res = evaluate_run(run, args, evaluators)
-        if not res:
-            continue
+    for run, info in method_runs(args.roots, "nemgan"):
+        res = evaluate_run(run, info["iteration"], args, evaluators)
         ov = run_overrides(run)
         setting = {k: v for k, v in ov.items() if k not in IGNORED_KEYS}
         rows.append({"run": str(run), "seed": ov.get("seed", "0"), "iteration": res["iteration"],
                      "setting": setting, **res["numbers"]})
         print(f"{run.name}: {json.dumps(res['numbers'])}", flush=True)
-    if not rows:
-        raise SystemExit("no method=nemgan runs found")
 
     # only the keys that differ between runs identify a setting
     keys = sorted({k for r in rows for k in r["setting"]})
