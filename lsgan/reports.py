@@ -137,14 +137,14 @@ def curves_picture(metrics_csv: Path, path: Path) -> Optional[Path]:
     return path
 
 
-def matrix_picture(matrix, path: Path, title: str, annotate: bool = True) -> Path:
-    """Heat map of a generated-mode × real-class matrix (KL: lower = closer), values in the cells
-    when ``annotate`` (readable up to ~20 columns)."""
+def matrix_picture(matrix, path: Path, title: str) -> Path:
+    """Heat map of a generated-mode × real-class matrix (KL: lower = closer), with the values written
+    in the cells up to 20 columns (beyond that they no longer fit)."""
     m = np.asarray(matrix, dtype=np.float64)
     fig = agg_figure(figsize=(1.5 + 0.55 * m.shape[1], 1.2 + 0.5 * m.shape[0]))
     ax = fig.add_subplot()
     im = ax.imshow(np.where(np.isfinite(m), m, np.nan), cmap="viridis_r")
-    if annotate and m.shape[1] <= 20:
+    if m.shape[1] <= 20:
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, "nan" if not np.isfinite(v) else f"{v:.1f}", ha="center", va="center", fontsize=6,
                     color="w")
