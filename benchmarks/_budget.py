@@ -9,7 +9,6 @@ from typing import List, Optional
 
 from omegaconf import OmegaConf
 
-from lsgan.callbacks import WallClockBudget
 from lsgan.config import validate
 from lsgan.loading import load_datamodule, load_method
 from lsgan.metrics.suite import MetricSuite, summary
@@ -24,6 +23,7 @@ def budgeted_run(cfg, out: Path, minutes: float, metric_names: List[str], n_samp
     ``evaluator_steps`` caps a first evaluator training; such a weaker evaluator is kept under
     ``out``, so the shared cache never holds an under-trained one.
     Returns {"evaluator", "result", "method", "cfg", "datamodule", "suite", "metrics", "seconds"}."""
+    cfg = OmegaConf.merge(cfg, {"trainer": {"max_minutes": float(minutes)}})
     if evaluator_steps:
         capped = out / f"evaluator_{cfg.data.name}_{cfg.data.size}_capped{evaluator_steps}.pt"
         cfg = OmegaConf.merge(cfg, {"metrics": {"evaluator": str(capped)}})
@@ -32,7 +32,7 @@ def budgeted_run(cfg, out: Path, minutes: float, metric_names: List[str], n_samp
     t_eval = time.time() - t0
 
     t0 = time.time()
-    result = train(cfg, str(out / "run"), callbacks=[WallClockBudget(minutes * 60)])
+    result = train(cfg, str(out / "run"))
     t_train = time.time() - t0
 
     t0 = time.time()

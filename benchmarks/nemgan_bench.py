@@ -70,18 +70,15 @@ def run_one(name: str, args, evaluator) -> dict:
     overrides = (["method=nemgan", f"data.root={args.data_root}", f"trainer.steps={steps}", f"seed={args.seed}",
                   "trainer.progress_bar=false", "trainer.sample_every=0", f"trainer.ckpt_every={steps}",
                   f"trainer.log_every={50 if args.minutes else max(1, steps // 20)}", f"trainer.accelerator={args.accelerator}"]
-                 + RUNS[name] + (preset["mnist"] if is_mnist else []) + list(args.override))
+                 + RUNS[name] + (preset["mnist"] if is_mnist else []) + list(args.override)
+                 # a fixed wall-clock budget per run; trainer.steps is then only a cap
+                 + ([f"trainer.max_minutes={args.minutes}"] if args.minutes else []))
     run_dir = Path(args.out) / name
     if (run_dir / "checkpoints" / "last.ckpt").exists() and not args.resume:
         raise SystemExit(f"{run_dir} holds a finished run; pass --resume to reuse it or choose another --out")
     grab = Grab()
     t0 = time.time()
-    callbacks = [grab]
-    if args.minutes:  # fixed wall-clock budget per run; trainer.steps is then only a cap
-        from lsgan.callbacks import WallClockBudget
-
-        callbacks.append(WallClockBudget(60 * args.minutes))
-    train(compose_config(overrides), str(run_dir), callbacks=callbacks)
+    train(compose_config(overrides), str(run_dir), callbacks=[grab])
     train_s = time.time() - t0
     method, dm = grab.module.eval(), grab.datamodule
     numbers = evaluate_nemgan(method, dm, evaluator if is_mnist else None, CLASS_IDS.get(name), n_gen=args.n_gen,

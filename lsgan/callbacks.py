@@ -146,22 +146,3 @@ class IterationProgressBar(TQDMProgressBar):
         if pl_module.iteration % max(1, self.refresh_rate) == 0 or pl_module.iteration >= self.steps:
             bar.set_postfix(self.get_metrics(trainer, pl_module))
             bar.refresh()
-
-
-class WallClockBudget(pl.Callback):
-    """Stop training once ``seconds`` of training wall time have passed (fixed-budget benchmarks)."""
-
-    def __init__(self, seconds: float):
-        self.seconds = float(seconds)
-        self.start = None
-
-    def on_train_start(self, trainer, pl_module):
-        import time
-
-        self.start = time.time()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        import time
-
-        if time.time() - self.start > self.seconds:
-            trainer.should_stop = True
