@@ -82,7 +82,7 @@ class MethodConfig:
     n_dis: int = 1   # D updates per G update
     n_gen: int = 1   # G updates per D update (coupled, Algorithm 2: D only when i mod n == 0)
     ema_decay: Optional[float] = None  # EMA of G (parameters averaged, buffers copied); None = off
-    ema_start: int = 0                 # iteration at which the EMA starts tracking
+    ema_start: int = 1000              # iterations G is copied (not averaged) before the EMA warms up
 
 
 # --------------------------------------------------------------------------- trainer

@@ -242,3 +242,15 @@ def test_steering_raises_target_probability_and_respects_mask():
     assert all(p.grad is None for p in list(gen.parameters()) + list(clf.parameters()))
     anchored = steer_latent(gen, clf, z0, target=2, steps=60, lr=0.1, anchor_weight=100.0)
     assert (anchored.z - z0).norm() < (res.z - z0).norm()
+
+
+def test_noise_recovery_is_the_latent_term_in_units_of_sigma(tiny_cfg):
+    cfg = validate(tiny_cfg("method=clustergan", "prior.dim=16", "prior.k=4", "method.recovery=noise"))
+    m = build_method(cfg, build_datamodule(cfg))
+    sigma = float(cfg.prior.sigma)
+    assert m.recovery_scale == sigma
+    e = torch.randn(5, 16 + 4)
+    z_n_hat, logits = m.split_code(e)
+    assert torch.allclose(z_n_hat, sigma * e[:, :16]) and torch.equal(logits, e[:, 16:])
+    m.mcfg.recovery = "latent"
+    assert m.recovery_scale == 1.0 and torch.equal(m.split_code(e)[0], e[:, :16])

@@ -281,3 +281,11 @@ def test_border_statistics_known_answer(tmp_path):
     assert stats["purity_accuracy_corr"] == pytest.approx(1.0)
     path = border_effect_figure(f, y, correct, str(tmp_path / "border.png"))
     assert (tmp_path / "border.png").stat().st_size > 0 and path.endswith("border.png")
+
+
+def test_mode_seeking_term_trains_and_is_logged(coupled_cfg, tmp_path):
+    from lsgan.run import train
+
+    res = train(coupled_cfg("method.mode_seeking=1.0", "trainer.steps=2"), tmp_path / "run")
+    rows = read_csv(res.metrics_csv)
+    assert all(math.isfinite(float(r["mode_seeking"])) and float(r["mode_seeking"]) > 0 for r in rows)

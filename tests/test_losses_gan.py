@@ -1,6 +1,7 @@
 """Adversarial losses against hand-computed values."""
 import math
 
+import pytest
 import torch
 
 from lsgan import losses as L
@@ -32,3 +33,18 @@ def test_wasserstein_and_gradient_penalty():
     critic = lambda x: x @ w  # noqa: E731
     real, fake = torch.randn(8, 2), torch.randn(8, 2)
     assert torch.isclose(L.gradient_penalty(critic, real, fake), torch.tensor(16.0))
+
+
+def test_mode_seeking_loss_pairs_only_samples_of_one_condition():
+    from lsgan.losses import mode_seeking_loss
+
+    fake = torch.tensor([[0.0, 0.0], [0.5, 0.5], [3.0, 3.0]], requires_grad=True)
+    noise = torch.tensor([[0.0], [1.0], [9.0]])
+    # only (0, 1) share a condition: image distance 0.5, noise distance 1 -> 1 / 0.5
+    loss = mode_seeking_loss(fake, noise, torch.tensor([0, 0, 1]), eps=0.0)
+    assert abs(loss.item() - 2.0) < 1e-6
+    loss.backward()
+    assert fake.grad[0].sum() > 0 > fake.grad[1].sum() and fake.grad[2].abs().sum() == 0  # pushed apart
+    assert mode_seeking_loss(fake, noise, torch.tensor([0, 1, 2])).item() == 0.0
+    with pytest.raises(ValueError, match="mode_seeking_loss"):
+        mode_seeking_loss(fake, noise[:2], torch.tensor([0, 0, 1]))

@@ -195,3 +195,21 @@ def test_real_training_steps_d_twice_per_g_and_c_learns_from_real_images_only(ti
     header = rows[0].split(",")
     for key in ("loss_d", "loss_g", "loss_c", "loss_mi", "loss_aug", "s_real", "u_fake"):
         assert key in header
+
+
+def test_marginal_entropy_known_answer_and_balance_term():
+    from lsgan.losses import slcgan_marginal_entropy
+
+    even = torch.eye(4)
+    assert math.isclose(slcgan_marginal_entropy(even).item(), math.log(4), rel_tol=1e-6)
+    assert slcgan_marginal_entropy(torch.tensor([[1.0, 0.0], [1.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
+    m = build("method.marginal_weight=1.0")
+    m.eval()  # no spectral-norm power iteration between the two calls
+    x = real_images()
+    torch.manual_seed(3)  # the same augmented views in both calls
+    with_term, _ = m.c_loss(x)
+    m.mcfg.marginal_weight = 0.0
+    torch.manual_seed(3)
+    without, logs = m.c_loss(x)
+    expected = math.log(m.num_conditions) - logs["c_marginal_entropy"].item()
+    assert with_term.item() - without.item() == pytest.approx(expected, abs=1e-4)

@@ -14,6 +14,7 @@ functions, ``d_step`` and ``g_step`` (mimicry style). The base owns what is comm
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +27,28 @@ from omegaconf import DictConfig, OmegaConf
 
 from lsgan.config import MethodConfig
 from lsgan.data.batch import Batch
+
+
+def inference(fn):
+    """Decorate a method's generate / encode call: it runs without autograd and with every net in
+    eval mode (BatchNorm running statistics, no spectral-norm power iteration, no dropout),
+    whatever mode the caller left the module in, and each submodule's own mode is restored after.
+    So a sample does not depend on the batch it is drawn with, and an evaluation during training
+    neither updates BN statistics nor advances spectral-norm vectors (exact resume holds)."""
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        modes = [(m, m.training) for m in self.modules()]
+        for m, _ in modes:
+            m.training = False
+        try:
+            with torch.no_grad():
+                return fn(self, *args, **kwargs)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
+    return wrapper
 
 
 class DivergenceError(RuntimeError):
@@ -108,7 +131,9 @@ class GANMethod(pl.LightningModule):
         return 0
 
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
-        """n images in [-1, 1] (given condition, or all conditions evenly)."""
+        """n images in [-1, 1] (given condition, or all conditions evenly). Implementations are
+        decorated with :func:`inference` (eval mode, no autograd), as are ``sample_with_z``,
+        ``condition_of`` and every other generate / encode call."""
         raise NotImplementedError
 
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,7 +217,7 @@ class GANMethod(pl.LightningModule):
             with self.frozen_except("g") if self.freeze_others_in_g_step else contextlib.nullcontext():
                 logs.update(self.g_step(batch))
             if self.g_ema is not None:
-                self.g_ema.update(self.G, 0.0 if i < self.mcfg.ema_start else self.mcfg.ema_decay)
+                self.g_ema.update(self.G, ema_decay_at(i, int(self.mcfg.ema_start), float(self.mcfg.ema_decay)))
         bad = [k for k, v in logs.items() if not torch.isfinite(torch.as_tensor(v)).all()]
         if bad:
             raise DivergenceError(
@@ -234,7 +259,7 @@ class GANMethod(pl.LightningModule):
         self.iteration = int(extra.get("iteration", 0))
         self._pending_rng = extra.get("rng")
 
-    @torch.no_grad()
+    @inference
     def sample_grid(self) -> torch.Tensor:
         """Images for the sample grid: one row per condition where there are conditions."""
         conds = self.grid_conditions()
@@ -246,6 +271,16 @@ class GANMethod(pl.LightningModule):
 
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         raise NotImplementedError
+
+
+def ema_decay_at(iteration: int, start: int, decay: float) -> float:
+    """EMA decay used at ``iteration``: 0 (a plain copy) before ``start``, then the warm-up
+    min(decay, (1 + t) / (10 + t)) with t = iteration − start (TensorFlow's num_updates rule), so
+    the average never holds on to the untrained weights of the first iterations."""
+    if iteration < start:
+        return 0.0
+    t = iteration - start
+    return min(decay, (1.0 + t) / (10.0 + t))
 
 
 def _get_rng_state():

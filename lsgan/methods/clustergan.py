@@ -15,7 +15,6 @@ evaluation instead runs k-means on E(x) = [ẑ_n, softmax(ẑ_c)] (``cluster_kme
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -25,15 +24,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsgan.config import ConfigError, MethodConfig
+from lsgan.config import ConfigError, MethodConfig, check_choice
 from lsgan.data.batch import Batch
-from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, perceptual_loss
+from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode_seeking_loss, perceptual_loss
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions
-from lsgan.nets import build_discriminator, build_encoder, build_generator
+from lsgan.methods.base import GANMethod, even_conditions, inference
+from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator
 from lsgan.priors import build_prior
 
 PRIORS = ("onehot_gaussian", "gmm")
+RECOVERIES = ("latent", "noise")
+ENCODERS = ("separate", "shared", "infogan")
 LOSSES = ("wgan_gp", "hinge", "ns")
 
 # VGG16 "D" configuration (Simonyan & Zisserman, 2015) laid out exactly as torchvision's
@@ -56,8 +57,11 @@ class ClusterGANConfig(MethodConfig):
     betas: List[float] = field(default_factory=lambda: [0.5, 0.9])
     n_dis: int = 5
     beta_n: float = 10.0            # weight of ‖z_n − E(G(z))_n‖²
+    recovery: str = "latent"        # latent: ‖z_n − ẑ_n‖² (authors) | noise: the same in units of prior.sigma
     beta_c: float = 10.0            # weight of CE(z_c, softmax(E(G(z))_c))
     beta_p: float = 0.0             # weight of the perceptual term; 0 = off
+    mode_seeking: float = 0.0       # weight of MSGAN's mode-seeking term over same-cluster pairs; 0 = off (authors)
+    encoder: str = "separate"       # separate: E its own net (authors) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too
     perceptual_weights: Optional[str] = None  # VGG16 state_dict (.pth); None = torchvision's download/cache
     perceptual_layers: List[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
     perceptual_layer_weights: List[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
@@ -159,19 +163,6 @@ def build_perceptual_net(mcfg) -> FeatureMaps:
     return FeatureMaps(load_vgg16_features(mcfg.perceptual_weights, max(ids)), ids)
 
 
-@contextmanager
-def eval_mode(*nets: nn.Module):
-    """Run nets in eval mode (BN running stats, no SN power iteration) and restore their modes."""
-    modes = [n.training for n in nets]
-    for n in nets:
-        n.eval()
-    try:
-        yield
-    finally:
-        for n, m in zip(nets, modes):
-            n.train(m)
-
-
 # --------------------------------------------------------------------------- method
 @register
 class ClusterGAN(GANMethod):
@@ -187,7 +178,9 @@ class ClusterGAN(GANMethod):
         if int(m.z_dim) != int(cfg.prior.dim):
             raise ConfigError(f"method.z_dim={m.z_dim} must equal prior.dim={cfg.prior.dim} for method=clustergan "
                               f"(the latent size is the prior's: set prior.dim)")
-        for key in ("beta_n", "beta_c", "beta_p"):
+        check_choice("method.recovery", m.recovery, RECOVERIES)
+        check_choice("method.encoder", m.encoder, ENCODERS)
+        for key in ("beta_n", "beta_c", "beta_p", "mode_seeking"):
             if float(m[key]) < 0:
                 raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
         unknown = [n for n in m.perceptual_layers if n not in VGG16_LAYERS]
@@ -204,7 +197,10 @@ class ClusterGAN(GANMethod):
         shape = tuple(self.data_info.shape)
         self.G = build_generator(self.cfg.model, self.prior.dim, shape)
         self.D = build_discriminator(self.cfg.model, shape)
-        self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k)
+        if self.mcfg.encoder in ("shared", "infogan"):
+            self.E = SharedTrunkEncoder(self.D, self.code_dim + self.prior.k)
+        else:
+            self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.cfg.loss.name]
         self.perceptual = None
         if float(self.mcfg.beta_p) > 0:
@@ -251,8 +247,23 @@ class ClusterGAN(GANMethod):
             return z_n_hat
         return torch.cat([z_n_hat, logits.softmax(dim=1)], dim=1)
 
+    @property
+    def recovery_scale(self) -> float:
+        """Unit of the recovery term: prior.sigma with ``recovery=noise``, else 1.
+
+        With the authors' σ = 0.1, z_n has variance 0.01, so ‖z_n − ẑ_n‖² is at most ~0.01 and
+        β_n = 10 barely rewards G for using z_n (measured: G ignored it, one image per cluster).
+        In units of σ the term is the regression of the standard-normal noise ε = z_n/σ, whose
+        strength does not depend on σ."""
+        return float(self.cfg.prior.sigma) if self.mcfg.recovery == "noise" else 1.0
+
     def split_code(self, e: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        return e[:, :self.code_dim], e[:, self.code_dim:]
+        """(ẑ_n, cluster logits) from E's output. With ``recovery=noise`` and the one-hot prior, E's
+        code outputs are ε̂ (unit scale, as E's head starts) and ẑ_n = σ·ε̂."""
+        code = e[:, :self.code_dim]
+        if self.cfg.prior.name == "onehot_gaussian":
+            code = code * self.recovery_scale
+        return code, e[:, self.code_dim:]
 
     def draw_latent(self, n: int, modes: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         return self.prior.sample(n, modes=modes, device=self.device)
@@ -261,14 +272,31 @@ class ClusterGAN(GANMethod):
         return self.draw_latent(n)[0]
 
     # ------------------------------------------------------------------ updates
+    def code_loss(self, z: torch.Tensor, modes: torch.Tensor, e: torch.Tensor):
+        """(β_n·recovery + β_c·CE, parts) of encoder outputs ``e`` for latents z of clusters ``modes``."""
+        z_n_hat, logits = self.split_code(e)
+        unit = self.recovery_scale
+        return clustergan_ge_loss(torch.zeros((), device=e.device), self.continuous_part(z) / unit, z_n_hat / unit,
+                                  modes, logits, float(self.mcfg.beta_n), float(self.mcfg.beta_c))
+
     def d_step(self, batch: Batch):
         n = len(batch)
+        z, modes = self.draw_latent(n)
         with torch.no_grad():
-            fake = self.G(self.draw_z(n))
+            fake = self.G(z)
         d_real = self.D(batch.x)
-        d_fake = self.D(fake)
+        if self.mcfg.encoder == "infogan":
+            # InfoGAN: Q's body is D's, so D's trunk also learns to read the codes of (detached) fakes
+            h = self.D.features(fake)
+            d_fake = self.D.unary_from_features(h)
+            code, _ = self.code_loss(z, modes, self.E.from_trunk(h))
+        else:
+            d_fake, code = self.D(fake), None
         loss = self.d_loss_fn(d_real, d_fake)
         logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if code is not None:
+            loss = loss + code
+            logs["d_code"] = code.detach()
         if self.cfg.loss.name == "wgan_gp":
             gp = gradient_penalty(self.D, batch.x, fake)
             loss = loss + self.cfg.loss.gp_weight * gp
@@ -279,11 +307,21 @@ class ClusterGAN(GANMethod):
     def g_step(self, batch: Batch):
         z, modes = self.draw_latent(len(batch))
         fake = self.G(z)
-        adv = self.g_loss_fn(self.D(fake))
-        z_n_hat, logits = self.split_code(self.E(fake))
-        loss, logs = clustergan_ge_loss(adv, self.continuous_part(z), z_n_hat, modes, logits,
-                                        float(self.mcfg.beta_n), float(self.mcfg.beta_c))
+        if isinstance(self.E, SharedTrunkEncoder):  # one trunk pass for D's score and E
+            h = self.D.features(fake)
+            adv, e = self.g_loss_fn(self.D.unary_from_features(h)), self.E.from_trunk(h)
+        else:
+            adv, e = self.g_loss_fn(self.D(fake)), self.E(fake)
+        code, logs = self.code_loss(z, modes, e)
+        loss = adv + code
+        logs["adv_g"] = adv.detach()
+        logits = self.split_code(e)[1]
         logs["zc_acc"] = (logits.argmax(dim=1) == modes).float().mean().detach()
+        if float(self.mcfg.mode_seeking) > 0:
+            # same-cluster pairs of the batch; their latents differ only in the noise part
+            seek = mode_seeking_loss(fake, self.continuous_part(z) / float(self.cfg.prior.sigma), modes)
+            loss = loss + float(self.mcfg.mode_seeking) * seek
+            logs["mode_seeking"] = seek.detach()
         if self.perceptual is not None:
             rec = self.G(self.latent_from_code(*self.split_code(self.E(batch.x))))
             weights = list(self.mcfg.perceptual_layer_weights)
@@ -305,35 +343,36 @@ class ClusterGAN(GANMethod):
             raise ValueError(f"condition: cluster ids must be in 0..{k - 1}")
         return ids.expand(n)
 
+    @inference
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         """G(z) where z's first prior.dim columns are standard-normal noise turned into cluster ``condition``."""
         eps = z[:, :self.code_dim].to(self.device)
         modes = self._modes(len(z), condition).to(self.device)
         return self.generator(self.latent_from_noise(eps, modes))
 
-    @torch.no_grad()
+    @inference
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         """n images: z_c = e_k for ``condition=k`` (an id or n ids), all clusters evenly when None."""
         g = self.generator if use_ema else self.G
         z, _ = self.draw_latent(n, modes=self._modes(n, condition))
-        with eval_mode(g):
-            return g(z)
+        return g(z)
 
-    @torch.no_grad()
+    @inference
     def encode(self, x: torch.Tensor, batch_size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
         """E(x) in eval mode, batched: (ẑ_n B×code_dim, cluster logits B×K), on x's device."""
         parts_n, parts_c = [], []
-        with eval_mode(self.E):
-            for start in range(0, len(x), batch_size):
-                z_n, logits = self.split_code(self.E(x[start:start + batch_size].to(self.device).float()))
-                parts_n.append(z_n.to(x.device))
-                parts_c.append(logits.to(x.device))
+        for start in range(0, len(x), batch_size):
+            z_n, logits = self.split_code(self.E(x[start:start + batch_size].to(self.device).float()))
+            parts_n.append(z_n.to(x.device))
+            parts_c.append(logits.to(x.device))
         return torch.cat(parts_n), torch.cat(parts_c)
 
+    @inference
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
         """Cluster ids (int64, on x's device): argmax of E's one-hot head."""
         return self.encode(x)[1].argmax(dim=1)
 
+    @inference
     def cluster_features(self, x: torch.Tensor) -> torch.Tensor:
         """E(x) as the authors cluster it: [ẑ_n, softmax(ẑ_c)] (B×(code_dim + K)); the metric
         suite's "cluster" metric runs k-means on it beside the argmax rule."""

@@ -24,9 +24,9 @@ import torch
 from lsgan.config import ConfigError, MethodConfig, check_choice
 from lsgan.data.batch import Batch
 from lsgan.data.pairs import nearest_farthest
-from lsgan.losses import d_bce, triple_coupled_d_loss, triple_coupled_g_loss
+from lsgan.losses import d_bce, mode_seeking_loss, triple_coupled_d_loss, triple_coupled_g_loss
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod
+from lsgan.methods.base import GANMethod, inference
 from lsgan.nets import build_discriminator, build_generator
 from lsgan.nets.pair import PairDiscriminator
 
@@ -49,6 +49,7 @@ class CoupledConfig(MethodConfig):
     lambda_same: float = 1.0        # weight of L_same (nearest real partner is true)
     lambda_diff: float = 1.0        # weight of L_diff (farthest real partner is false)
     g_loss: str = "ns"              # ns (non-saturating −log D) | saturating (log(1 − D))
+    mode_seeking: float = 0.0       # weight of MSGAN's mode-seeking term in G's loss (0 = off, the paper)
     pair_p: float = 1.0             # L_p distance between features for nearest / farthest (paper: L1)
     pair_pool: int = 0              # extra random training examples searched for partners (0 = batch only)
     feat_norm: str = "rms"          # scale f to unit RMS before G (and the feature_cgan D) | none
@@ -74,7 +75,7 @@ class Coupled(GANMethod):
         if cfg.model.arch == "mlp":
             raise ConfigError("model.arch=mlp is not accepted by method=coupled (it pairs images); "
                               "accepted values: dcgan, resnet")
-        for name in ("lambda_adv", "lambda_same", "lambda_diff"):
+        for name in ("lambda_adv", "lambda_same", "lambda_diff", "mode_seeking"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         if float(m.pair_p) <= 0:
@@ -114,7 +115,7 @@ class Coupled(GANMethod):
         return PAIR_TERMS.get(self.cfg.loss.name, (False, False, False))
 
     # ------------------------------------------------------------------ features
-    @torch.no_grad()
+    @inference
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
         """E(x): the feature vector that generates more images like x (B×d)."""
         return self.E(x.to(self.device)).reshape(len(x), -1).float()
@@ -215,15 +216,25 @@ class Coupled(GANMethod):
 
     def g_step(self, batch: Batch) -> Dict[str, torch.Tensor]:
         x, f = batch.x, self.batch_features(batch)
-        fake = self.G(self.g_input(self.draw_z(len(x)), f))
+        n = len(x)
+        ms = float(self.mcfg.mode_seeking) > 0
+        # with the mode-seeking term, each exemplar is drawn twice (two noises) in one G pass
+        z = self.draw_z(2 * n if ms else n)
+        fake_all = self.G(self.g_input(z, torch.cat([f, f]) if ms else f))
+        fake = fake_all[:n]
         saturating = self.mcfg.g_loss == "saturating"
         if self.cfg.loss.name == "feature_cgan":
             d_fake = self.D(fake, self.normalize(f))
         else:
             d_fake = self.D(x, fake)
         loss = triple_coupled_g_loss(d_fake, saturating=saturating)
+        logs = {"g_adv": loss.detach()}
+        if ms:
+            seek = mode_seeking_loss(fake_all, z, torch.arange(n, device=z.device).repeat(2))
+            loss = loss + float(self.mcfg.mode_seeking) * seek
+            logs["mode_seeking"] = seek.detach()
         self.step_opt("g", loss)
-        return {"loss_g": loss.detach()}
+        return {"loss_g": loss.detach(), **logs}
 
     # ------------------------------------------------------------------ generation
     def features_for(self, condition, n: int) -> torch.Tensor:
@@ -256,6 +267,7 @@ class Coupled(GANMethod):
         if not bool(self.exemplars_ready):
             raise ValueError("condition: no training exemplars stored yet (train first); pass images or features")
 
+    @inference
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         z = z.to(self.device)
         if condition is None:
@@ -265,7 +277,7 @@ class Coupled(GANMethod):
             f = self.features_for(condition, len(z))
         return self.generator(self.g_input(z, f))
 
-    @torch.no_grad()
+    @inference
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         """n images; condition None draws random stored training exemplars' features."""
         g = self.generator if use_ema else self.G
@@ -279,7 +291,7 @@ class Coupled(GANMethod):
     def grid_conditions(self):
         return list(range(len(self.grid_feats)))
 
-    @torch.no_grad()
+    @inference
     def sample_grid(self) -> torch.Tensor:
         """One row per stored exemplar: the real image, then 9 samples from its features."""
         self._require_exemplars()

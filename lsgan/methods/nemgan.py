@@ -39,11 +39,11 @@ from torch import nn
 
 from lsgan.config import ConfigError, MethodConfig, check_choice
 from lsgan.data.batch import Batch
-from lsgan.losses import ADVERSARIAL, gradient_penalty
+from lsgan.losses import ADVERSARIAL, gradient_penalty, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions
-from lsgan.nets import build_discriminator, build_encoder, build_generator
+from lsgan.methods.base import GANMethod, even_conditions, inference
+from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator
 from lsgan.priors import build_prior
 
 # loss name -> the terms (besides the adversarial one) that g and h minimise
@@ -59,6 +59,8 @@ class NEMGANConfig(MethodConfig):
     norm_weight: float = 1.0         # λ of the norm loss ‖z − h1(g(z))‖_p
     norm_p: float = 1.0              # p of that norm (paper: L1)
     mode_weight: float = 1.0         # λ of the mode-matching cross-entropy
+    mode_seeking: float = 0.0        # weight of MSGAN's mode-seeking term over same-mode pairs; 0 = off (paper)
+    encoder: str = "separate"        # separate: h1 its own net (paper) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too
     am_margin: float = 0.0           # 0: softmax head; > 0: cosine head with AM-softmax margin
     am_scale: float = 10.0           # AM-softmax scale s (only with am_margin > 0)
     h2_width: int = 64               # hidden units of h2 (latent → mode MLP)
@@ -111,9 +113,10 @@ class NEMGAN(GANMethod):
         if cfg.prior.name != "engineered":
             raise ConfigError(f"prior={cfg.prior.name} is not accepted by method=nemgan; accepted values: engineered")
         check_choice("method.adv_loss", m.adv_loss, tuple(ADVERSARIAL))
+        check_choice("method.encoder", m.encoder, ("separate", "shared", "infogan"))
         if m.norm_p <= 0:
             raise ConfigError(f"method.norm_p={m.norm_p}: must be > 0 (1 = L1, 2 = L2)")
-        for key in ("norm_weight", "mode_weight", "am_margin"):
+        for key in ("norm_weight", "mode_weight", "am_margin", "mode_seeking"):
             if m[key] < 0:
                 raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
         if m.am_scale <= 0:
@@ -136,7 +139,10 @@ class NEMGAN(GANMethod):
         shape = self.data_info.shape
         self.G = build_generator(self.cfg.model, self.prior.dim, shape)
         self.D = build_discriminator(self.cfg.model, shape)
-        self.h1 = build_encoder(self.cfg.model, shape, self.prior.dim)
+        if self.mcfg.encoder in ("shared", "infogan"):
+            self.h1 = SharedTrunkEncoder(self.D, self.prior.dim)
+        else:
+            self.h1 = build_encoder(self.cfg.model, shape, self.prior.dim)
         self.h2 = ModeHead(self.prior.dim, self.prior.k, self.mcfg.h2_width, self.mcfg.h2_depth,
                            cosine=self.mcfg.am_margin > 0)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.mcfg.adv_loss]
@@ -169,11 +175,23 @@ class NEMGAN(GANMethod):
 
     def d_step(self, batch: Batch):
         n = len(batch)
+        z, y = self.draw_latent(n)
         with torch.no_grad():
-            fake = self.G(self.draw_latent(n)[0])
-        d_real, d_fake = self.D(batch.x), self.D(fake)
+            fake = self.G(z)
+        d_real = self.D(batch.x)
+        code = None
+        if self.mcfg.encoder == "infogan" and self.terms:
+            # InfoGAN: Q's body is D's, so D's trunk also learns to invert (detached) fakes
+            h = self.D.features(fake)
+            d_fake = self.D.unary_from_features(h)
+            code = self.inversion_loss(z, y, self.h1.from_trunk(h))[0]
+        else:
+            d_fake = self.D(fake)
         loss = self.d_loss_fn(d_real, d_fake)
         logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if code is not None:
+            loss = loss + code
+            logs["d_code"] = code.detach()
         if self.mcfg.adv_loss == "wgan_gp":
             gp = gradient_penalty(self.D, batch.x, fake)
             loss = loss + self.cfg.loss.gp_weight * gp
@@ -185,11 +203,24 @@ class NEMGAN(GANMethod):
         """(loss, logs): the joint objective of g and h on latents z of modes y. Only the terms
         of the configured ablation are computed."""
         fake = self.G(z)
-        adv = self.g_loss_fn(self.D(fake))
+        shared = isinstance(self.h1, SharedTrunkEncoder)
+        h = self.D.features(fake) if shared else None  # one trunk pass for D's score and h1
+        adv = self.g_loss_fn(self.D.unary_from_features(h) if shared else self.D(fake))
         loss, logs = adv, {"g_adv": adv.detach()}
+        if float(self.mcfg.mode_seeking) > 0:
+            # same-mode pairs of the batch; their latents differ only in the uniform noise
+            seek = mode_seeking_loss(fake, z / float(self.cfg.prior.noise_width), y)
+            loss = loss + float(self.mcfg.mode_seeking) * seek
+            logs["mode_seeking"] = seek.detach()
         if not self.terms:
             return loss, logs
-        z_hat = self.h1(fake)
+        z_hat = self.h1.from_trunk(h) if shared else self.h1(fake)
+        inv, inv_logs = self.inversion_loss(z, y, z_hat)
+        return loss + inv, {**logs, **inv_logs}
+
+    def inversion_loss(self, z: torch.Tensor, y: torch.Tensor, z_hat: torch.Tensor):
+        """(weighted norm + mode terms of the configured ablation, logs) for h1's output z_hat."""
+        loss, logs = z_hat.new_zeros(()), {}
         if "norm" in self.terms:
             norm = latent_norm_loss(z, z_hat, self.mcfg.norm_p)
             loss = loss + self.mcfg.norm_weight * norm
@@ -260,14 +291,14 @@ class NEMGAN(GANMethod):
     def num_conditions(self) -> int:
         return self.prior.k
 
-    @torch.no_grad()
+    @inference
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         """n samples of mode ``condition`` (int or B ints); condition=None draws modes from P_Y,
         the model's own distribution (so imbalanced priors give imbalanced samples)."""
         g = self.generator if use_ema else self.G
         return g(self.draw_latent(n, condition)[0])
 
-    @torch.no_grad()
+    @inference
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         """Samples from standard-normal noise ``z`` (the base's fixed grid noise): z is mapped
         through the normal CDF to the prior's U(±noise_width) noise and added to the code of
@@ -281,12 +312,12 @@ class NEMGAN(GANMethod):
         noise = (torch.special.ndtr(z) * 2 - 1) * float(self.cfg.prior.noise_width)
         return self.generator(self.codes[modes] + noise)
 
-    @torch.no_grad()
+    @inference
     def encode(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """h1(x): the latent of each image (B×prior.dim)."""
         return torch.cat([self.h1(c.to(self.device)) for c in x.split(batch_size)])
 
-    @torch.no_grad()
+    @inference
     def condition_of(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """argmax h2(h1(x)): the mode that generates images like x. With loss=no_h2, h2 is never
         trained, so the mode is the nearest engineered code to h1(x) instead."""
@@ -297,7 +328,7 @@ class NEMGAN(GANMethod):
             return self.h2(z_hat).argmax(1)
         return torch.cdist(z_hat, self.codes).argmin(1)
 
-    @torch.no_grad()
+    @inference
     def reconstruct(self, x: torch.Tensor, use_ema: bool = True, batch_size: int = 500) -> torch.Tensor:
         """g(h1(x)): inference by inversion."""
         g = self.generator if use_ema else self.G

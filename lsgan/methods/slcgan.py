@@ -21,6 +21,7 @@ penultimate features (their Fig. 4) and real images per cluster next to generate
 """
 from __future__ import annotations
 
+import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,9 +38,9 @@ from lsgan.config import ConfigError, MethodConfig
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_torch_save
 from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
-                          slcgan_mi_loss)
+                          slcgan_marginal_entropy, slcgan_mi_loss)
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod
+from lsgan.methods.base import GANMethod, inference
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 
 CLUSTERER_FILE = "clusterer.pt"
@@ -57,8 +58,9 @@ class SLCGANConfig(MethodConfig):
     mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
     aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
+    marginal_weight: float = 0.0    # weight of log K − H(batch-mean p(y|x)) in C's loss (0 = off, the paper)
     aug_grad_through_target: bool = False  # L_aug: also back-propagate through q = softmax(C(T(x)))
-    c_spectral_norm: bool = False   # spectral norm on C (the paper's C is a plain ResNet-18)
+    c_spectral_norm: bool = True    # spectral norm on C (the paper: spectral normalization in both C and G)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the multi-view augmentation T
 
 
@@ -116,7 +118,7 @@ class Clusterer(nn.Module):
         meta = blob["meta"]
         net = cls(meta["model"], meta["in_shape"], meta["k"], meta["spectral_norm"])
         net.load_state_dict(blob["state_dict"])
-        return net.to(map_location)
+        return net.to(map_location).eval()  # for inference: no spectral-norm power iteration
 
 
 @contextmanager
@@ -143,7 +145,7 @@ class SLCGAN(GANMethod):
         m = cfg.method
         if m.num_clusters < 2:
             raise ConfigError(f"method.num_clusters={m.num_clusters}: must be >= 2 (one cluster is an unconditional GAN)")
-        for name in ("mi_weight", "aug_weight", "c_adv_weight", "lr_c"):
+        for name in ("mi_weight", "aug_weight", "c_adv_weight", "lr_c", "marginal_weight"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_augment_config(m.augment)
@@ -209,12 +211,17 @@ class SLCGAN(GANMethod):
         _, s_r = self.D.forward_parts(x, p)
         adv = slcgan_c_adversarial(s_r)
         loss = float(self.mcfg.c_adv_weight) * adv
-        marginal = p.mean(dim=0)
+        marginal_entropy = slcgan_marginal_entropy(p)
         logs = {"loss_c_adv": adv.detach(),
                 # collapse monitors: entropy of the batch's cluster marginal (log K = all used
                 # evenly) and the mean max-probability (confidence of the assignments)
-                "c_marginal_entropy": -(marginal * marginal.clamp_min(1e-12).log()).sum().detach(),
+                "c_marginal_entropy": marginal_entropy.detach(),
                 "c_confidence": p.max(dim=1).values.mean().detach()}
+        if float(self.mcfg.marginal_weight) > 0:
+            # Deep-clustering balance term (IMSAT, SCAN): L_aug rewards confident, consistent
+            # assignments, which one cluster for every image also satisfies; the adversarial
+            # term only punishes that collapse once D has learnt class embeddings.
+            loss = loss + float(self.mcfg.marginal_weight) * (math.log(self.num_conditions) - marginal_entropy)
         if self.aug_weight > 0:
             aug = slcgan_aug_loss(logits, self.C(self.augment(x)), bool(self.mcfg.aug_grad_through_target))
             loss = loss + self.aug_weight * aug
@@ -245,21 +252,22 @@ class SLCGAN(GANMethod):
     def num_conditions(self) -> int:
         return int(self.mcfg.num_clusters)
 
+    @inference
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         z = z.to(self.device)
         return self.generator(z, self.condition_ids(len(z), condition, "cluster"))
 
-    @torch.no_grad()
+    @inference
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         g = self.generator if use_ema else self.G
         return g(self.draw_z(n), self.condition_ids(n, condition, "cluster"))
 
-    @torch.no_grad()
+    @inference
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
         """argmax C(x): the pseudo-class whose samples look like x."""
         return self.C.assign(x)
 
-    @torch.no_grad()
+    @inference
     def features_of(self, x: torch.Tensor) -> torch.Tensor:
         """C's penultimate features (the representation the paper probes linearly)."""
         return self.C.features(x.to(self.device))

@@ -16,7 +16,7 @@ from lsgan.config import ConfigError, MethodConfig
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, gradient_penalty
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod
+from lsgan.methods.base import GANMethod, inference
 from lsgan.nets import build_discriminator, build_generator
 
 
@@ -67,10 +67,11 @@ class SNGAN(GANMethod):
         self.step_opt("g", loss)
         return {"loss_g": loss.detach()}
 
+    @inference
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         return self.generator(z.to(self.device))
 
-    @torch.no_grad()
+    @inference
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         if condition is not None:
             raise ValueError("condition: method=sngan is unconditional; pass condition=None")
@@ -106,14 +107,16 @@ class CGAN(SNGAN):
     def fake_labels(self, n: int) -> torch.Tensor:
         return torch.randint(0, self.label_classes, (n,), device=self.device)
 
+    @inference
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         z = z.to(self.device)
         return self.generator(z, self.condition_ids(len(z), condition, "class"))
 
-    @torch.no_grad()
+    @inference
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         g = self.generator if use_ema else self.G
         return g(self.draw_z(n), self.condition_ids(n, condition, "class"))
 
+    @inference
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("method=cgan is conditioned on labels, not on images; use an evaluator classifier")

@@ -16,14 +16,15 @@ from lsgan.config import ARCHS, check_choice
 from lsgan.nets.dcgan import DCGANDiscriminator, DCGANEncoder, DCGANGenerator
 from lsgan.nets.ema import EMA
 from lsgan.nets.layers import (ClassEmbedding, ConditionalBatchNorm, ConditionalBatchNorm1d,
-                               ConditionalBatchNorm2d, Discriminator, Encoder, add_spectral_norm_)
+                               ConditionalBatchNorm2d, Discriminator, Encoder, SharedTrunkEncoder,
+                               add_spectral_norm_)
 from lsgan.nets.mlp import MLPDiscriminator, MLPEncoder, MLPGenerator
 from lsgan.nets.resnet import ResNetDiscriminator, ResNetEncoder, ResNetGenerator
 
 __all__ = [
     "build_generator", "build_discriminator", "build_encoder", "EMA", "ClassEmbedding",
     "ConditionalBatchNorm", "ConditionalBatchNorm1d", "ConditionalBatchNorm2d", "Discriminator",
-    "Encoder", "add_spectral_norm_",
+    "Encoder", "SharedTrunkEncoder", "add_spectral_norm_",
 ]
 
 

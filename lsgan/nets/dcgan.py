@@ -85,4 +85,4 @@ class DCGANEncoder(Encoder):
     """The standard-CNN D body with a linear head to ``out_dim`` (e.g. ClusterGAN's encoder)."""
 
     def __init__(self, in_shape: Sequence[int], out_dim: int, width: int = 64, spectral_norm: bool = False):
-        super().__init__(DCGANTrunk(in_shape, width), out_dim, "normal", spectral_norm)
+        super().__init__(DCGANTrunk(in_shape, width), out_dim, spectral_norm, leak=LEAK)

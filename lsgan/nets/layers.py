@@ -246,23 +246,89 @@ class Discriminator(nn.Module):
         unary, joint = self.forward_parts(x, y)
         return unary + joint
 
+    def unary_from_features(self, h: torch.Tensor) -> torch.Tensor:
+        """The unary score (B,) of trunk features h = ``features(x)`` (lets a shared-trunk encoder
+        and D's score use one trunk pass)."""
+        return self.head(h).squeeze(1)
+
 
 class Encoder(nn.Module):
     """An arch's discriminator trunk with a linear head to ``out_dim`` (ClusterGAN's encoder,
-    Mukherjee et al., 2019; also NEMGAN's h1 and slcGAN's clustering net)."""
+    Mukherjee et al., 2019; also NEMGAN's h1 and slcGAN's clustering net).
 
-    def __init__(self, trunk: nn.Module, out_dim: int, init: str = "normal", spectral_norm: bool = False):
+    Unlike a D, whose raw score scale does not matter, an encoder's outputs carry the condition
+    back to G (a code to regress, a softmax to match), so they must start at unit scale. A D
+    trunk does not give that: the DCGAN trunk with N(0, 0.02) weights outputs ~1e-5 and the
+    ResNet trunk's sum pooling ~10 (a softmax over either is uniform or one-hot). So the trunk
+    is re-initialised variance-preserving (He et al., 2015: fan-in normal with the trunk's
+    leaky-ReLU gain) and its features are standardised per sample (a LayerNorm without affine,
+    so no batch statistics and no train / eval difference) before a head whose outputs then
+    start with std ≈ 1. With this the conditioning terms reach G at init with gradients of the
+    adversarial term's order instead of ~1,000× below it (tests/test_encoder_scale.py).
+    """
+
+    def __init__(self, trunk: nn.Module, out_dim: int, spectral_norm: bool = False, leak: float = 0.0):
         super().__init__()
         self.trunk = trunk
         self.feat_dim = trunk.feat_dim
         self.out_dim = out_dim
-        self.head = init_layer_(nn.Linear(self.feat_dim, out_dim), init)
+        for m in trunk.modules():
+            if isinstance(m, SN_LAYERS):
+                scale_preserving_init_(m, leak)
+        self.norm = nn.LayerNorm(self.feat_dim, elementwise_affine=False)
+        self.head = nn.Linear(self.feat_dim, out_dim)
+        nn.init.normal_(self.head.weight, 0.0, 1.0 / math.sqrt(self.feat_dim))
+        nn.init.zeros_(self.head.bias)
         if spectral_norm:
             add_spectral_norm_(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """B×feat_dim penultimate features."""
-        return self.trunk(x)
+        """B×feat_dim penultimate features (standardised per sample)."""
+        return self.norm(self.trunk(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x))
+        return self.head(self.features(x))
+
+
+def scale_preserving_init_(layer: nn.Module, leak: float = 0.0) -> nn.Module:
+    """He (fan-in) normal init for a conv / linear followed by a (leaky) ReLU of slope ``leak``;
+    bias → 0. Keeps activation variance roughly constant through the layer."""
+    nn.init.kaiming_normal_(layer.weight, a=leak, mode="fan_in", nonlinearity="leaky_relu")
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class SharedTrunkEncoder(nn.Module):
+    """An encoder head on a discriminator's trunk (InfoGAN's Q network, Chen et al., 2016).
+
+    The features it reads are D's, trained to tell real from generated images, so a code G
+    hides from them in changes D does not look at cannot be read back, and the encoder applies
+    to real images as well as it applies to generated ones. Only the head (standardised features
+    → linear, as :class:`Encoder`) is this module's; the trunk stays D's (its optimizer, its
+    state_dict entry), held by reference, not as a submodule.
+    """
+
+    def __init__(self, discriminator: "Discriminator", out_dim: int):
+        super().__init__()
+        self._discriminator = [discriminator]  # a list: not registered, so D's parameters are not E's
+        self.feat_dim = discriminator.feat_dim
+        self.out_dim = out_dim
+        self.norm = nn.LayerNorm(self.feat_dim, elementwise_affine=False)
+        self.head = nn.Linear(self.feat_dim, out_dim)
+        nn.init.normal_(self.head.weight, 0.0, 1.0 / math.sqrt(self.feat_dim))
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def discriminator(self) -> "Discriminator":
+        return self._discriminator[0]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.discriminator.features(x))
+
+    def from_trunk(self, h: torch.Tensor) -> torch.Tensor:
+        """Outputs from D's trunk features h (B×feat_dim), computed once for D's score and E."""
+        return self.head(self.norm(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.from_trunk(self.discriminator.features(x))

@@ -71,4 +71,4 @@ class MLPEncoder(Encoder):
 
     def __init__(self, in_shape: Sequence[int], out_dim: int, width: int = 256, depth: int = 3,
                  spectral_norm: bool = False):
-        super().__init__(MLPTrunk(in_shape, width, depth), out_dim, "default", spectral_norm)
+        super().__init__(MLPTrunk(in_shape, width, depth), out_dim, spectral_norm, leak=LEAK)

@@ -141,4 +141,4 @@ class ResNetEncoder(Encoder):
     """The ResNet D body with a linear head to ``out_dim`` (e.g. slcGAN's clustering net)."""
 
     def __init__(self, in_shape: Sequence[int], out_dim: int, width: int = 64, spectral_norm: bool = False):
-        super().__init__(ResNetTrunk(in_shape, width), out_dim, "xavier", spectral_norm)
+        super().__init__(ResNetTrunk(in_shape, width), out_dim, spectral_norm, leak=0.0)
