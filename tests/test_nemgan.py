@@ -266,3 +266,18 @@ def test_bad_config_fails_in_one_line(tiny_cfg, override, needle):
 def test_semi_needs_the_mode_term(tiny_cfg):
     with pytest.raises(ConfigError, match="loss=no_h2"):
         validate(tiny_cfg("method=nemgan", "loss=no_h2", "method.semi_fraction=0.05"))
+
+
+@pytest.mark.parametrize("encoder", ["shared", "infogan"])
+def test_shared_trunk_h1_and_mode_seeking_take_real_steps(tiny_cfg, tmp_path, encoder):
+    from lsgan.nets import SharedTrunkEncoder
+
+    grab = Grab()
+    train(tiny_cfg(*DIGITS, f"method.encoder={encoder}", "method.mode_seeking=0.5", "trainer.steps=2"), tmp_path,
+          callbacks=[grab])
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"norm", "mode", "mode_seeking"} <= set(header)
+    assert ("d_code" in header) == (encoder == "infogan")
+    m = grab.module
+    assert isinstance(m.h1, SharedTrunkEncoder) and m.h1.discriminator is m.D
+    assert m.condition_of(m.sample(4, condition=1)).shape == (4,)
