@@ -103,7 +103,9 @@ class TrainerConfig:
     deterministic: bool = False
 
 
-LOGGERS = ("csv", "wandb", "tensorboard", "none")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+PRECISION_ALIASES = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+LOGGERS = ("csv", "wandb", "tensorboard")  # metrics.csv is written with every choice
 
 
 @dataclass
@@ -189,7 +191,19 @@ def validate(cfg: DictConfig) -> DictConfig:
         from lsgan.metrics.evaluator import EVALUATOR_ARCHS
 
         check_choice("metrics.evaluator_arch", out.metrics.evaluator_arch, EVALUATOR_ARCHS)
-    check_choice("trainer.precision", out.trainer.precision, ("32-true", "32", "bf16-mixed", "16-mixed", "64-true"))
+    # Lightning's short spellings mean what they mean there ("16" and "bf16" are mixed precision).
+    out.trainer.precision = PRECISION_ALIASES.get(str(out.trainer.precision), str(out.trainer.precision))
+    check_choice("trainer.precision", out.trainer.precision, PRECISIONS)
+    if out.trainer.strategy == "ddp_spawn":
+        raise ConfigError("trainer.strategy=ddp_spawn is not supported: spawned processes must pickle the method, and "
+                          "spectral-norm parametrizations do not pickle; accepted values: auto, ddp (trainer=ddp)")
+    check_choice("trainer.strategy", out.trainer.strategy, ("auto", "ddp"))
+    if out.logger.name == "tensorboard":
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+            raise ConfigError("logger=tensorboard needs TensorBoard: pip install '.[tensorboard]' "
+                              "(or pip install tensorboard); accepted values without it: csv, wandb")
     if out.method.n_dis < 1 or out.method.n_gen < 1 or (out.method.n_dis > 1 and out.method.n_gen > 1):
         raise ConfigError("method.n_dis / method.n_gen: both must be >= 1 and at most one of them > 1")
     if out.trainer.max_minutes is not None and out.trainer.max_minutes <= 0:

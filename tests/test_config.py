@@ -56,3 +56,31 @@ def test_every_dataset_file_composes_and_names_itself():
         cfg = compose_config([f"dataset={name}"])
         assert cfg.data.name == name
         assert set(cfg.data) == names(C.DataConfig)
+
+
+@pytest.mark.parametrize("given,expected", [("16", "16-mixed"), ("bf16", "bf16-mixed"), ("32", "32-true"),
+                                            ("bf16-mixed", "bf16-mixed"), ("16-true", "16-true")])
+def test_lightning_precision_spellings_are_accepted(given, expected):
+    cfg = C.validate(compose_config([f"trainer.precision={given}"]))
+    assert cfg.trainer.precision == expected
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("trainer.precision=8", "trainer.precision='8' is not accepted; accepted values: 32-true"),
+    ("trainer.strategy=ddp_spawn", "trainer.strategy=ddp_spawn is not supported"),
+    ("trainer.strategy=fsdp", "trainer.strategy='fsdp' is not accepted; accepted values: auto, ddp"),
+])
+def test_trainer_choices_fail_in_one_line(override, needle):
+    with pytest.raises(C.ConfigError, match=needle.replace("(", r"\(")) as err:
+        C.validate(compose_config([override]))
+    assert "\n" not in str(err.value)
+
+
+def test_tensorboard_logger_without_tensorboard_is_one_line():
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        assert C.validate(compose_config(["logger=tensorboard"])).logger.name == "tensorboard"
+        return
+    with pytest.raises(C.ConfigError, match=r"pip install '\.\[tensorboard\]'"):
+        C.validate(compose_config(["logger=tensorboard"]))
