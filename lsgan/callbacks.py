@@ -7,6 +7,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lsgan.io import atomic_path
 
@@ -68,12 +69,22 @@ class AtomicCheckpoint(pl.Callback):
                 self._save(trainer, self.dirpath / f"iter_{it:07d}.ckpt")
             self._last_saved = it
 
-    def on_train_end(self, trainer, pl_module):
-        # A run stopped early (a wall-clock budget, another callback) ends with an up-to-date last.ckpt.
+    def _save_last(self, trainer, pl_module) -> None:
         if self._last_saved != pl_module.iteration:
             if trainer.is_global_zero:
                 self.dirpath.mkdir(parents=True, exist_ok=True)
             self._save(trainer, self.dirpath / "last.ckpt")
+            self._last_saved = pl_module.iteration
+
+    def on_train_end(self, trainer, pl_module):
+        # A run stopped early (a wall-clock budget, another callback) ends with an up-to-date last.ckpt.
+        self._save_last(trainer, pl_module)
+
+    def on_exception(self, trainer, pl_module, exception):
+        # SIGTERM (a scheduler's preemption, `kill`): Lightning finishes the current batch and raises;
+        # the iterations since the last checkpoint are saved, so the same command resumes from here.
+        if isinstance(exception, SIGTERMException):
+            self._save_last(trainer, pl_module)
 
 
 def save_sample_grid(images: torch.Tensor, path: Path, nrow: int) -> None:

@@ -99,6 +99,7 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     """
     import pytorch_lightning as pl
     import torch
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, SampleGrid, StopAtIteration
     from lsgan.config import validate
@@ -162,7 +163,13 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
         # The data stream is infinite by design (iteration-counted training).
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*infinite.*")
-        trainer.fit(method, datamodule=dm, ckpt_path=resume)
+        try:
+            trainer.fit(method, datamodule=dm, ckpt_path=resume)
+        except SIGTERMException:
+            if trainer.is_global_zero:
+                print(f"[lsgan] stopped by SIGTERM at iteration {method.iteration}: {ckpt_dir / 'last.ckpt'} is saved; "
+                      f"the same command resumes from it", flush=True)
+            raise SystemExit(143) from None  # 128 + SIGTERM, as a killed process reports
     result = RunResult(run_dir=run_dir, checkpoint=ckpt_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
                        metrics_csv=run_dir / "metrics.csv", iteration=method.iteration)
     if trainer.is_global_zero:

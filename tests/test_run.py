@@ -248,3 +248,31 @@ def test_metrics_csv_is_written_while_training(tiny_cfg, tmp_path):
 
     train(tiny_cfg("trainer.steps=6", "trainer.log_every=2"), tmp_path, callbacks=[Peek()])
     assert [int(float(r["step"])) for r in seen["rows"]] == [2, 4]
+
+
+def test_sigterm_saves_a_checkpoint_exits_promptly_and_the_same_command_resumes(tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    args = ["method=sngan", *[o for o in TINY if not o.startswith("trainer.steps")], "trainer.steps=100000",
+            f"run_dir={run_dir}"]
+    proc = subprocess.Popen([sys.executable, "-m", "lsgan.run", *args], cwd=REPO, env=CLI_ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    csv_path = run_dir / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (csv_path.exists() and len(csv_path.read_text().splitlines()) > 3):
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[0][-2000:]
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert time.time() - sent < 15  # it finishes the batch, saves and exits
+    assert proc.returncode == 143, out[-2000:]
+    assert "stopped by SIGTERM at iteration" in out and "Traceback" not in out
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    stopped_at = int(ckpt["lsgan"]["iteration"])
+    assert stopped_at >= 3
+    res = cli(*[a if not a.startswith("trainer.steps") else f"trainer.steps={stopped_at + 2}" for a in args])
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'} (iteration {stopped_at})" in res.stdout
