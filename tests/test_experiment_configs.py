@@ -44,3 +44,25 @@ def test_experiment_trains_two_iterations(name, tmp_path):
     assert len(rows) == 3  # header + one row per iteration (log_every=1)
     assert res.checkpoint.is_file() and res.samples.is_file()
     assert all(math.isfinite(float(v)) for v in rows[-1].split(",") if v)
+
+
+def test_coupled_recipe_runs_on_any_gray_npz_without_edits(tmp_path):
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(200, 28, 28), dtype=np.uint8)  # 10 "classes" of random 28-px gray images
+    y = np.arange(200) % 10
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=x[:160], y_train=y[:160], x_test=x[160:], y_test=y[160:])
+    overrides = ["experiment=coupled_mnist", "dataset=npz", f"data.path={path}",
+                 f"extractor.cache_dir={tmp_path / 'features'}", "method.pair_pool=16"] + SMALL
+    res = train(compose_config(overrides), tmp_path / "run")
+    assert res.iteration == 2 and res.samples.is_file()
+    from lsgan.loading import load_method
+
+    method, _ = load_method(res.checkpoint)
+    exemplars = torch.as_tensor(x[160:164]).float().div(127.5).sub(1).unsqueeze(1)
+    exemplars = torch.nn.functional.interpolate(exemplars, size=tuple(method.data_info.shape[1:]))
+    out = method.sample(8, condition=exemplars)
+    assert out.shape == (8,) + tuple(method.data_info.shape) and out.abs().max() <= 1
