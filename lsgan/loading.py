@@ -14,8 +14,6 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lsgan.config import merge_node
-
 
 class CLIError(ValueError):
     """A bad command-line argument; its message is one line."""
@@ -43,9 +41,6 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     name = cfg.method.name
     if name not in METHODS:
         raise CLIError(f"ckpt={ckpt_path}: method={name} is not registered; known: {', '.join(sorted(METHODS))}")
-    # Method keys added after the checkpoint was written take their schema defaults (each new
-    # option's default is the behaviour the checkpoint was trained with).
-    cfg.method = OmegaConf.create(OmegaConf.to_container(merge_node(METHODS[name].Config, cfg.method, "method")))
     info = DataInfo(**hp["data_info"])
     method = METHODS[name](cfg, info)
     method.load_state_dict(blob["state_dict"])

@@ -276,3 +276,23 @@ def test_sigterm_saves_a_checkpoint_exits_promptly_and_the_same_command_resumes(
     res = cli(*[a if not a.startswith("trainer.steps") else f"trainer.steps={stopped_at + 2}" for a in args])
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert f"resuming from {run_dir / 'checkpoints' / 'last.ckpt'} (iteration {stopped_at})" in res.stdout
+
+
+@pytest.mark.parametrize("method", ["sngan", "clustergan"])
+def test_lightning_load_from_checkpoint_works(tiny_cfg, tmp_path, method):
+    overrides = [f"method={method}"] + (["prior.dim=16", "prior.k=4"] if method == "clustergan" else [])
+    res = train(tiny_cfg(*overrides, "trainer.steps=2"), tmp_path / "run")
+    m = METHODS[method].load_from_checkpoint(str(res.checkpoint), map_location="cpu")
+    assert type(m) is METHODS[method] and m.iteration == 2
+    assert m.sample(2).shape[0] == 2
+
+
+def test_a_checkpoint_written_before_a_method_key_existed_still_loads(tiny_cfg, tmp_path):
+    from lsgan.loading import load_method
+
+    res = train(tiny_cfg("method=clustergan", "prior.dim=16", "prior.k=4", "trainer.steps=1"), tmp_path / "run")
+    blob = torch.load(res.checkpoint, map_location="cpu", weights_only=False)
+    del blob["hyper_parameters"]["cfg"]["method"]["mode_seeking"]  # as a checkpoint from before the option
+    torch.save(blob, tmp_path / "old.ckpt")
+    m, _ = load_method(tmp_path / "old.ckpt")
+    assert m.mcfg.mode_seeking == 0.0

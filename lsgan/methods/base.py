@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lsgan.config import MethodConfig
+from lsgan.config import MethodConfig, merge_node
 from lsgan.data.batch import Batch
 
 
@@ -76,10 +76,15 @@ class GANMethod(pl.LightningModule):
 
     def __init__(self, cfg: DictConfig, data_info: DataInfo):
         super().__init__()
+        if isinstance(data_info, dict):  # Lightning's load_from_checkpoint passes the saved hyperparameters
+            data_info = DataInfo(**data_info)
         self.automatic_optimization = False
         container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
         self.save_hyperparameters({"cfg": container, "data_info": data_info.__dict__})
         self.cfg = OmegaConf.create(container)
+        # Method keys added after a checkpoint was written take their schema defaults (each new
+        # option's default is the behaviour the checkpoint was trained with).
+        self.cfg.method = OmegaConf.create(OmegaConf.to_container(merge_node(self.Config, self.cfg.method, "method")))
         self.mcfg = self.cfg.method
         self.data_info = data_info
         self.iteration = 0
