@@ -204,6 +204,7 @@ def test_multirun_submitit_local(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     runs = sorted(p for p in tmp_path.iterdir() if (p / "config.yaml").exists())
     assert len(runs) == 2
+    assert [r.name.split("_")[:2] for r in runs] == [["0", "sngan-digits"], ["1", "cgan-digits"]]  # job dirs say what ran
     for r in runs:
         assert (r / "checkpoints" / "last.ckpt").is_file()
         assert (r / ".hydra" / "config.yaml").is_file()
