@@ -95,6 +95,7 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"     # auto | ddp
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
+    gradient_clip_val: Optional[float] = None  # clip each network's gradient norm to this before its step (None = off)
     ckpt_every: int = 200      # keep a numbered checkpoint every N iterations (0 = only last)
     sample_every: int = 200    # sample grid every N iterations (0 = only at the end)
     log_every: int = 20        # metrics CSV row every N iterations
@@ -206,6 +207,8 @@ def validate(cfg: DictConfig) -> DictConfig:
                               "(or pip install tensorboard); accepted values without it: csv, wandb")
     if out.method.n_dis < 1 or out.method.n_gen < 1 or (out.method.n_dis > 1 and out.method.n_gen > 1):
         raise ConfigError("method.n_dis / method.n_gen: both must be >= 1 and at most one of them > 1")
+    if out.trainer.gradient_clip_val is not None and out.trainer.gradient_clip_val <= 0:
+        raise ConfigError(f"trainer.gradient_clip_val={out.trainer.gradient_clip_val}: must be > 0, or null for no clipping")
     if out.trainer.max_minutes is not None and out.trainer.max_minutes <= 0:
         raise ConfigError(f"trainer.max_minutes={out.trainer.max_minutes}: must be > 0, or null for no limit")
     if out.data.label_noise < 0 or out.data.label_noise > 1:

@@ -297,3 +297,19 @@ def test_a_checkpoint_written_before_a_method_key_existed_still_loads(tiny_cfg, 
     torch.save(blob, tmp_path / "old.ckpt")
     m, _ = load_method(tmp_path / "old.ckpt")
     assert m.mcfg.mode_seeking == 0.0
+
+
+def test_gradient_clipping_bounds_every_networks_gradient_norm(tiny_cfg, tmp_path):
+    import pytorch_lightning as pl
+
+    norms = []
+
+    class Record(pl.Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+
+    train(tiny_cfg("trainer.gradient_clip_val=0.01", "trainer.steps=3"), tmp_path, callbacks=[Record()])
+    assert len(norms) == 6 and max(norms) <= 0.01 * (1 + 1e-4)  # D and G, three iterations each
+    with pytest.raises(ConfigError, match="trainer.gradient_clip_val=-1.0: must be > 0"):
+        train(tiny_cfg("trainer.gradient_clip_val=-1"), tmp_path / "bad")

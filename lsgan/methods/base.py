@@ -183,6 +183,9 @@ class GANMethod(pl.LightningModule):
         self.toggle_optimizer(opt)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        clip = self.cfg.trainer.get("gradient_clip_val")
+        if clip is not None:  # Lightning clips only under automatic optimisation; this is its manual form
+            self.clip_gradients(opt, gradient_clip_val=float(clip), gradient_clip_algorithm="norm")
         opt.step()
         self.untoggle_optimizer(opt)
 
