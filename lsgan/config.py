@@ -96,6 +96,8 @@ class TrainerConfig:
     strategy: str = "auto"     # auto | ddp
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
     gradient_clip_val: Optional[float] = None  # clip each network's gradient norm to this before its step (None = off)
+    ckpt_monitor: Optional[str] = None  # a metrics.names value (e.g. classifier_fid): keep checkpoints/best.ckpt
+    ckpt_mode: str = "auto"    # auto (min for fid / kid, else max) | min | max
     ckpt_every: int = 200      # keep a numbered checkpoint every N iterations (0 = only last)
     sample_every: int = 200    # sample grid every N iterations (0 = only at the end)
     log_every: int = 20        # metrics CSV row every N iterations
@@ -207,6 +209,14 @@ def validate(cfg: DictConfig) -> DictConfig:
                               "(or pip install tensorboard); accepted values without it: csv, wandb")
     if out.method.n_dis < 1 or out.method.n_gen < 1 or (out.method.n_dis > 1 and out.method.n_gen > 1):
         raise ConfigError("method.n_dis / method.n_gen: both must be >= 1 and at most one of them > 1")
+    check_choice("trainer.ckpt_mode", out.trainer.ckpt_mode, ("auto", "min", "max"))
+    if out.trainer.ckpt_monitor is not None:
+        if int(out.metrics.every) <= 0 or not out.metrics.names:
+            raise ConfigError(f"trainer.ckpt_monitor={out.trainer.ckpt_monitor} needs metrics during training: "
+                              f"set metrics.every>0 and metrics.names=[...]")
+        if out.trainer.strategy == "ddp":
+            raise ConfigError("trainer.ckpt_monitor is single-process only (metrics are computed on rank 0); "
+                              "accepted with trainer.strategy: auto")
     if out.trainer.gradient_clip_val is not None and out.trainer.gradient_clip_val <= 0:
         raise ConfigError(f"trainer.gradient_clip_val={out.trainer.gradient_clip_val}: must be > 0, or null for no clipping")
     if out.trainer.max_minutes is not None and out.trainer.max_minutes <= 0:

@@ -313,3 +313,37 @@ def test_gradient_clipping_bounds_every_networks_gradient_norm(tiny_cfg, tmp_pat
     assert len(norms) == 6 and max(norms) <= 0.01 * (1 + 1e-4)  # D and G, three iterations each
     with pytest.raises(ConfigError, match="trainer.gradient_clip_val=-1.0: must be > 0"):
         train(tiny_cfg("trainer.gradient_clip_val=-1"), tmp_path / "bad")
+
+
+def test_metrics_reach_callback_metrics_and_ckpt_monitor_keeps_best(tmp_path):
+    import pytorch_lightning as pl
+    from lsgan.run import compose_config
+
+    seen = []
+
+    class Look(pl.Callback):
+        def on_train_end(self, trainer, pl_module):
+            seen.append(dict(trainer.callback_metrics))
+
+    cfg = compose_config(["method=sngan", "dataset=ring8", "model=mlp", "model.mlp_width=16", "model.mlp_depth=1",
+                          "data.n_points=500", "data.batch_size=32", "trainer.steps=4", "trainer.progress_bar=false",
+                          "trainer.accelerator=cpu", "trainer.sample_every=0", "trainer.ckpt_every=0",
+                          "metrics.every=2", "metrics.names=[modes]", "metrics.n_samples=200", "metrics.modes_n=200",
+                          "trainer.ckpt_monitor=modes", f"metrics.cache_dir={tmp_path / 'cache'}"])
+    train(cfg, tmp_path / "run", callbacks=[Look()])
+    assert "modes" in seen[0] and float(seen[0]["modes"]) >= 0
+    assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert best["lsgan"]["iteration"] in (2, 4)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("trainer.ckpt_monitor=cond_acc", "needs metrics during training"),
+    ("trainer.ckpt_mode=lowest", "trainer.ckpt_mode='lowest' is not accepted"),
+])
+def test_ckpt_monitor_misconfigurations_are_one_line(override, needle):
+    from lsgan.config import validate
+    from lsgan.run import compose_config
+
+    with pytest.raises(ConfigError, match=needle):
+        validate(compose_config([override]))

@@ -12,8 +12,19 @@ import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 
+from lsgan.io import atomic_path
 from lsgan.metrics.suite import MetricSuite, canonical_names, flatten_scalars
+
+LOWER_IS_BETTER = ("fid", "kid")  # metric names containing these are minimised
+
+
+def monitor_mode(key: str, mode: str = "auto") -> str:
+    """"min" or "max" for ``trainer.ckpt_monitor``: ``mode`` unless it is auto, then min for FID / KID."""
+    if mode != "auto":
+        return mode
+    return "min" if any(k in key for k in LOWER_IS_BETTER) else "max"
 
 
 class MetricsCallback(pl.Callback):
@@ -25,6 +36,7 @@ class MetricsCallback(pl.Callback):
         self.n_samples = int(cfg.metrics.n_samples)
         self._suite = None
         self._reported = set()
+        self._best = None
 
     def _get_suite(self, trainer, pl_module) -> MetricSuite:
         if self._suite is None:
@@ -46,7 +58,27 @@ class MetricsCallback(pl.Callback):
         row = flatten_scalars(results)
         if row:
             pl_module.log_metrics(row, step=pl_module.iteration)
+            # also where Lightning's callbacks look (ModelCheckpoint(monitor=...), EarlyStopping)
+            trainer.callback_metrics.update({k: torch.tensor(float(v)) for k, v in row.items()})
+            self._keep_best(trainer, pl_module, row)
         return results
+
+    def _keep_best(self, trainer, pl_module, row: dict) -> None:
+        """``checkpoints/best.ckpt`` whenever ``trainer.ckpt_monitor`` improves (lower is better for
+        FID / KID, higher for the rest; the direction is ``trainer.ckpt_mode``)."""
+        key = self.cfg.trainer.get("ckpt_monitor")
+        if not key or key not in row:
+            return
+        value = float(row[key])
+        lower = monitor_mode(key, self.cfg.trainer.get("ckpt_mode", "auto")) == "min"
+        if self._best is not None and (value >= self._best if lower else value <= self._best):
+            return
+        self._best = value
+        path = self.run_dir / "checkpoints" / "best.ckpt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, suffix=".ckpt") as tmp:
+            trainer.save_checkpoint(str(tmp))
+        print(f"[lsgan] best {key}={value:.4g} at iteration {pl_module.iteration}: {path}", flush=True)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._reported:
