@@ -207,6 +207,13 @@ def validate(cfg: DictConfig) -> DictConfig:
         if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
             raise ConfigError("logger=tensorboard needs TensorBoard: pip install '.[tensorboard]' "
                               "(or pip install tensorboard); accepted values without it: csv, wandb")
+    if int(out.data.batch_size) < 1:
+        raise ConfigError(f"data.batch_size={out.data.batch_size}: must be >= 1")
+    if int(out.trainer.steps) < 1:
+        raise ConfigError(f"trainer.steps={out.trainer.steps}: must be >= 1 (training iterations)")
+    for key in [k for k in out.method if str(k).startswith("lr_")]:
+        if float(out.method[key]) <= 0:
+            raise ConfigError(f"method.{key}={out.method[key]}: a learning rate must be > 0")
     if out.method.n_dis < 1 or out.method.n_gen < 1 or (out.method.n_dis > 1 and out.method.n_gen > 1):
         raise ConfigError("method.n_dis / method.n_gen: both must be >= 1 and at most one of them > 1")
     check_choice("trainer.ckpt_mode", out.trainer.ckpt_mode, ("auto", "min", "max"))

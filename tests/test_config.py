@@ -84,3 +84,19 @@ def test_tensorboard_logger_without_tensorboard_is_one_line():
         return
     with pytest.raises(C.ConfigError, match=r"pip install '\.\[tensorboard\]'"):
         C.validate(compose_config(["logger=tensorboard"]))
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("data.batch_size=-3", "data.batch_size=-3: must be >= 1"),
+    ("trainer.steps=-5", "trainer.steps=-5: must be >= 1"),
+    ("method.lr_g=-1", "method.lr_g=-1.0: a learning rate must be > 0"),
+    ("method=slcgan", None),  # lr_c is checked too, and a valid config passes
+])
+def test_value_checks_fail_before_training_in_one_line(override, needle):
+    if needle is None:
+        C.validate(compose_config([override]))
+        with pytest.raises(C.ConfigError, match="method.lr_c=0.0"):
+            C.validate(compose_config([override, "method.lr_c=0"]))
+        return
+    with pytest.raises(C.ConfigError, match=needle):
+        C.validate(compose_config([override]))
