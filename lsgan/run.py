@@ -16,7 +16,10 @@ from typing import List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics")
+GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics", "experiment")
+# Keys other frameworks use for what lsgan calls otherwise: named in the unknown-key message.
+KEY_HINTS = {"trainer.max_steps": "trainer.steps", "trainer.max_epochs": "trainer.steps",
+             "trainer.max_time": "trainer.max_minutes", "data.path_root": "data.root"}
 
 
 @dataclass
@@ -40,19 +43,39 @@ def group_choices(group: str) -> List[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+_MISSING = object()
+
+
 def precheck_overrides(argv: List[str]) -> None:
     """Unknown config-group choices fail in one line before Hydra prints its multi-line error."""
     from lsgan.config import ConfigError
 
+    groups, keys = [], []
     for arg in argv:
-        if "=" not in arg or arg.startswith(("-", "+", "~", "hydra")):
+        if "=" not in arg or arg.startswith(("-", "~", "hydra", "+hydra", "++hydra")):
             continue
         key, value = arg.split("=", 1)
+        key = key.lstrip("+")
         if key in GROUPS:
             accepted = group_choices(key)
             for v in value.split(","):
                 if v not in accepted:
                     raise ConfigError(f"{key}={v} is not a known choice; accepted values: {', '.join(accepted)}")
+            groups.append(f"{key}={value.split(',')[0]}")
+        elif "/" not in key:
+            keys.append(key)
+    if keys:  # unknown keys, with or without "+", fail in one line naming the node's keys
+        base = compose_config(groups)
+        for key in keys:
+            if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
+                parent = key.rpartition(".")[0]
+                while parent and not isinstance(OmegaConf.select(base, parent, default=None), DictConfig):
+                    parent = parent.rpartition(".")[0]  # the deepest node that exists
+                node = OmegaConf.select(base, parent) if parent else base
+                where = f"keys of {parent}" if parent else "top-level keys"
+                known = ", ".join(str(k) for k in node)
+                hint = f"; did you mean {KEY_HINTS[key]}?" if key in KEY_HINTS else ""
+                raise ConfigError(f"{key} is not a config key{hint} ({where}: {known})")
 
 
 def build_datamodule(cfg: DictConfig):

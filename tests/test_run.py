@@ -347,3 +347,16 @@ def test_ckpt_monitor_misconfigurations_are_one_line(override, needle):
 
     with pytest.raises(ConfigError, match=needle):
         validate(compose_config([override]))
+
+
+@pytest.mark.parametrize("arg,needle", [
+    ("trainer.max_steps=5", "trainer.max_steps is not a config key; did you mean trainer.steps? (keys of trainer: steps,"),
+    ("+foo.bar=1", "foo.bar is not a config key (top-level keys: seed,"),
+    ("method.lr_x=3", "method.lr_x is not a config key (keys of method: name,"),
+])
+def test_unknown_keys_with_or_without_plus_fail_in_one_line(tmp_path, arg, needle):
+    out = cli("method=sngan", arg, f"run_dir={tmp_path / 'run'}", timeout=120)
+    assert out.returncode == 2
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: " + needle), out.stderr[-1000:]
+    assert not (tmp_path / "run").exists()  # nothing written
