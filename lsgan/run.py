@@ -44,6 +44,16 @@ def group_choices(group: str) -> List[str]:
 
 
 _MISSING = object()
+PATH_KEYS = ("resume", "run_dir", "data.root", "data.path")
+
+
+def quote_path_override(arg: str) -> str:
+    """``key=value`` with the value quoted for Hydra when key is a path key and value holds
+    characters of Hydra's grammar (=, comma, brackets, spaces); other arguments unchanged."""
+    key, sep, value = arg.partition("=")
+    if not sep or key not in PATH_KEYS or value[:1] in ("'", '"') or not any(c in value for c in "=,[]{}() "):
+        return arg
+    return f"{key}='{value}'" if "'" not in value else f'{key}="{value}"'
 
 
 def precheck_overrides(argv: List[str]) -> None:
@@ -242,6 +252,9 @@ def _hydra_entry():
 def main() -> None:
     from lsgan.config import ConfigError
 
+    # Run dirs lsgan makes contain "=" (runs/<m>-<d>/seed=1,...), which Hydra's grammar reads as
+    # syntax: path-valued keys are quoted for it, so `resume=<that path>` works as typed.
+    sys.argv[1:] = [quote_path_override(a) for a in sys.argv[1:]]
     try:
         precheck_overrides(sys.argv[1:])
     except ConfigError as exc:

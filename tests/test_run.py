@@ -360,3 +360,16 @@ def test_unknown_keys_with_or_without_plus_fail_in_one_line(tmp_path, arg, needl
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: " + needle), out.stderr[-1000:]
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_resume_accepts_a_path_containing_equals_signs(tiny_cfg, tmp_path):
+    from lsgan.run import quote_path_override
+
+    assert quote_path_override("resume=runs/a/seed=1,x=2/last.ckpt") == "resume='runs/a/seed=1,x=2/last.ckpt'"
+    assert quote_path_override("method.lr_g=1e-4,3e-4") == "method.lr_g=1e-4,3e-4"  # a sweep stays a sweep
+    run_dir = tmp_path / "seed=3,trainer.steps=2"
+    res = train(tiny_cfg("trainer.steps=2"), run_dir)
+    out = cli("method=sngan", *[o for o in TINY if not o.startswith("trainer.steps")], "trainer.steps=3",
+              f"resume={res.checkpoint}", f"run_dir={tmp_path / 'resumed'}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "(iteration 2)" in out.stdout
