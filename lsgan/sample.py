@@ -113,6 +113,9 @@ def generate(method, n: int, condition: Optional[int] = None, exemplar_set=None,
         return Generated(torch.cat(images), torch.full((len(idx),), -1, dtype=torch.long), idx.clone(),
                          None if labels is None else labels[idx].clone().long())
     if condition is not None:
+        if k == 0 and accepts_exemplars(method):
+            raise CLIError(f"condition={condition}: method={name} generates from exemplar images, not condition ids; "
+                           f"use exemplars=test (or exemplars=train)")
         if k == 0:
             raise CLIError(f"condition={condition}: method={name} is unconditional (it has no conditions)")
         if not isinstance(condition, int) or not 0 <= condition < k:

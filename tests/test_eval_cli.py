@@ -330,3 +330,11 @@ def test_callback_logs_rows_and_leaves_training_unchanged(cache_dir, tmp_path):
 def test_callback_rejects_unknown_metric_names(tmp_path):
     with pytest.raises(ConfigError, match="metrics.names: 'fidd' is not accepted"):
         train(compose_config(TINY + ["metrics.every=2", "metrics.names=[fidd]"]), tmp_path)
+
+
+def test_condition_id_on_an_exemplar_method_points_to_exemplars():
+    from lsgan.loading import CLIError
+    from lsgan.sample import generate
+
+    with pytest.raises(CLIError, match="generates from exemplar images, not condition ids; use exemplars=test"):
+        generate(MirrorMethod(), 4, condition=3)
