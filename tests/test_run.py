@@ -373,3 +373,17 @@ def test_resume_accepts_a_path_containing_equals_signs(tiny_cfg, tmp_path):
               f"resume={res.checkpoint}", f"run_dir={tmp_path / 'resumed'}")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "(iteration 2)" in out.stdout
+
+
+def test_divergence_at_the_first_iteration_does_not_claim_a_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    cls = METHODS["sngan"]
+    orig = cls.g_step
+
+    def poisoned(self, batch):
+        out = orig(self, batch)
+        out["loss_g"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(cls, "g_step", poisoned)
+    with pytest.raises(DivergenceError, match="at iteration 0: loss_g; training stopped, no checkpoint was written"):
+        train(tiny_cfg("trainer.steps=3"), tmp_path)

@@ -228,9 +228,10 @@ class GANMethod(pl.LightningModule):
                 self.g_ema.update(self.G, ema_decay_at(i, int(self.mcfg.ema_start), float(self.mcfg.ema_decay)))
         bad = [k for k, v in logs.items() if not torch.isfinite(torch.as_tensor(v)).all()]
         if bad:
+            kept = "no checkpoint was written" if i == 0 else "the last good checkpoint is kept"
             raise DivergenceError(
                 f"non-finite loss at iteration {i}: {', '.join(bad)}; training stopped, "
-                f"the last good checkpoint is kept (lower the learning rates or check the data)"
+                f"{kept} (lower the learning rates or check the data)"
             )
         self.iteration = i + 1
         self._record(logs)
