@@ -153,7 +153,6 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
             raise ConfigError(f"resume={resume}: no such checkpoint file")
         resume_iteration = int(torch.load(resume, map_location="cpu", weights_only=False).get("lsgan", {}).get("iteration", 0))
         print(f"[lsgan] resuming from {resume} (iteration {resume_iteration})", flush=True)
-    _save_config(cfg, run_dir)
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg)
@@ -192,6 +191,9 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
         # The data module's resumable batch sampler shards batches across DDP ranks itself.
         use_distributed_sampler=False,
     )
+    # Written once data and nets are built: a re-run that fails on its data (a wrong data.root, say)
+    # leaves the run's config.yaml as it was.
+    _save_config(cfg, run_dir)
     with warnings.catch_warnings():
         # The data stream is infinite by design (iteration-counted training).
         warnings.filterwarnings("ignore", ".*does not have many workers.*")

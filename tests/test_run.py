@@ -387,3 +387,11 @@ def test_divergence_at_the_first_iteration_does_not_claim_a_checkpoint(tiny_cfg,
     monkeypatch.setattr(cls, "g_step", poisoned)
     with pytest.raises(DivergenceError, match="at iteration 0: loss_g; training stopped, no checkpoint was written"):
         train(tiny_cfg("trainer.steps=3"), tmp_path)
+
+
+def test_a_rerun_that_fails_on_its_data_leaves_config_yaml_alone(tiny_cfg, tmp_path):
+    train(tiny_cfg("trainer.steps=1"), tmp_path)
+    before = (tmp_path / "config.yaml").read_text()
+    with pytest.raises(Exception):
+        train(tiny_cfg("trainer.steps=2", "dataset=mnist", f"data.root={tmp_path / 'nowhere'}"), tmp_path)
+    assert (tmp_path / "config.yaml").read_text() == before
