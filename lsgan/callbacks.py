@@ -52,7 +52,8 @@ class AtomicCheckpoint(pl.Callback):
         self._last_saved = -1
 
     def _save(self, trainer, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
+        # a name of this process's own: two writers never share a temporary file
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         trainer.save_checkpoint(str(tmp))
         if trainer.is_global_zero:
             os.replace(tmp, path)
