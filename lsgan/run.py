@@ -56,8 +56,9 @@ def quote_path_override(arg: str) -> str:
     return f"{key}='{value}'" if "'" not in value else f'{key}="{value}"'
 
 
-def precheck_overrides(argv: List[str]) -> None:
-    """Unknown config-group choices fail in one line before Hydra prints its multi-line error."""
+def precheck_overrides(argv: List[str], check_keys: bool = False) -> None:
+    """Unknown config-group choices (and, with ``check_keys``, unknown keys) fail in one line before Hydra
+    prints its multi-line error."""
     from lsgan.config import ConfigError
 
     groups, keys = [], []
@@ -74,7 +75,8 @@ def precheck_overrides(argv: List[str]) -> None:
             groups.append(f"{key}={value.split(',')[0]}")
         elif "/" not in key:
             keys.append(key)
-    if keys:  # unknown keys, with or without "+", fail in one line naming the node's keys
+    if check_keys and keys:  # unknown keys, with or without "+", fail in one line naming the node's keys
+        # (lsgan.run's own CLI; the extract / train_evaluator CLIs add keys of their own)
         base = compose_config(groups)
         for key in keys:
             if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
@@ -258,7 +260,7 @@ def main() -> None:
     # syntax: path-valued keys are quoted for it, so `resume=<that path>` works as typed.
     sys.argv[1:] = [quote_path_override(a) for a in sys.argv[1:]]
     try:
-        precheck_overrides(sys.argv[1:])
+        precheck_overrides(sys.argv[1:], check_keys=True)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
