@@ -61,4 +61,3 @@ def triple_coupled_g_loss(d_adv: torch.Tensor, saturating: bool = False) -> torc
     if saturating:
         return -_bce(d_adv, 0.0)
     return _bce(d_adv, 1.0)
-

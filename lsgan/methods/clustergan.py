@@ -29,7 +29,7 @@ from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode_seeking_loss, perceptual_loss
 from lsgan.methods import register
 from lsgan.methods.base import GANMethod, even_conditions, inference
-from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator
+from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.priors import build_prior
 
 PRIORS = ("onehot_gaussian", "gmm")
@@ -287,9 +287,8 @@ class ClusterGAN(GANMethod):
         d_real = self.D(batch.x)
         if self.mcfg.encoder == "infogan":
             # InfoGAN: Q's body is D's, so D's trunk also learns to read the codes of (detached) fakes
-            h = self.D.features(fake)
-            d_fake = self.D.unary_from_features(h)
-            code, _ = self.code_loss(z, modes, self.E.from_trunk(h))
+            d_fake, e = score_and_encode(self.D, self.E, fake)
+            code, _ = self.code_loss(z, modes, e)
         else:
             d_fake, code = self.D(fake), None
         loss = self.d_loss_fn(d_real, d_fake)
@@ -307,11 +306,8 @@ class ClusterGAN(GANMethod):
     def g_step(self, batch: Batch):
         z, modes = self.draw_latent(len(batch))
         fake = self.G(z)
-        if isinstance(self.E, SharedTrunkEncoder):  # one trunk pass for D's score and E
-            h = self.D.features(fake)
-            adv, e = self.g_loss_fn(self.D.unary_from_features(h)), self.E.from_trunk(h)
-        else:
-            adv, e = self.g_loss_fn(self.D(fake)), self.E(fake)
+        d_fake, e = score_and_encode(self.D, self.E, fake)
+        adv = self.g_loss_fn(d_fake)
         code, logs = self.code_loss(z, modes, e)
         loss = adv + code
         logs["adv_g"] = adv.detach()

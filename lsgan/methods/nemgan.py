@@ -43,7 +43,7 @@ from lsgan.losses import ADVERSARIAL, gradient_penalty, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods import register
 from lsgan.methods.base import GANMethod, even_conditions, inference
-from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator
+from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.priors import build_prior
 
 # loss name -> the terms (besides the adversarial one) that g and h minimise
@@ -182,9 +182,8 @@ class NEMGAN(GANMethod):
         code = None
         if self.mcfg.encoder == "infogan" and self.terms:
             # InfoGAN: Q's body is D's, so D's trunk also learns to invert (detached) fakes
-            h = self.D.features(fake)
-            d_fake = self.D.unary_from_features(h)
-            code = self.inversion_loss(z, y, self.h1.from_trunk(h))[0]
+            d_fake, z_hat = score_and_encode(self.D, self.h1, fake)
+            code = self.inversion_loss(z, y, z_hat)[0]
         else:
             d_fake = self.D(fake)
         loss = self.d_loss_fn(d_real, d_fake)
@@ -203,9 +202,9 @@ class NEMGAN(GANMethod):
         """(loss, logs): the joint objective of g and h on latents z of modes y. Only the terms
         of the configured ablation are computed."""
         fake = self.G(z)
-        shared = isinstance(self.h1, SharedTrunkEncoder)
-        h = self.D.features(fake) if shared else None  # one trunk pass for D's score and h1
-        adv = self.g_loss_fn(self.D.unary_from_features(h) if shared else self.D(fake))
+        # h1 is evaluated only when an inversion term uses it (loss=gan_only trains no h)
+        d_fake, z_hat = score_and_encode(self.D, self.h1, fake) if self.terms else (self.D(fake), None)
+        adv = self.g_loss_fn(d_fake)
         loss, logs = adv, {"g_adv": adv.detach()}
         if float(self.mcfg.mode_seeking) > 0:
             # same-mode pairs of the batch; their latents differ only in the uniform noise
@@ -214,7 +213,6 @@ class NEMGAN(GANMethod):
             logs["mode_seeking"] = seek.detach()
         if not self.terms:
             return loss, logs
-        z_hat = self.h1.from_trunk(h) if shared else self.h1(fake)
         inv, inv_logs = self.inversion_loss(z, y, z_hat)
         return loss + inv, {**logs, **inv_logs}
 

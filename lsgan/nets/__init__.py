@@ -17,14 +17,14 @@ from lsgan.nets.dcgan import DCGANDiscriminator, DCGANEncoder, DCGANGenerator
 from lsgan.nets.ema import EMA
 from lsgan.nets.layers import (ClassEmbedding, ConditionalBatchNorm, ConditionalBatchNorm1d,
                                ConditionalBatchNorm2d, Discriminator, Encoder, SharedTrunkEncoder,
-                               add_spectral_norm_)
+                               add_spectral_norm_, score_and_encode)
 from lsgan.nets.mlp import MLPDiscriminator, MLPEncoder, MLPGenerator
 from lsgan.nets.resnet import ResNetDiscriminator, ResNetEncoder, ResNetGenerator
 
 __all__ = [
     "build_generator", "build_discriminator", "build_encoder", "EMA", "ClassEmbedding",
     "ConditionalBatchNorm", "ConditionalBatchNorm1d", "ConditionalBatchNorm2d", "Discriminator",
-    "Encoder", "SharedTrunkEncoder", "add_spectral_norm_",
+    "Encoder", "SharedTrunkEncoder", "add_spectral_norm_", "score_and_encode",
 ]
 
 

@@ -264,7 +264,7 @@ class Encoder(nn.Module):
     leaky-ReLU gain) and its features are standardised per sample (a LayerNorm without affine,
     so no batch statistics and no train / eval difference) before a head whose outputs then
     start with std ≈ 1. With this the conditioning terms reach G at init with gradients of the
-    adversarial term's order instead of ~1,000× below it (tests/test_encoder_scale.py).
+    adversarial term's order or above instead of ~1,000× below it (tests/test_conditioning_scale.py).
     """
 
     def __init__(self, trunk: nn.Module, out_dim: int, spectral_norm: bool = False, leak: float = 0.0):
@@ -275,10 +275,7 @@ class Encoder(nn.Module):
         for m in trunk.modules():
             if isinstance(m, SN_LAYERS):
                 scale_preserving_init_(m, leak)
-        self.norm = nn.LayerNorm(self.feat_dim, elementwise_affine=False)
-        self.head = nn.Linear(self.feat_dim, out_dim)
-        nn.init.normal_(self.head.weight, 0.0, 1.0 / math.sqrt(self.feat_dim))
-        nn.init.zeros_(self.head.bias)
+        self.norm, self.head = unit_scale_head(self.feat_dim, out_dim)
         if spectral_norm:
             add_spectral_norm_(self)
 
@@ -288,6 +285,15 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def unit_scale_head(feat_dim: int, out_dim: int) -> Tuple[nn.Module, nn.Linear]:
+    """(per-sample standardisation of B×feat_dim features, linear head to out_dim with outputs of
+    std ≈ 1): the head every encoder puts on its features."""
+    head = nn.Linear(feat_dim, out_dim)
+    nn.init.normal_(head.weight, 0.0, 1.0 / math.sqrt(feat_dim))
+    nn.init.zeros_(head.bias)
+    return nn.LayerNorm(feat_dim, elementwise_affine=False), head
 
 
 def scale_preserving_init_(layer: nn.Module, leak: float = 0.0) -> nn.Module:
@@ -314,10 +320,7 @@ class SharedTrunkEncoder(nn.Module):
         self._discriminator = [discriminator]  # a list: not registered, so D's parameters are not E's
         self.feat_dim = discriminator.feat_dim
         self.out_dim = out_dim
-        self.norm = nn.LayerNorm(self.feat_dim, elementwise_affine=False)
-        self.head = nn.Linear(self.feat_dim, out_dim)
-        nn.init.normal_(self.head.weight, 0.0, 1.0 / math.sqrt(self.feat_dim))
-        nn.init.zeros_(self.head.bias)
+        self.norm, self.head = unit_scale_head(self.feat_dim, out_dim)
 
     @property
     def discriminator(self) -> "Discriminator":
@@ -332,3 +335,12 @@ class SharedTrunkEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.from_trunk(self.discriminator.features(x))
+
+
+def score_and_encode(discriminator: "Discriminator", encoder: nn.Module, x: torch.Tensor):
+    """(D's unary score (B,), encoder output) of x, with one trunk pass when the encoder is a
+    :class:`SharedTrunkEncoder` on this D."""
+    if isinstance(encoder, SharedTrunkEncoder) and encoder.discriminator is discriminator:
+        h = discriminator.features(x)
+        return discriminator.unary_from_features(h), encoder.from_trunk(h)
+    return discriminator(x), encoder(x)
