@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from lsgan.losses import (clustergan_ge_loss, latent_norm_loss, mode_matching_loss, slcgan_g_hinge,
-                          slcgan_mi_loss)
+from lsgan.losses import latent_norm_loss, mode_matching_loss, slcgan_g_hinge, slcgan_mi_loss
 from lsgan.methods import METHODS
 from lsgan.methods.base import DataInfo, ema_decay_at
 from lsgan.nets import build_encoder
@@ -47,10 +46,7 @@ def generator_gradients(m, n=64):
         z, modes = m.draw_latent(n)
         fake = m.G(z)
         adv = m.g_loss_fn(m.D(fake))
-        z_n_hat, logits = m.split_code(m.E(fake))
-        unit = m.recovery_scale
-        cond, _ = clustergan_ge_loss(torch.zeros(()), m.continuous_part(z) / unit, z_n_hat / unit, modes, logits,
-                                     float(m.mcfg.beta_n), float(m.mcfg.beta_c))
+        cond, _ = m.code_loss(z, modes, m.E(fake))  # β_n·recovery + β_c·CE, as g_step weights them
         return {"adv": grad_norm(adv, params), "cond": grad_norm(cond, params)}
     if name == "nemgan":
         z, y = m.draw_latent(n)
