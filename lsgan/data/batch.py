@@ -30,6 +30,12 @@ class Batch:
     def unlabeled(self) -> "Batch":
         return replace(self, y=None)
 
+    def channels_last(self) -> "Batch":
+        """The batch with 4-D images in NHWC memory layout (a no-op copy for other data)."""
+        if self.x.dim() != 4:
+            return self
+        return replace(self, x=self.x.contiguous(memory_format=torch.channels_last))
+
     def to(self, device) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Batch(x=move(self.x), index=move(self.index), y=move(self.y), feat=move(self.feat))

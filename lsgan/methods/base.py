@@ -91,7 +91,13 @@ class GANMethod(pl.LightningModule):
         self._pending_rng = None
         self._log_sums: Dict[str, float] = defaultdict(float)
         self._log_counts: Dict[str, int] = defaultdict(int)
+        self._finite_pending: List = []  # (iteration, loss names, non-finite flags on the device)
         self.build()
+        # NHWC for image nets: the same convolutions, on oneDNN's / cuDNN's faster layout. Set
+        # before the optimizers exist, so their state takes the parameters' layout.
+        self.channels_last = bool(self.cfg.get("trainer", {}).get("channels_last", False)) and len(data_info.shape) == 3
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
         self.g_ema = None
         if self.mcfg.ema_decay is not None:
             from lsgan.nets.ema import EMA
@@ -217,6 +223,8 @@ class GANMethod(pl.LightningModule):
             self._pending_rng = None
         if not self.uses_labels:
             batch = batch.unlabeled()
+        if self.channels_last:
+            batch = batch.channels_last()
         i = self.iteration
         logs: Dict[str, torch.Tensor] = {}
         if i % self.mcfg.n_gen == 0:
@@ -226,30 +234,52 @@ class GANMethod(pl.LightningModule):
                 logs.update(self.g_step(batch))
             if self.g_ema is not None:
                 self.g_ema.update(self.G, ema_decay_at(i, int(self.mcfg.ema_start), float(self.mcfg.ema_decay)))
-        bad = [k for k, v in logs.items() if not torch.isfinite(torch.as_tensor(v)).all()]
-        if bad:
-            kept = "no checkpoint was written" if i == 0 else "the last good checkpoint is kept"
-            raise DivergenceError(
-                f"non-finite loss at iteration {i}: {', '.join(bad)}; training stopped, "
-                f"{kept} (lower the learning rates or check the data)"
-            )
+        self._watch_finite(i, logs)
         self.iteration = i + 1
         self._record(logs)
 
+    # Losses stay on the device between log rows: no host sync per iteration (on a GPU one
+    # .item() per key per step stalls the launch queue). The divergence guard reads its flags
+    # at each log row, before every checkpoint is written and at the end, so a non-finite loss
+    # is reported with the iteration it happened at and never reaches a checkpoint.
+    def _watch_finite(self, i: int, logs: Dict[str, torch.Tensor]) -> None:
+        if logs:
+            values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().mean() for v in logs.values()])
+            self._finite_pending.append((i, list(logs), ~torch.isfinite(values)))
+
+    def check_finite(self) -> None:
+        """Raise DivergenceError for the first non-finite loss since the last check (one host sync)."""
+        pending, self._finite_pending = self._finite_pending, []
+        if not pending:
+            return
+        flags = torch.stack([bad.any() for _, _, bad in pending]).tolist()
+        for (i, keys, bad), flag in zip(pending, flags):
+            if flag:
+                names = [k for k, b in zip(keys, bad.tolist()) if b]
+                kept = "no checkpoint was written" if i == 0 else "the last good checkpoint is kept"
+                raise DivergenceError(
+                    f"non-finite loss at iteration {i}: {', '.join(names)}; training stopped, "
+                    f"{kept} (lower the learning rates or check the data)"
+                )
+
     def _record(self, logs: Dict[str, torch.Tensor]) -> None:
         for k, v in logs.items():
-            v = float(torch.as_tensor(v).detach())
-            self._log_sums[k] += v
+            self._log_sums[k] = self._log_sums[k] + torch.as_tensor(v, device=self.device).detach().float().mean()
             self._log_counts[k] += 1
-        if logs:
-            self.log_dict({k: float(torch.as_tensor(v).detach()) for k, v in logs.items()},
-                          prog_bar=True, logger=False, on_step=True, batch_size=1)
         every = max(1, int(self.cfg.trainer.log_every))
         if self.iteration % every == 0 or self.iteration == int(self.cfg.trainer.steps):
-            row = {k: self._log_sums[k] / self._log_counts[k] for k in self._log_sums}
+            self.check_finite()
+            keys = list(self._log_sums)
+            values = torch.stack([self._log_sums[k] / self._log_counts[k] for k in keys]).tolist() if keys else []
+            row = dict(zip(keys, values))
             self._log_sums.clear()
             self._log_counts.clear()
             self.log_metrics(row)
+            if row:  # the progress bar shows the latest row
+                self.log_dict(row, prog_bar=True, logger=False, on_step=True, batch_size=1)
+
+    def on_train_end(self) -> None:
+        self.check_finite()
 
     def log_metrics(self, metrics: Dict[str, float], step: Optional[int] = None) -> None:
         """Log a row keyed by training iteration to every configured logger (rank 0)."""
@@ -261,6 +291,7 @@ class GANMethod(pl.LightningModule):
 
     # checkpoint extras: iteration and RNG (Lightning restores nets, optimizers, loops)
     def on_save_checkpoint(self, checkpoint):
+        self.check_finite()  # a non-finite loss since the last check stops here, before anything is written
         checkpoint["lsgan"] = {"iteration": self.iteration, "rng": _get_rng_state()}
 
     def on_load_checkpoint(self, checkpoint):
