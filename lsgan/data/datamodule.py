@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from lsgan.data.batch import Batch
 from lsgan.data.datasets import ArrayDataset, load_dataset, prepare_dataset
 from lsgan.data.sampler import ResumableBatchSampler
 
@@ -78,6 +79,12 @@ class GANDataModule(pl.LightningDataModule):
             # the loader draws its worker base seed from this, not from the global RNG
             generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        # A Batch moves itself; Lightning's generic walk would deep-copy the dataclass every step.
+        if isinstance(batch, Batch):
+            return batch.to(device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     # ----------------------------------------------------------------- resume
     def state_dict(self) -> dict:

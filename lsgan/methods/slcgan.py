@@ -243,6 +243,7 @@ class SLCGAN(GANMethod):
         return {"loss_g": loss_g.detach(), "loss_c": loss_c.detach(), **logs, **c_logs}
 
     def on_train_end(self) -> None:
+        super().on_train_end()
         # C's own state, usable without the GAN (clustering, features, linear probes).
         if self.trainer is not None and self.trainer.is_global_zero:
             self.C.save(os.path.join(self.trainer.default_root_dir, CLUSTERER_FILE))
