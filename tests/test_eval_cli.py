@@ -213,6 +213,28 @@ def test_exemplar_accuracy_equals_evaluator_accuracy(ckpts, cache_dir):
     assert MetricSuite(Noisy(), dm, cfg, log=None).compute(["z_variety"], n_samples=100)["z_variety"]["value"] > 0.1
 
 
+def test_a_second_evaluation_reads_the_evaluator_features_of_the_reference(ckpts, cache_dir, tmp_path):
+    from lsgan.metrics.suite import MetricSuite
+
+    method, cfg = load_method(ckpts["sngan"], overrides=[f"metrics.cache_dir={tmp_path}",
+                                                         f"metrics.evaluator={cache_dir[1]['path']}"])
+    dm = load_datamodule(cfg)
+    first = MetricSuite(method, dm, cfg, log=None)
+    calls = []
+    orig = first.evaluator.features
+    first.evaluator.features = lambda x, *a, **k: (calls.append(len(x)), orig(x, *a, **k))[1]
+    a = first.compute(["classifier_fid"], n_samples=64)["classifier_fid"]["value"]
+    ref_n = len(first.reference().data)
+    assert ref_n in calls  # computed once, from the reference images
+    assert list((tmp_path / "reference_stats").glob("*evaluator-*.npz"))
+    second = MetricSuite(method, dm, cfg, log=None)
+    calls.clear()
+    second.evaluator.features = lambda x, *a, **k: (calls.append(len(x)), orig(x, *a, **k))[1]
+    b = second.compute(["classifier_fid"], n_samples=64)["classifier_fid"]["value"]
+    assert ref_n not in calls and calls  # only the generated samples were featurised this time
+    assert b == pytest.approx(a)  # same seeded samples, same reference
+
+
 def test_cluster_and_knn_on_a_permuted_classifier(ckpts, cache_dir):
     """condition_of = evaluator class, permuted: Hungarian ACC recovers the evaluator's accuracy."""
     from lsgan.metrics.knn import knn_label_agreement

@@ -137,6 +137,16 @@ class Evaluator(nn.Module):
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 
+    def fingerprint(self) -> str:
+        """12 hex digits naming these exact weights (a cache key part for features computed with them)."""
+        import hashlib
+
+        h = hashlib.sha1(repr(sorted((k, str(v)) for k, v in self.meta.items())).encode())
+        for name, t in sorted(self.net.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:12]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 

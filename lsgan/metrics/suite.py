@@ -338,9 +338,19 @@ class MetricSuite:
         return self._call["inception"], self._ref_stats
 
     def _eval_features_of_reference(self):
+        """The evaluator's features of the reference images, cached on disk per evaluator (by its
+        weights' fingerprint), dataset, split, resolution and count: a second evaluation reads them."""
         if self._ref_eval_feats is None:
-            ref = self.reference()
-            self._ref_eval_feats = self._need_evaluator().features(ref.floats())
+            from lsgan.metrics.fid import ReferenceStats
+
+            ref, ev = self.reference(), self._need_evaluator()
+            if not hasattr(ev, "fingerprint"):  # the toy mixtures' exact classifier: nothing to save
+                self._ref_eval_feats = ev.features(ref.floats())
+                return self._ref_eval_feats
+            stats = ReferenceStats.load_or_compute(
+                self.mcfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
+                f"evaluator-{ev.fingerprint()}", len(ref.data), lambda: ev.features(ref.floats()).numpy())
+            self._ref_eval_feats = torch.from_numpy(stats.features)
         return self._ref_eval_feats
 
     def _conditional(self, n: int) -> Dict[str, object]:
