@@ -28,12 +28,13 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     from lsgan.methods import METHODS
     from lsgan.methods.base import DataInfo
 
-    path = Path(str(ckpt_path)).expanduser()
-    if not path.is_file():
-        raise CLIError(f"ckpt={ckpt_path}: no such checkpoint file")
-    # weights_only=False: the hyperparameters are plain dicts/lists, but Lightning may add
-    # other picklable entries; the file is one this framework wrote.
-    blob = torch.load(path, map_location="cpu", weights_only=False)
+    from lsgan.config import ConfigError
+    from lsgan.resume import read_checkpoint
+
+    try:  # a missing, truncated or foreign file is one line naming it
+        blob = read_checkpoint(ckpt_path, key="ckpt")
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
     hp = blob.get("hyper_parameters") or {}
     if "cfg" not in hp or "data_info" not in hp or "state_dict" not in blob:
         raise CLIError(f"ckpt={ckpt_path}: not an lsgan checkpoint (no cfg/data_info hyperparameters or state_dict)")

@@ -6,7 +6,10 @@ command (same run directory) resumes from its ``checkpoints/last.ckpt``.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -95,6 +98,12 @@ def build_datamodule(cfg: DictConfig):
 
     dm = GANDataModule(cfg.data, seed=int(cfg.seed))
     dm.setup("fit")
+    n, bs = len(dm.train_set), int(cfg.data.batch_size)
+    if bs > n:
+        from lsgan.config import ConfigError
+
+        raise ConfigError(f"data.batch_size={bs} is larger than the training split of dataset={cfg.data.name} "
+                          f"({n} examples); lower data.batch_size to at most {n}")
     return dm
 
 
@@ -131,30 +140,48 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     """Validate ``cfg``, train, and return where the outputs went.
 
     ``callbacks`` (optional) run before the built-in ones at every hook (benchmarks, tests).
+    One process trains in a run dir at a time (``RunDirLock``); a resume must find a readable
+    checkpoint and the same settings (``lsgan.resume``).
     """
-    import pytorch_lightning as pl
-    import torch
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-    from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, SampleGrid, StopAtIteration
     from lsgan.config import validate
-    from lsgan.loggers import build_loggers
+    from lsgan.resume import RunDirLock, is_launching_process
 
     cfg = validate(cfg)
     run_dir = Path(run_dir or cfg.run_dir or "runs/default").absolute()
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = run_dir / "checkpoints"
-    resume = cfg.resume
-    if resume is None and (ckpt_dir / "last.ckpt").exists():
-        resume = str(ckpt_dir / "last.ckpt")
-    resume_iteration = None
-    if resume is not None:
-        if not Path(resume).is_file():
-            from lsgan.config import ConfigError
+    lock = RunDirLock(run_dir) if is_launching_process() else None
+    try:
+        if lock is not None:
+            lock.acquire()
+        return _train_in(cfg, run_dir, callbacks)
+    finally:
+        if lock is not None:
+            lock.release()
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a run that failed before writing anything leaves no stray dir
 
-            raise ConfigError(f"resume={resume}: no such checkpoint file")
-        resume_iteration = int(torch.load(resume, map_location="cpu", weights_only=False).get("lsgan", {}).get("iteration", 0))
+
+def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list]) -> RunResult:
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, SampleGrid, StopAtIteration
+    from lsgan.loggers import build_loggers
+    from lsgan.resume import check_compatible, pick_resume, read_checkpoint
+
+    ckpt_dir = run_dir / "checkpoints"
+    if cfg.resume is not None:
+        resume, blob = Path(str(cfg.resume)).expanduser(), read_checkpoint(cfg.resume)
+    else:
+        resume, blob = pick_resume(ckpt_dir) or (None, None)
+    resume_iteration = None
+    if blob is not None:
+        check_compatible(blob, cfg, resume, bool(cfg.get("force_resume", False)))
+        resume_iteration = int(blob.get("lsgan", {}).get("iteration", 0))
         print(f"[lsgan] resuming from {resume} (iteration {resume_iteration})", flush=True)
+        resume = str(resume)
+        del blob
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg)
@@ -200,13 +227,16 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
         # The data stream is infinite by design (iteration-counted training).
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*infinite.*")
+        received = []
         try:
-            trainer.fit(method, datamodule=dm, ckpt_path=resume)
+            with preemption_signal(received):
+                trainer.fit(method, datamodule=dm, ckpt_path=resume)
         except SIGTERMException:
+            name = received[0] if received else "SIGTERM"
             if trainer.is_global_zero:
-                print(f"[lsgan] stopped by SIGTERM at iteration {method.iteration}: {ckpt_dir / 'last.ckpt'} is saved; "
+                print(f"[lsgan] stopped by {name} at iteration {method.iteration}: {ckpt_dir / 'last.ckpt'} is saved; "
                       f"the same command resumes from it", flush=True)
-            raise SystemExit(143) from None  # 128 + SIGTERM, as a killed process reports
+            raise SystemExit(128 + int(getattr(signal, name))) from None  # as a process killed by it reports
     result = RunResult(run_dir=run_dir, checkpoint=ckpt_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
                        metrics_csv=run_dir / "metrics.csv", iteration=method.iteration)
     if trainer.is_global_zero:
@@ -214,6 +244,27 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
               f"  run dir:     {result.run_dir}\n  checkpoint:  {result.checkpoint}\n"
               f"  samples:     {result.samples}\n  metrics CSV: {result.metrics_csv}", flush=True)
     return result
+
+
+@contextlib.contextmanager
+def preemption_signal(received: list):
+    """SIGUSR1 (what SLURM's ``--signal=USR1@<s>`` sends before a preemption) stops training as
+    SIGTERM does: Lightning finishes the batch, last.ckpt is written, the process exits; the same
+    command resumes. Installed before fit, so Lightning keeps it (its own SLURM requeue handler
+    would write a checkpoint lsgan does not resume from)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_usr1(signum, frame):
+        received.append("SIGUSR1")
+        signal.raise_signal(signal.SIGTERM)  # Lightning's SIGTERM handler takes it from here
+
+    previous = signal.signal(signal.SIGUSR1, on_usr1)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def extra_callbacks(cfg: DictConfig, run_dir: Path) -> list:

@@ -316,7 +316,7 @@ def test_celeba_crop_cache_and_rebuild(tmp_path, monkeypatch):
     assert (both[:, 0] == 0).all() and (both[:, 2] == 200).all()  # no red band survived the crop
     assert sorted(both[:, 1, 0, 0].tolist()) == [10 * i for i in range(10)]
     files = list(cache.iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npy"  # no temporary left behind
+    assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary left behind
 
     def no_decoding(*a):
         raise AssertionError("decoded although cached")
@@ -327,7 +327,8 @@ def test_celeba_crop_cache_and_rebuild(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("LSGAN_CACHE", str(cache))
     assert torch.equal(load_dataset(cfg, "train").data, train.data)  # unreadable cache rebuilt
-    assert np.load(files[0]).shape == (10, 3, 32, 32)
+    with np.load(files[0]) as z:
+        assert z["images"].shape == (10, 3, 32, 32) and z["kept"].tolist() == list(range(10))
 
 
 def test_celeba_attributes_and_partition(tmp_path, monkeypatch):

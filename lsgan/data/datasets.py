@@ -16,8 +16,10 @@ import hashlib
 import math
 import os
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -41,7 +43,7 @@ CIFAR100_COARSE_CLASSES = (
     "vehicles_1", "vehicles_2")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                    "Bag", "Ankle boot")
-_CACHE_VERSION = "v1"  # bump when the decode / crop / resize recipe changes
+_CACHE_VERSION = "v2"  # bump when the decode / crop / resize recipe changes
 
 
 # --------------------------------------------------------------------------- dataset
@@ -292,21 +294,31 @@ def _labels(y) -> torch.Tensor:
 def _read_npz(path: Path, split: str, where: str, default_names: Sequence[str] = ()) -> _Split:
     """``x_<split>``/``y_<split>`` arrays, or a single ``x``/``y`` pair held out 90/10."""
     try:
-        f = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{where}: cannot read {path} as .npz ({_one_line(exc)})") from None
-    with f:
-        keys = set(f.files)
-        if f"x_{split}" in keys:
-            x, y, keep = f[f"x_{split}"], (f[f"y_{split}"] if f"y_{split}" in keys else None), None
-        elif "x" in keys:
-            x, y = f["x"], (f["y"] if "y" in keys else None)
-            keep = _holdout(len(x), split, 0.1)
-        else:
-            raise ConfigError(f"{where}: {path} has arrays {sorted(keys)}; expected 'x' (and optional 'y') "
-                              f"or 'x_{split}' / 'y_{split}'")
-        all_y = [f[k] for k in keys if k == "y" or k.startswith("y_")]
-        names = [str(s) for s in f["classes"]] if "classes" in keys else list(default_names)
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path} ({_one_line(exc)})") from None
+    if magic != b"PK\x03\x04":  # every .npz (numpy.savez) is a zip archive
+        raise ConfigError(f"{where}: {path} is not an .npz archive (it does not start as a zip file; "
+                          f"write it with numpy.savez)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            keys = set(f.files)
+            if f"x_{split}" in keys:
+                x, y, keep = f[f"x_{split}"], (f[f"y_{split}"] if f"y_{split}" in keys else None), None
+            elif "x" in keys:
+                x, y = f["x"], (f["y"] if "y" in keys else None)
+                keep = _holdout(len(x), split, 0.1)
+            else:
+                raise ConfigError(f"{where}: {path} has arrays {sorted(keys)}; expected 'x' (and optional 'y') "
+                                  f"or 'x_{split}' / 'y_{split}'")
+            all_y = [f[k] for k in keys if k == "y" or k.startswith("y_")]
+            names = [str(s) for s in f["classes"]] if "classes" in keys else list(default_names)
+    except ConfigError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ConfigError(f"{where}: {path} is truncated or corrupt ({_one_line(exc)[:120]}); "
+                          f"re-create or re-download it") from None
     xt = _to_nchw(x, where)
     yt = None if y is None else _labels(y)
     if yt is not None and len(yt) != len(xt):
@@ -463,35 +475,60 @@ def _decode_one(path: Path, size: int) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def decode_images(files: Sequence[Path], size: int, key: str) -> torch.Tensor:
-    """Decode, centre-crop and resize ``files`` to uint8 N×3×size×size, cached on disk.
+def decode_images(files: Sequence[Path], size: int, key: str) -> Tuple[torch.Tensor, List[int]]:
+    """Decode, centre-crop and resize ``files`` to uint8 N×3×size×size, cached on disk; returns
+    (images, indices into ``files`` of the images decoded).
 
+    An unreadable file (truncated, not an image) is skipped with one summary warning naming the
+    count and the first such file; when none can be read it is a one-line ConfigError.
     Decoding thousands of JPEGs takes seconds to minutes, so the result is stored under
     ``cache_dir()`` keyed by ``key`` (the folder), the file count and the size. The file is
     written to a temporary name and renamed, so a crash never leaves a half-written cache, and
     an unreadable or mismatched cache is rebuilt.
     """
-    listing = "\n".join(str(f) for f in files)  # names too: a same-sized but different file set must not hit
+    # names, sizes and modification times: a different or rewritten file set must not hit
+    listing = "\n".join(f"{f} {st.st_size} {st.st_mtime_ns}" for f, st in ((f, os.stat(f)) for f in files))
     digest = hashlib.sha1(f"{_CACHE_VERSION}|{key}|{len(files)}|{size}|{listing}".encode()).hexdigest()[:16]
-    path = cache_dir() / f"images_{size}px_{digest}.npy"
-    expected = (len(files), 3, size, size)
+    path = cache_dir() / f"images_{size}px_{digest}.npz"
     try:
-        arr = np.load(path, allow_pickle=False)
-        if arr.shape == expected and arr.dtype == np.uint8:
-            return torch.from_numpy(arr)
-    except (OSError, ValueError, EOFError):
+        with np.load(path, allow_pickle=False) as z:
+            arr, kept = z["images"], z["kept"].tolist()
+        if arr.shape[1:] == (3, size, size) and arr.dtype == np.uint8 and len(arr) == len(kept):
+            _warn_skipped(files, kept, key, None)
+            return torch.from_numpy(arr), kept
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         pass  # missing or unreadable: rebuild below
-    arr = np.empty(expected, dtype=np.uint8)
+    arr = np.empty((len(files), 3, size, size), dtype=np.uint8)
+    kept, first_fault = [], None
     for i, f in enumerate(files):
-        arr[i] = _decode_one(f, size).transpose(2, 0, 1)
-    _atomic_save(path, arr)
-    return torch.from_numpy(arr)
+        try:
+            arr[len(kept)] = _decode_one(f, size).transpose(2, 0, 1)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
+            first_fault = first_fault or _one_line(exc)[:120]
+            continue
+        kept.append(i)
+    if not kept:
+        raise ConfigError(f"{key}: none of the {len(files)} image files could be read "
+                          f"(first: {files[0]}: {first_fault})")
+    arr = arr[:len(kept)]
+    _warn_skipped(files, kept, key, first_fault)
+    _atomic_save(path, images=arr, kept=np.asarray(kept, dtype=np.int64))
+    return torch.from_numpy(arr), kept
 
 
-def _atomic_save(path: Path, arr: np.ndarray) -> None:
+def _warn_skipped(files: Sequence[Path], kept: List[int], key: str, fault: Optional[str]) -> None:
+    if len(kept) == len(files):
+        return
+    ok = set(kept)
+    first = next(f for i, f in enumerate(files) if i not in ok)
+    warnings.warn(f"lsgan: skipped {len(files) - len(kept)} unreadable image(s) of {len(files)} under {key} "
+                  f"(first: {first}{': ' + fault if fault else ''})")
+
+
+def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
     try:
         with atomic_file(path) as fh:
-            np.save(fh, arr)
+            np.savez(fh, **arrays)
     except OSError as exc:  # a read-only or full cache folder costs speed, not the run
         warnings.warn(f"lsgan: cannot write image cache in {path.parent} ({_one_line(exc)}); decoding every time")
 
@@ -529,7 +566,8 @@ def _read_celeba(cfg, split: str, seed: int) -> _Split:
     if not names:
         raise ConfigError(f"dataset {cfg.name}: {img_dir} holds no images")
     size = target_size(cfg)
-    images = decode_images([img_dir / n for n in names], size, key=str(img_dir))
+    images, decoded = decode_images([img_dir / n for n in names], size, key=str(img_dir))
+    names = [names[i] for i in decoded]
 
     partition_file = base / "list_eval_partition.txt"
     if partition_file.is_file():
@@ -601,8 +639,9 @@ def _read_image_folder(cfg, split: str, seed: int) -> _Split:
         files = [p for p in _image_files(folder) if p.parent == folder]
     if not files:
         raise ConfigError(f"data.path={cfg.path}: no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
-    images = decode_images(files, target_size(cfg), key=str(folder))
-    y = torch.tensor(labels, dtype=torch.long) if class_names else None
+    images, decoded = decode_images(files, target_size(cfg), key=str(folder))
+    files = [files[i] for i in decoded]
+    y = torch.tensor([labels[i] for i in decoded], dtype=torch.long) if class_names else None
     if not split_dirs:
         keep = _holdout(len(files), split, 0.1)
         images, y = images[keep], (None if y is None else y[keep])
