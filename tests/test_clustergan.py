@@ -12,6 +12,7 @@ from torch import nn
 from lsgan import losses as L
 from lsgan.config import ConfigError, validate
 from lsgan.methods import clustergan as cg
+from lsgan.nets import perceptual
 from lsgan.priors import build_prior
 from lsgan.run import build_datamodule, build_method, train
 from lsgan.steering import steer_latent
@@ -185,7 +186,7 @@ def _tiny_vgg() -> nn.Sequential:
 
 def test_feature_maps_pick_layers_and_keep_relu_outputs():
     torch.manual_seed(0)
-    fm = cg.FeatureMaps(_tiny_vgg(), [1, 6])
+    fm = perceptual.FeatureMaps(_tiny_vgg(), [1, 6])
     x = torch.rand(2, 1, 8, 8) * 2 - 1
     a, b = fm(x)
     assert a.shape == (2, 4, 8, 8) and b.shape == (2, 8, 4, 4) and (a >= 0).all()
@@ -194,7 +195,7 @@ def test_feature_maps_pick_layers_and_keep_relu_outputs():
 
 
 def test_perceptual_term_trains_through_stand_in(tiny_cfg, tmp_path, monkeypatch):
-    monkeypatch.setattr(cg, "build_perceptual_net", lambda mcfg: cg.FeatureMaps(_tiny_vgg(), [1, 6]))
+    monkeypatch.setattr(cg, "build_perceptual_net", lambda mcfg: perceptual.FeatureMaps(_tiny_vgg(), [1, 6]))
     res = train(tiny_cfg(*CG, "method.beta_p=1.0", "method.n_dis=1", "trainer.steps=2",
                          "method.perceptual_layers=[relu1_2,relu2_2]", "method.perceptual_layer_weights=[1.0,0.5]"),
                 tmp_path)
@@ -204,17 +205,17 @@ def test_perceptual_term_trains_through_stand_in(tiny_cfg, tmp_path, monkeypatch
 
 def test_vgg16_weights_load_from_configured_path(tmp_path):
     # A VGG16 state_dict holding only the first block (enough for relu1_2), random values.
-    ref = cg.vgg16_features()
+    ref = perceptual.vgg16_features()
     state = {f"features.{k}": v for k, v in ref.state_dict().items() if k.split(".")[0] in ("0", "2")}
     path = tmp_path / "vgg16.pth"
     torch.save(state, path)
-    net = cg.load_vgg16_features(str(path), cg.VGG16_LAYERS["relu1_2"])
+    net = perceptual.load_vgg16_features(str(path), perceptual.VGG16_LAYERS["relu1_2"])
     assert torch.equal(net[2].weight, ref[2].weight) and len(net) == 4
 
 
 def test_vgg16_missing_weights_is_one_clear_line(tiny_cfg, tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="no such file") as err:
-        cg.load_vgg16_features(str(tmp_path / "nope.pth"), 3)
+        perceptual.load_vgg16_features(str(tmp_path / "nope.pth"), 3)
     assert "\n" not in str(err.value)
     from torchvision.models import VGG16_Weights
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from lsgan.config import ConfigError, check_choice
 from lsgan.io import atomic_torch_save
+from lsgan.nets.perceptual import IMAGENET_MEAN, IMAGENET_STD
 
 EXTRACTORS = ("alexnet_random", "rotnet", "supervised")
 TRAINED = ("rotnet", "supervised")
@@ -37,8 +38,6 @@ BACKBONE_LAYERS = ("conv1", "conv2", "conv3", "conv4")
 ALEXNET_INPUT_SIZE = 64
 # index just past the ReLU of each conv in torchvision's AlexNet.features
 _ALEXNET_CUT = {"conv1": 2, "conv2": 5, "conv3": 8, "conv4": 10, "conv5": 12}
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 CHECKPOINT_FORMAT = "lsgan-extractor-v1"
 
 
@@ -218,7 +217,7 @@ def _alexnet_conv_stack(seed: int) -> nn.Sequential:
 def _alexnet_random(ext, in_shape) -> FeatureExtractor:
     trunk = copy.deepcopy(_alexnet_conv_stack(int(ext.seed))[:_ALEXNET_CUT[ext.layer]])
     size = int(ext.input_size or ALEXNET_INPUT_SIZE)
-    return FeatureExtractor(trunk, in_shape, 3, size, ext.pool, _IMAGENET_MEAN, _IMAGENET_STD,
+    return FeatureExtractor(trunk, in_shape, 3, size, ext.pool, IMAGENET_MEAN, IMAGENET_STD,
                             {"name": ext.name, "layer": ext.layer, "seed": int(ext.seed)})
 
 
