@@ -27,7 +27,9 @@ import contextlib
 import statistics
 import tempfile
 import time
+import sys
 import types
+from pathlib import Path
 from typing import Dict, List
 
 import pytorch_lightning as pl
@@ -38,27 +40,10 @@ from lsgan.config import validate
 from lsgan.methods.base import ema_decay_at
 from lsgan.run import build_datamodule, build_method, compose_config, train
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import _sync, _Timer  # noqa: E402  (benchmarks/throughput.py)
+
 RECIPES = ("clustergan_mnist", "nemgan_mnist", "slcgan_mnist", "coupled_mnist")
-
-
-class _Timer(pl.Callback):
-    """Wall time from the end of iteration ``warmup`` to the end of iteration ``steps``."""
-
-    def __init__(self, warmup: int, steps: int):
-        self.warmup, self.steps, self.t0, self.elapsed = warmup, steps, None, None
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if pl_module.iteration == self.warmup:
-            _sync(pl_module.device)
-            self.t0 = time.perf_counter()
-        elif pl_module.iteration == self.steps:
-            _sync(pl_module.device)
-            self.elapsed = time.perf_counter() - self.t0
-
-
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 def recipe_cfg(recipe: str, a, extra: List[str]):

@@ -19,8 +19,8 @@ import torch
 
 from lsgan.config import ConfigError
 from lsgan.run import train
-from tests.conftest import REPO, SHARED, TINY, needs_shared
-from tests.test_run import CLI_ENV, cli, state
+from tests.conftest import REPO, SHARED, needs_shared
+from tests.test_run import CLI_ENV, cli, state, stop_with_signal_and_resume
 
 
 @pytest.fixture
@@ -194,27 +194,7 @@ def test_bad_values_and_keys_are_one_line_before_any_work(tmp_path, arg, needle)
 
 # --------------------------------------------------------------------------- preemption
 def test_sigusr1_saves_a_checkpoint_exits_and_the_same_command_resumes(tmp_path):
-    run_dir = tmp_path / "run"
-    args = ["method=sngan", *[o for o in TINY if not o.startswith("trainer.steps")], "trainer.steps=100000",
-            f"run_dir={run_dir}"]
-    proc = subprocess.Popen([sys.executable, "-m", "lsgan.run", *args], cwd=REPO, env=CLI_ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    csv_path = run_dir / "metrics.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (csv_path.exists() and len(csv_path.read_text().splitlines()) > 3):
-        time.sleep(0.2)
-    assert proc.poll() is None, proc.communicate()[0][-2000:]
-    sent = time.time()
-    proc.send_signal(signal.SIGUSR1)
-    out, _ = proc.communicate(timeout=60)
-    assert time.time() - sent < 15
-    assert proc.returncode == 128 + signal.SIGUSR1, out[-2000:]
-    assert "stopped by SIGUSR1 at iteration" in out and "Traceback" not in out
-    stopped_at = int(state(run_dir / "checkpoints" / "last.ckpt")["lsgan"]["iteration"])
-    assert not (run_dir / ".lock").exists()
-    res = cli(*[a if not a.startswith("trainer.steps") else f"trainer.steps={stopped_at + 1}" for a in args])
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert f"(iteration {stopped_at})" in res.stdout
+    stop_with_signal_and_resume(tmp_path, signal.SIGUSR1)  # what SLURM sends before a preemption
 
 
 @needs_shared
