@@ -18,7 +18,9 @@ from typing import List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# An installed wheel carries the configs as lsgan/conf; a source checkout has them at the top (conf/).
+CONF_DIR = next((d for d in (Path(__file__).resolve().parent / "conf", Path(__file__).resolve().parent.parent / "conf")
+                 if (d / "config.yaml").is_file()), Path(__file__).resolve().parent.parent / "conf")
 GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics", "experiment")
 # Keys other frameworks use for what lsgan calls otherwise: named in the unknown-key message.
 KEY_HINTS = {"trainer.max_steps": "trainer.steps", "trainer.max_epochs": "trainer.steps",
