@@ -126,6 +126,9 @@ class SampleGrid(pl.Callback):
         save_sample_grid(images, self.dirpath / f"iter_{pl_module.iteration:07d}.png", nrow)
         save_sample_grid(images, self.dirpath / "latest.png", nrow)
         self._last_written = pl_module.iteration
+        from lsgan.loggers import log_sample_grid
+
+        log_sample_grid(pl_module.loggers, self.dirpath / "latest.png", pl_module.iteration)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         it = pl_module.iteration

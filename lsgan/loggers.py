@@ -64,16 +64,63 @@ def build_loggers(cfg, run_dir: str, run_name: str, group: str, resume_iteration
         kwargs = {}
         if cfg.logger.mode:
             kwargs["mode"] = cfg.logger.mode
+        # One W&B run per run dir: its id is kept in the run dir, so a resumed run continues the
+        # same W&B run, and each job of a sweep (one process, several run dirs) gets its own.
+        # The config reaches W&B once, through Lightning's log_hyperparams.
         loggers.append(WandbLogger(
-            project=cfg.logger.project, entity=cfg.logger.entity, name=run_name,
+            project=cfg.logger.project, entity=cfg.logger.entity, name=wandb_run_name(run_dir, run_name),
             group=cfg.logger.group or group, tags=list(cfg.logger.tags), save_dir=run_dir,
-            config=_plain(cfg), **kwargs,
+            id=wandb_run_id(run_dir), resume="allow", **kwargs,
         ))
     elif name == "tensorboard":
         from pytorch_lightning.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(save_dir=run_dir, name="tb", version=""))
     return loggers
+
+
+def wandb_run_id(run_dir: str) -> str:
+    """The W&B run id of a run dir (``<run_dir>/wandb_id``), made on first use."""
+    import uuid
+
+    path = os.path.join(run_dir, "wandb_id")
+    if os.path.isfile(path):
+        with open(path) as fh:
+            run_id = fh.read().strip()
+        if run_id:
+            return run_id
+    run_id = uuid.uuid4().hex[:12]
+    with atomic_file(path, "w") as fh:
+        fh.write(run_id + "\n")
+    return run_id
+
+
+def wandb_run_name(run_dir: str, run_name: str) -> str:
+    """``<method>-<dataset>-<loss>-s<seed>``, plus the run dir's name when it spells overrides (a
+    sweep job: ``3_coupled-mnist_method.lr_g=0.0001``), so swept values show in the W&B table."""
+    leaf = os.path.basename(os.path.normpath(run_dir))
+    return f"{run_name} {leaf}" if "=" in leaf else run_name
+
+
+def finish_loggers(loggers) -> None:
+    """Close each W&B run at the end of a job, so the next job in this process opens its own."""
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger" and getattr(logger, "_experiment", None) is not None:
+            logger.experiment.finish()
+
+
+def log_sample_grid(loggers, path, iteration: int) -> None:
+    """The sample grid PNG as an image on W&B / TensorBoard (the CSV logger has no images)."""
+    for logger in loggers:
+        kind = type(logger).__name__
+        if kind == "WandbLogger":
+            logger.log_image(key="samples", images=[str(path)], step=iteration)
+        elif kind == "TensorBoardLogger":
+            import numpy as np
+            from PIL import Image
+
+            with Image.open(path) as im:
+                logger.experiment.add_image("samples", np.asarray(im.convert("RGB")), iteration, dataformats="HWC")
 
 
 def _plain(cfg):

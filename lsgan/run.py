@@ -169,7 +169,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list]) -> RunR
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, SampleGrid, StopAtIteration
-    from lsgan.loggers import build_loggers
+    from lsgan.loggers import build_loggers, finish_loggers
     from lsgan.resume import check_compatible, pick_resume, read_checkpoint
 
     ckpt_dir = run_dir / "checkpoints"
@@ -239,6 +239,8 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list]) -> RunR
                 print(f"[lsgan] stopped by {name} at iteration {method.iteration}: {ckpt_dir / 'last.ckpt'} is saved; "
                       f"the same command resumes from it", flush=True)
             raise SystemExit(128 + int(getattr(signal, name))) from None  # as a process killed by it reports
+        finally:
+            finish_loggers(trainer.loggers)
     result = RunResult(run_dir=run_dir, checkpoint=ckpt_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
                        metrics_csv=run_dir / "metrics.csv", iteration=method.iteration)
     if trainer.is_global_zero:

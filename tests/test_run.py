@@ -188,6 +188,24 @@ def test_cli_run_with_wandb_offline(tmp_path):
     assert "checkpoint:" in out.stdout
 
 
+def test_wandb_one_run_per_job_and_the_same_run_on_resume(tiny_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    w = ("logger=wandb", "logger.mode=offline", "trainer.sample_every=2")
+    train(tiny_cfg("trainer.steps=2", *w), tmp_path / "job0")  # two jobs of one process, as a sweep runs them
+    train(tiny_cfg("trainer.steps=2", "method.lr_g=0.001", *w), tmp_path / "job1")
+    ids = [(tmp_path / j / "wandb_id").read_text().strip() for j in ("job0", "job1")]
+    assert ids[0] != ids[1]
+    for job, run_id in zip(("job0", "job1"), ids):
+        runs = list((tmp_path / job / "wandb").glob(f"offline-run-*-{run_id}"))
+        assert len(runs) == 1, list((tmp_path / job / "wandb").iterdir())
+        assert list(runs[0].rglob("samples_*.png")), "the sample grid was not logged as an image"
+    train(tiny_cfg("trainer.steps=4", *w), tmp_path / "job0")  # resumed: the same W&B run id
+    assert (tmp_path / "job0" / "wandb_id").read_text().strip() == ids[0]
+    assert len(list((tmp_path / "job0" / "wandb").glob(f"offline-run-*-{ids[0]}"))) == 2
+    assert not list((tmp_path / "job0" / "wandb").glob(f"offline-run-*-{ids[1]}"))
+
+
 def test_ddp_two_cpu_processes(tmp_path):
     out = cli(*TINY, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.steps=6",
               "trainer.ckpt_every=3", f"run_dir={tmp_path}", timeout=300)
