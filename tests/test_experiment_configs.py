@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from omegaconf import OmegaConf
 
 from lsgan.config import validate
 from lsgan.run import compose_config, train
@@ -66,3 +67,25 @@ def test_coupled_recipe_runs_on_any_gray_npz_without_edits(tmp_path):
     exemplars = torch.nn.functional.interpolate(exemplars, size=tuple(method.data_info.shape[1:]))
     out = method.sample(8, condition=exemplars)
     assert out.shape == (8,) + tuple(method.data_info.shape) and out.abs().max() <= 1
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_a_sweep_carried_by_an_experiment_names_valid_choices(name):
+    """An experiment's own hydra.sweeper.params (e.g. coupled_mnist_ablation's losses) compose one by one."""
+    import yaml
+
+    params = ((yaml.safe_load((REPO / "conf" / "experiment" / f"{name}.yaml").read_text()) or {})
+              .get("hydra", {}).get("sweeper", {}).get("params", {}))
+    for key, values in params.items():
+        for value in str(values).split(","):
+            cfg = validate(compose_config([f"experiment={name}", f"{key}={value}"]))
+            got = cfg[key].name if key in ("loss", "model", "prior", "extractor", "method") else OmegaConf.select(cfg, key)
+            assert str(got) == value
+
+
+def test_the_ablation_experiment_sweeps_the_papers_losses():
+    import yaml
+
+    doc = yaml.safe_load((REPO / "conf" / "experiment" / "coupled_mnist_ablation.yaml").read_text())
+    assert doc["hydra"]["sweeper"]["params"]["loss"].split(",") == ["full", "proto_a", "proto_b", "proto_c",
+                                                                   "feature_cgan"]
