@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -277,10 +276,8 @@ class ClusterGAN(GANMethod):
 
     def cluster_kmeans(self, x_all: torch.Tensor, k: Optional[int] = None, seed: Optional[int] = None) -> torch.Tensor:
         """The authors' protocol: k-means (k = K by default, 10 restarts) on ``cluster_features`` of all images."""
-        from sklearn.cluster import KMeans
+        from lsgan.metrics.clustering import kmeans_labels
 
-        rep = self.cluster_features(x_all).cpu().double().numpy()
         k = self.num_conditions if k is None else int(k)
         seed = int(self.mcfg.kmeans_seed) if seed is None else int(seed)
-        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(rep)
-        return torch.as_tensor(km.labels_.astype(np.int64))
+        return torch.from_numpy(kmeans_labels(self.cluster_features(x_all), k, seed))

@@ -275,14 +275,6 @@ class SLCGAN(GANMethod):
 
 
 # ---------------------------------------------------------------------------- figures
-def kmeans_labels(features: Union[np.ndarray, torch.Tensor], k: int, seed: int = 0) -> np.ndarray:
-    """k-means (k-means++, 10 restarts) cluster ids of N×d features, the baseline of their Fig. 4."""
-    from sklearn.cluster import KMeans
-
-    feats = features.detach().cpu().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(feats.astype(np.float64)).astype(np.int64)
-
-
 def sorted_cluster_sizes(ids: Union[np.ndarray, torch.Tensor], k: int) -> np.ndarray:
     """Sizes of clusters 0..k−1 (empty ones included), largest first."""
     ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
@@ -345,6 +337,8 @@ def write_figures(method: SLCGAN, images: torch.Tensor, out_dir: str, n_kmeans: 
     os.makedirs(out_dir, exist_ok=True)
     idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n_kmeans]
     x = images[idx]
+    from lsgan.metrics.clustering import kmeans_labels
+
     was_training = method.training
     method.eval()
     try:

@@ -647,10 +647,9 @@ class MetricSuite:
 
 
 def _kmeans(features: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    from sklearn.cluster import KMeans
+    from lsgan.metrics.clustering import kmeans_labels
 
-    x = features.double().numpy()
-    return torch.from_numpy(KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x).astype(np.int64))
+    return torch.from_numpy(kmeans_labels(features, k, seed))
 
 
 @contextmanager
