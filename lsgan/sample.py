@@ -57,8 +57,9 @@ def condition_counts(n: int, k: int, weights: Optional[Sequence[float]] = None) 
     """Samples per condition: even (first n % k get one more), or proportional to ``weights``
     by largest remainders, so the counts always sum to n."""
     if weights is None:
-        base, extra = divmod(n, k)
-        return [base + (1 if c < extra else 0) for c in range(k)]
+        from lsgan.methods.base import per_condition_counts
+
+        return per_condition_counts(n, k)
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
     raw = w * n
