@@ -178,5 +178,4 @@ class RunDirLock:
 
 def is_launching_process() -> bool:
     """True in the process a user started (not a DDP worker Lightning re-launched)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0" \
-        and os.environ.get("LSGAN_DDP_CHILD") is None
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"

@@ -234,6 +234,8 @@ class GANMethod(pl.LightningModule):
                 logs.update(self.g_step(batch))
             if self.g_ema is not None:
                 self.g_ema.update(self.G, ema_decay_at(i, int(self.mcfg.ema_start), float(self.mcfg.ema_decay)))
+        # each loss once as a float scalar on the device, for the guard and the log row alike
+        logs = {k: torch.as_tensor(v, device=self.device).detach().float().mean() for k, v in logs.items()}
         self._watch_finite(i, logs)
         self.iteration = i + 1
         self._record(logs)
@@ -244,7 +246,7 @@ class GANMethod(pl.LightningModule):
     # is reported with the iteration it happened at and never reaches a checkpoint.
     def _watch_finite(self, i: int, logs: Dict[str, torch.Tensor]) -> None:
         if logs:
-            values = torch.stack([torch.as_tensor(v, device=self.device).detach().float().mean() for v in logs.values()])
+            values = torch.stack(list(logs.values()))
             self._finite_pending.append((i, list(logs), ~torch.isfinite(values)))
 
     def check_finite(self) -> None:
@@ -264,7 +266,7 @@ class GANMethod(pl.LightningModule):
 
     def _record(self, logs: Dict[str, torch.Tensor]) -> None:
         for k, v in logs.items():
-            self._log_sums[k] = self._log_sums[k] + torch.as_tensor(v, device=self.device).detach().float().mean()
+            self._log_sums[k] = self._log_sums[k] + v
             self._log_counts[k] += 1
         every = max(1, int(self.cfg.trainer.log_every))
         if self.iteration % every == 0 or self.iteration == int(self.cfg.trainer.steps):
