@@ -213,7 +213,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     if int(out.trainer.steps) < 1:
         raise ConfigError(f"trainer.steps={out.trainer.steps}: must be >= 1 (training iterations)")
     for key in [k for k in out.method if str(k).startswith("lr_")]:
-        if float(out.method[key]) <= 0:
+        if out.method[key] is not None and float(out.method[key]) <= 0:  # None: the method falls back
             raise ConfigError(f"method.{key}={out.method[key]}: a learning rate must be > 0")
     if out.method.n_dis < 1 or out.method.n_gen < 1 or (out.method.n_dis > 1 and out.method.n_gen > 1):
         raise ConfigError("method.n_dis / method.n_gen: both must be >= 1 and at most one of them > 1")

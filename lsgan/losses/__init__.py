@@ -6,3 +6,4 @@ from lsgan.losses.clustergan import *  # noqa: F401,F403
 from lsgan.losses.nemgan import *  # noqa: F401,F403
 from lsgan.losses.slcgan import *  # noqa: F401,F403
 from lsgan.losses.diversity import *  # noqa: F401,F403
+from lsgan.losses.clustering import *  # noqa: F401,F403

@@ -10,6 +10,13 @@ authors' code, on L_GE = L_adv + β_n‖z_n − ẑ_n‖² + β_c·CE(z_c, softm
 perceptual term β_p·Σ_l λ_l‖φ_l(x) − φ_l(G(E(x)))‖² on VGG16 feature maps of a real batch is
 added to L_GE (a student variant).
 
+Optionally (``consistency_weight`` > 0, not in the paper) E's cluster head also clusters *real*
+images: two random views T(x) of a real batch must get the same confident cluster while the batch
+uses every cluster (``lsgan.losses.clustering``, slcGAN's L_aug made symmetric plus IMSAT's balance
+term). L_GE's cluster term then makes G draw from cluster k what E puts in cluster k, so G's
+clusters follow the real data's instead of settling where the adversarial game first put them
+(measured on MNIST: without it some digits get two clusters and some none; docs/clustergan.md).
+
 Clustering a real image: ``condition_of(x)`` = argmax of E's one-hot head; the authors'
 evaluation instead runs k-means on E(x) = [ẑ_n, softmax(ẑ_c)] (``cluster_kmeans``).
 """
@@ -21,9 +28,11 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
 from lsgan.config import ConfigError, MethodConfig, check_choice
 from lsgan.data.batch import Batch
-from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode_seeking_loss, perceptual_loss
+from lsgan.losses import (ADVERSARIAL, clustergan_ge_loss, gradient_penalty, invariant_clustering_loss,
+                          mode_seeking_loss, perceptual_loss)
 from lsgan.methods import register
 from lsgan.methods.base import GANMethod, even_conditions, inference
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
@@ -41,6 +50,7 @@ class ClusterGANConfig(MethodConfig):
     z_dim: int = 30                 # must equal prior.dim (the yaml sets it to ${prior.dim})
     lr_g: float = 1e-4              # G and E share one Adam optimizer (authors' code)
     lr_d: float = 1e-4
+    lr_e: Optional[float] = None    # E's learning rate in that optimizer; None = lr_g (authors)
     betas: List[float] = field(default_factory=lambda: [0.5, 0.9])
     n_dis: int = 5
     beta_n: float = 10.0            # weight of ‖z_n − E(G(z))_n‖²
@@ -53,6 +63,9 @@ class ClusterGANConfig(MethodConfig):
     perceptual_layers: List[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
     perceptual_layer_weights: List[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     kmeans_seed: int = 0            # seed of cluster_kmeans
+    consistency_weight: float = 0.0  # weight of the clustering term of E on real images; 0 = off (authors)
+    balance_weight: float = 2.0     # its balance part, KL(batch marginal of E's clusters ‖ the prior's cluster masses)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
 
 
 # --------------------------------------------------------------------------- perceptual features
@@ -79,7 +92,10 @@ class ClusterGAN(GANMethod):
                               f"(the latent size is the prior's: set prior.dim)")
         check_choice("method.recovery", m.recovery, RECOVERIES)
         check_choice("method.encoder", m.encoder, ENCODERS)
-        for key in ("beta_n", "beta_c", "beta_p", "mode_seeking"):
+        check_augment_config(m.augment)
+        if m.lr_e is not None and float(m.lr_e) <= 0:
+            raise ConfigError(f"method.lr_e={m.lr_e}: must be > 0 (or null = method.lr_g)")
+        for key in ("beta_n", "beta_c", "beta_p", "mode_seeking", "consistency_weight", "balance_weight"):
             if float(m[key]) < 0:
                 raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
         unknown = [n for n in m.perceptual_layers if n not in VGG16_LAYERS]
@@ -107,6 +123,12 @@ class ClusterGAN(GANMethod):
                 raise ConfigError(f"method.beta_p={self.mcfg.beta_p}: the perceptual term needs image data, "
                                   f"dataset={self.data_info.name} is {len(shape)}-D; set method.beta_p=0")
             self.perceptual = build_perceptual_net(self.mcfg)
+        self.augment = None
+        if float(self.mcfg.consistency_weight) > 0:
+            if len(shape) != 3:
+                raise ConfigError(f"method.consistency_weight={self.mcfg.consistency_weight}: the views T need "
+                                  f"image data, dataset={self.data_info.name} is {len(shape)}-D; set it to 0")
+            self.augment = MultiViewAugment(self.mcfg.augment, shape)
 
     @property
     def latent_dim(self) -> int:
@@ -126,8 +148,14 @@ class ClusterGAN(GANMethod):
         return {
             "d": dict(params=self.D.parameters(), lr=self.mcfg.lr_d, betas=betas),
             # One optimizer over G and E, as the authors' g_adam minimises L_GE over both.
-            "g": dict(params=list(self.G.parameters()) + list(self.E.parameters()), lr=self.mcfg.lr_g, betas=betas),
+            "g": dict(params=[{"params": list(self.G.parameters())},
+                              {"params": list(self.E.parameters()), "lr": self.lr_e}],
+                      lr=self.mcfg.lr_g, betas=betas),
         }
+
+    @property
+    def lr_e(self) -> float:
+        return float(self.mcfg.lr_g if self.mcfg.lr_e is None else self.mcfg.lr_e)
 
     # ------------------------------------------------------------------ latent helpers
     def continuous_part(self, z: torch.Tensor) -> torch.Tensor:
@@ -223,8 +251,18 @@ class ClusterGAN(GANMethod):
             p = perceptual_loss(self.perceptual(batch.x), self.perceptual(rec), weights)
             loss = loss + float(self.mcfg.beta_p) * p
             logs["perceptual"] = p.detach()
+        if self.augment is not None:
+            cluster, parts = self.real_clustering_loss(batch.x)
+            loss = loss + float(self.mcfg.consistency_weight) * cluster
+            logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs}
+
+    def real_clustering_loss(self, x: torch.Tensor):
+        """(invariant clustering loss of E's cluster head on two views of the real batch x, parts)."""
+        logits_a = self.split_code(self.E(self.augment(x)))[1]
+        logits_b = self.split_code(self.E(self.augment(x)))[1]
+        return invariant_clustering_loss(logits_a, logits_b, float(self.mcfg.balance_weight), self.prior.weights)
 
     # ------------------------------------------------------------------ generate / infer
     def _modes(self, n: int, condition) -> torch.Tensor:

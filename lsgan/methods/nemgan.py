@@ -13,6 +13,12 @@ so that the modes of P_Z are carried into the generated distribution (mode match
 training, h clusters real images (``condition_of``), sampling z from one mode generates that
 mode (``sample(n, condition=mode)``) and g(h1(x)) reconstructs x (``reconstruct``).
 
+Optionally (``consistency_weight`` > 0, not in the paper) h also clusters *real* images: two
+random views T(x) of a real batch must get the same confident mode from h2(h1(·)) while the
+batch's modes follow P_Y (``lsgan.losses.clustering``, KL of h's batch marginal to P_Y, so an
+imbalanced P_Y such as 02:98 is kept). The mode term then makes g draw from mode y what h puts
+in mode y.
+
 Ablations (``loss=``): full | no_h1 (no norm term) | no_h2 (no mode-matching term) | gan_only
 (neither: a plain GAN fed the engineered latent). A removed term is not computed at all.
 
@@ -34,9 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
 from lsgan.config import ConfigError, MethodConfig, check_choice
 from lsgan.data.batch import Batch
-from lsgan.losses import ADVERSARIAL, gradient_penalty, mode_seeking_loss
+from lsgan.losses import ADVERSARIAL, gradient_penalty, invariant_clustering_loss, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods import register
 from lsgan.methods.base import GANMethod, even_conditions, inference
@@ -65,6 +72,9 @@ class NEMGANConfig(MethodConfig):
     lr_h: float = 2e-4               # Adam learning rate of h1 and h2
     semi_fraction: float = 0.0       # labelled fraction per class for semi-supervision; 0 = off
     semi_every: int = 100            # iterations between semi-supervised passes over that subset
+    consistency_weight: float = 0.0  # weight of the clustering term of h on real images; 0 = off (paper)
+    balance_weight: float = 2.0      # its balance part, KL(batch marginal of h's modes ‖ P_Y)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
 
 
 class ModeHead(nn.Module):
@@ -123,6 +133,13 @@ class NEMGAN(GANMethod):
                               f"need width >= 1 and depth >= 0")
         if not 0 <= m.semi_fraction <= 1:
             raise ConfigError(f"method.semi_fraction={m.semi_fraction}: must be in [0, 1] (0 = off)")
+        check_augment_config(m.augment)
+        for key in ("consistency_weight", "balance_weight"):
+            if m[key] < 0:
+                raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
+        if m.consistency_weight > 0 and "mode" not in TERMS[cfg.loss.name]:
+            raise ConfigError(f"method.consistency_weight={m.consistency_weight} trains h2, which loss={cfg.loss.name} "
+                              f"removes; accepted with loss: full, no_h1")
         if m.semi_every < 1:
             raise ConfigError(f"method.semi_every={m.semi_every}: must be >= 1")
         if m.semi_fraction > 0 and "mode" not in TERMS[cfg.loss.name]:
@@ -144,6 +161,12 @@ class NEMGAN(GANMethod):
                            cosine=self.mcfg.am_margin > 0)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.mcfg.adv_loss]
         self.register_buffer("codes", self.prior.codes(), persistent=False)
+        self.augment = None
+        if self.mcfg.consistency_weight > 0:
+            if len(shape) != 3:
+                raise ConfigError(f"method.consistency_weight={self.mcfg.consistency_weight}: the views T need image "
+                                  f"data, dataset={self.data_info.name} is {len(shape)}-D; set it to 0")
+            self.augment = MultiViewAugment(self.mcfg.augment, shape)
         self.semi_index: Optional[torch.Tensor] = None  # labelled subset, drawn at fit start when semi is on
         self._semi_due = False
 
@@ -236,8 +259,18 @@ class NEMGAN(GANMethod):
     def g_step(self, batch: Batch):
         z, y = self.draw_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
+        if self.augment is not None:
+            cluster, parts = self.real_clustering_loss(batch.x)
+            loss = loss + float(self.mcfg.consistency_weight) * cluster
+            logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs, **self._maybe_semi()}
+
+    def real_clustering_loss(self, x: torch.Tensor):
+        """(invariant clustering loss of h2(h1(·)) on two views of the real batch x, parts)."""
+        logits_a = self.h2(self.h1(self.augment(x)))
+        logits_b = self.h2(self.h1(self.augment(x)))
+        return invariant_clustering_loss(logits_a, logits_b, float(self.mcfg.balance_weight), self.prior.weights)
 
     # ------------------------------------------------------------------ semi-supervision
     def on_fit_start(self) -> None:

@@ -1,0 +1,60 @@
+"""A clustering term on real images, shared by the methods whose encoder assigns clusters
+(ClusterGAN's E, NEMGAN's h): two random views of each image must get the same confident
+cluster, and the batch must use every cluster.
+
+    L = ½[CE(p_a, p_b) + CE(p_b, p_a)] + w·KL(mean_b p ‖ π)
+
+with p = softmax of the encoder's cluster logits on two augmented views (gradient through
+both), the symmetric form of slcGAN's L_aug (Noroozi, 2020, Eq. 5) plus a balance term: with a
+uniform π it is log K − H(mean_b p), the balance term of IMSAT (Hu et al., 2017) / IIC (Ji et
+al., 2019); a method whose latent carries mode masses (NEMGAN's P_Y) passes them as π. The
+consistency part alone is minimised by putting every image in one confident cluster; the
+balance part is what rules that out.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["marginal_entropy", "marginal_kl", "view_consistency_loss", "invariant_clustering_loss"]
+
+
+def marginal_entropy(p: torch.Tensor) -> torch.Tensor:
+    """H(mean_b p_b) of B×K probabilities: log K when the batch spreads evenly, 0 when one cluster."""
+    m = p.mean(dim=0)
+    return -(m * m.clamp_min(1e-12).log()).sum()
+
+
+def view_consistency_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """½[CE(softmax(a), softmax(b)) + CE(softmax(b), softmax(a))], mean over the batch, gradient
+    through both views."""
+    if logits_a.shape != logits_b.shape or logits_a.dim() != 2:
+        raise ValueError(f"logits_a / logits_b: need equal B×K shapes, got {tuple(logits_a.shape)} "
+                         f"and {tuple(logits_b.shape)}")
+    la, lb = F.log_softmax(logits_a, dim=1), F.log_softmax(logits_b, dim=1)
+    return -0.5 * ((lb.exp() * la).sum(dim=1) + (la.exp() * lb).sum(dim=1)).mean()
+
+
+def marginal_kl(p: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """KL(mean_b p_b ‖ prior) of B×K probabilities; prior None = uniform, i.e. log K − H(mean p)."""
+    if prior is None:
+        return math.log(p.shape[1]) - marginal_entropy(p)
+    if prior.shape != p.shape[1:]:
+        raise ValueError(f"prior: need {p.shape[1]} probabilities, got shape {tuple(prior.shape)}")
+    m = p.mean(dim=0)
+    return (m * (m.clamp_min(1e-12).log() - prior.to(p).clamp_min(1e-12).log())).sum()
+
+
+def invariant_clustering_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, balance_weight: float,
+                              prior: Optional[torch.Tensor] = None):
+    """(consistency + balance_weight·KL(marginal ‖ prior), parts) for the cluster logits of two
+    views of one batch; the marginal is over both views, prior None = uniform. Parts are
+    detached, for logging."""
+    consistency = view_consistency_loss(logits_a, logits_b)
+    p = torch.cat([logits_a, logits_b]).softmax(dim=1)
+    balance = marginal_kl(p, prior)
+    loss = consistency + float(balance_weight) * balance
+    return loss, {"consistency": consistency.detach(), "marginal_kl": balance.detach()}

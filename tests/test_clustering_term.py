@@ -1,0 +1,152 @@
+"""The clustering term on real images (lsgan.losses.clustering) and the affine views it uses:
+known answers, one-line config errors, real training steps of the methods that carry it
+(clustergan's E, nemgan's h), and that it clusters a small two-shape dataset on its own."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from lsgan import losses as L
+from lsgan.augment import AugmentConfig, MultiViewAugment, random_affine
+from lsgan.config import ConfigError, validate
+from lsgan.metrics.clustering import cluster_acc
+from lsgan.nets import build_encoder
+from lsgan.run import train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+AFFINE = ["method.consistency_weight=1.0", "method.augment.kind=affine"]
+CG = ["method=clustergan", "prior.dim=16", "prior.k=4", "method.n_dis=1", "trainer.steps=3",
+      "model.g_width=8", "model.d_width=8", "data.batch_size=8"]
+NEM = ["method=nemgan", "prior.dim=20", "model.g_width=8", "model.d_width=8", "data.batch_size=8", "trainer.steps=3"]
+
+
+# --------------------------------------------------------------------------- the loss
+def test_consistency_and_balance_known_answers():
+    sure = torch.tensor([[20.0, 0.0], [0.0, 20.0]])  # two images, each confidently in its own cluster
+    loss, parts = L.invariant_clustering_loss(sure, sure, balance_weight=2.0)
+    assert parts["consistency"].item() == pytest.approx(0.0, abs=1e-6)
+    assert parts["marginal_kl"].item() == pytest.approx(0.0, abs=1e-6)  # both clusters used evenly
+    one = torch.tensor([[20.0, 0.0], [20.0, 0.0]])  # everything in cluster 0: consistent, not balanced
+    loss, parts = L.invariant_clustering_loss(one, one, balance_weight=2.0)
+    assert loss.item() == pytest.approx(2.0 * math.log(2.0), abs=1e-5)
+    swapped = L.view_consistency_loss(sure, sure.flip(1))  # the views disagree: ~20 nats
+    assert swapped.item() == pytest.approx(20.0, abs=1e-3)
+    # a prior with masses 1/4, 3/4 and an even batch: KL = ½ log(½/¼) + ½ log(½/¾)
+    p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    expected = 0.5 * math.log(2.0) + 0.5 * math.log(2.0 / 3.0)
+    assert L.marginal_kl(p, torch.tensor([0.25, 0.75])).item() == pytest.approx(expected, rel=1e-5)
+    assert L.marginal_kl(p).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gradient_reaches_both_views():
+    a = torch.randn(6, 3, requires_grad=True)
+    b = torch.randn(6, 3, requires_grad=True)
+    L.invariant_clustering_loss(a, b, 2.0)[0].backward()
+    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- the views
+def test_affine_views_differ_per_image_and_keep_range_and_background():
+    x = torch.full((5, 1, 16, 16), -1.0)
+    x[:, :, 4:12, 7:9] = 1.0  # a vertical bar on background
+    torch.manual_seed(0)
+    views = MultiViewAugment(AugmentConfig(kind="affine"), (1, 16, 16))(x)
+    assert views.shape == x.shape and views.min() >= -1 - 1e-6 and views.max() <= 1 + 1e-6
+    assert not torch.allclose(views[0], views[1])
+    assert views[:, :, 0, 0].allclose(torch.tensor(-1.0))  # corners stay background
+    same = random_affine(x, rotation=0.0, scale=0.0, shear=0.0, translate=0.0)
+    assert torch.allclose(same, x, atol=1e-5)  # no deformation: the identity
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("method.augment.kind=mirror", "method.augment.kind"),
+    ("method.augment.rotation=-3", "method.augment.rotation"),
+    ("method.consistency_weight=-1", "method.consistency_weight"),
+    ("method.lr_e=0", "method.lr_e"),
+])
+def test_bad_values_are_one_line(tiny_cfg, override, needle):
+    with pytest.raises(ConfigError) as err:
+        validate(tiny_cfg(*CG, override))
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_nemgan_refuses_the_term_without_h2(tiny_cfg):
+    with pytest.raises(ConfigError, match="loss=no_h2"):
+        validate(tiny_cfg(*NEM, "loss=no_h2", "method.consistency_weight=1"))
+
+
+# --------------------------------------------------------------------------- in the methods
+class Keep(pl.Callback):
+    def on_train_start(self, trainer, m):
+        self.before = {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+    def on_train_end(self, trainer, m):
+        self.module = m
+
+
+@pytest.mark.parametrize("method,net,args", [("clustergan", "E.", CG), ("nemgan", "h1.", NEM)])
+def test_the_term_trains_the_encoder_on_real_images(tiny_cfg, tmp_path, method, net, args):
+    keep = Keep()
+    train(tiny_cfg(*args, *AFFINE, "method.encoder=separate"), str(tmp_path), callbacks=[keep])
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"consistency", "marginal_kl"} <= set(header)
+    after = keep.module.state_dict()
+    assert any(not torch.equal(v, after[k]) for k, v in keep.before.items() if k.startswith(net) and v.is_floating_point())
+
+
+def test_off_by_default_as_the_papers(tiny_cfg):
+    from lsgan.run import build_datamodule, build_method
+
+    for args in (CG, NEM):
+        cfg = validate(tiny_cfg(*args))
+        assert cfg.method.consistency_weight == 0.0
+        assert build_method(cfg, build_datamodule(cfg)).augment is None  # no views, no term
+
+
+# --------------------------------------------------------------------------- it clusters
+def _bars(n: int, gen: torch.Generator) -> tuple:
+    """n 28-px images of a horizontal (class 0) or vertical (class 1) bar at a random place."""
+    x = torch.full((n, 1, 28, 28), -1.0)
+    y = torch.randint(0, 2, (n,), generator=gen)
+    pos = torch.randint(11, 15, (n,), generator=gen)
+    for i in range(n):
+        p = int(pos[i])
+        if y[i] == 0:
+            x[i, 0, p:p + 3, 6:22] = 1.0
+        else:
+            x[i, 0, 6:22, p:p + 3] = 1.0
+    return x, y
+
+
+def test_the_term_alone_clusters_two_shapes():
+    """An untrained encoder splits the shapes at 0.61-0.78; 60 steps of the term on affine views
+    separate horizontal from vertical bars (measured, seeds 0-2: accuracy 1.0 from step 30)."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    x, y = _bars(256, gen)
+    enc = build_encoder(OmegaConf.create({"arch": "dcgan", "d_width": 8, "mlp_width": 32, "mlp_depth": 1}),
+                        (1, 28, 28), 2)
+    aug = MultiViewAugment(AugmentConfig(kind="affine", rotation=10.0), (1, 28, 28))
+    opt = torch.optim.Adam(enc.parameters(), lr=1e-3)
+    for step in range(60):
+        batch = x[torch.randint(0, len(x), (32,), generator=gen)]
+        loss, _ = L.invariant_clustering_loss(enc(aug(batch)), enc(aug(batch)), balance_weight=2.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = enc(x).argmax(1)
+    assert cluster_acc(y, pred) > 0.95
