@@ -13,7 +13,8 @@ added to L_GE (a student variant).
 Optionally (``consistency_weight`` > 0, not in the paper) E's cluster head also clusters *real*
 images: two random views T(x) of a real batch must get the same confident cluster while the batch
 uses every cluster (``lsgan.losses.clustering``, slcGAN's L_aug made symmetric plus IMSAT's balance
-term). L_GE's cluster term then makes G draw from cluster k what E puts in cluster k, so G's
+term). With ``encoder=shared`` the term also trains D's trunk in D's step (E has no trunk of its
+own), so the features D judges realism on are the ones that cluster. L_GE's cluster term then makes G draw from cluster k what E puts in cluster k, so G's
 clusters follow the real data's instead of settling where the adversarial game first put them
 (measured on MNIST: without it some digits get two clusters and some none; docs/clustergan.md).
 
@@ -223,6 +224,12 @@ class ClusterGAN(GANMethod):
         if code is not None:
             loss = loss + code
             logs["d_code"] = code.detach()
+        if self.augment is not None and self.mcfg.encoder != "separate":
+            # E reads D's trunk, so the trunk itself learns to cluster real images, an auxiliary
+            # task of D (as SS-GAN's rotation task); E's head learns in g_step
+            cluster, _ = self.real_clustering_loss(batch.x)
+            loss = loss + float(self.mcfg.consistency_weight) * cluster
+            logs["d_consistency"] = cluster.detach()
         if self.cfg.loss.name == "wgan_gp":
             gp = gradient_penalty(self.D, batch.x, fake)
             loss = loss + self.cfg.loss.gp_weight * gp

@@ -17,7 +17,7 @@ Optionally (``consistency_weight`` > 0, not in the paper) h also clusters *real*
 random views T(x) of a real batch must get the same confident mode from h2(h1(·)) while the
 batch's modes follow P_Y (``lsgan.losses.clustering``, KL of h's batch marginal to P_Y, so an
 imbalanced P_Y such as 02:98 is kept). The mode term then makes g draw from mode y what h puts
-in mode y.
+in mode y. With ``encoder=shared`` the term also trains D's trunk in D's step.
 
 Ablations (``loss=``): full | no_h1 (no norm term) | no_h2 (no mode-matching term) | gan_only
 (neither: a plain GAN fed the engineered latent). A removed term is not computed at all.
@@ -211,6 +211,12 @@ class NEMGAN(GANMethod):
         if code is not None:
             loss = loss + code
             logs["d_code"] = code.detach()
+        if self.augment is not None and self.mcfg.encoder != "separate":
+            # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
+            # task of D); h1's head and h2 learn in g_step
+            cluster, _ = self.real_clustering_loss(batch.x)
+            loss = loss + float(self.mcfg.consistency_weight) * cluster
+            logs["d_consistency"] = cluster.detach()
         if self.mcfg.adv_loss == "wgan_gp":
             gp = gradient_penalty(self.D, batch.x, fake)
             loss = loss + self.cfg.loss.gp_weight * gp

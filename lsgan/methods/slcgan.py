@@ -54,6 +54,7 @@ class SLCGANConfig(MethodConfig):
     lr_d: float = 1e-4
     lr_c: float = 1e-4              # Adam learning rate of the clustering network C
     betas: List[float] = field(default_factory=lambda: [0.0, 0.999])  # BigGAN's Adam betas (G, D and C)
+    c_betas: Optional[List[float]] = None  # C's own Adam betas; None = betas (the paper)
     n_dis: int = 2                  # D updates per G (and C) update
     mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
     aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
@@ -149,6 +150,8 @@ class SLCGAN(GANMethod):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_augment_config(m.augment)
+        if m.c_betas is not None and (len(m.c_betas) != 2 or not all(0 <= float(b) < 1 for b in m.c_betas)):
+            raise ConfigError(f"method.c_betas={list(m.c_betas)}: need two numbers in [0, 1) (or null = method.betas)")
 
     def build(self) -> None:
         k, shape = self.num_conditions, tuple(self.data_info.shape)
@@ -170,7 +173,10 @@ class SLCGAN(GANMethod):
         return {
             "d": dict(params=self.D.parameters(), lr=self.mcfg.lr_d, betas=betas),
             "g": dict(params=self.G.parameters(), lr=self.mcfg.lr_g, betas=betas),
-            "c": dict(params=self.C.parameters(), lr=self.mcfg.lr_c, betas=betas),
+            # without spectral norm, momentum-free Adam at lr 1e-3 put every image in one cluster
+            # within ~25 C steps (docs/slcgan.md), hence C's own betas
+            "c": dict(params=self.C.parameters(), lr=self.mcfg.lr_c,
+                      betas=betas if self.mcfg.c_betas is None else tuple(self.mcfg.c_betas)),
         }
 
     # ------------------------------------------------------------------ losses
