@@ -185,6 +185,11 @@ def test_within_condition_variety_real_like_vs_collapsed():
     assert same["mean"] == pytest.approx(1.0, abs=0.03)
     collapsed = centers[mapping[cond]] + 1e-4 * rng.normal(size=(1800, 8))
     assert within_condition_variety(collapsed, cond, real, real_labels, mapping)["mean"] < 1e-3
+    # one condition collapsed among varied ones: the mean hides it, the min does not
+    one = gen.copy()
+    one[cond == 1] = centers[mapping[1]] + 1e-4 * rng.normal(size=(600, 8))
+    res = within_condition_variety(one, cond, real, real_labels, mapping)
+    assert res["mean"] > 0.6 and res["min"] < 1e-3 and res["per_condition"][1] == res["min"]
 
 
 # --------------------------------------------------------------------------- kNN / probe / t-SNE

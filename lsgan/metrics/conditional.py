@@ -61,7 +61,9 @@ def within_condition_variety(gen_feats: ArrayLike, cond: ArrayLike, real_feats: 
     """Per condition k: mean pairwise distance of its generated samples divided by that of the
     real images of class ``mapping[k]``. 1.0 = as varied as real, ≈ 0 = collapsed to a point.
 
-    Returns {"per_condition": {k: ratio}, "mean": mean over conditions with a ratio}. Conditions
+    Returns {"per_condition": {k: ratio}, "mean": mean over conditions with a ratio, "min": the
+    least varied condition's ratio (a condition collapsed to one image, e.g. blank, hides in the
+    mean and in conditional accuracy, not here)}. Conditions
     with fewer than 2 samples, or mapped to −1 / a class with fewer than 2 real images, get NaN
     and are left out of the mean.
     """
@@ -84,4 +86,5 @@ def within_condition_variety(gen_feats: ArrayLike, cond: ArrayLike, real_feats: 
         denom = real_spread[cls]
         per[k] = mean_pairwise_distance(gen_k, max_samples, seed) / denom if denom > 0 else float("nan")
     valid = [v for v in per.values() if np.isfinite(v)]
-    return {"per_condition": per, "mean": float(np.mean(valid)) if valid else float("nan")}
+    return {"per_condition": per, "mean": float(np.mean(valid)) if valid else float("nan"),
+            "min": float(np.min(valid)) if valid else float("nan")}

@@ -504,7 +504,7 @@ class MetricSuite:
             # recall of one condition against its matched class: how much of that class it covers
             recall[g] = prdc(ri, gi, k=k)["recall"] if min(len(gi), len(ri)) > k else float("nan")
         rec = [v for v in recall.values() if math.isfinite(v)]
-        return {"value": var["mean"], "per_condition": var["per_condition"],
+        return {"value": var["mean"], "min_condition": var["min"], "per_condition": var["per_condition"],
                 "recall_mean": float(np.mean(rec)) if rec else float("nan"), "recall_per_condition": recall,
                 "protocol": {"n_generated": len(gen), "grouped_by": "source label" if "exemplar" in c["rule"]
                              else "condition", "features": "evaluator penultimate", "reference_split": ref.split,
