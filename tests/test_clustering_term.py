@@ -179,3 +179,22 @@ def test_the_term_alone_clusters_two_shapes():
     with torch.no_grad():
         pred = enc(x).argmax(1)
     assert cluster_acc(y, pred) > 0.95
+
+
+@pytest.mark.parametrize("reads", [True, False])
+def test_e_reads_fakes_false_leaves_e_out_of_the_cluster_term(tiny_cfg, reads):
+    """With e_reads_fakes=false the cluster term on G's samples reaches G and not E (β_n = 0 here,
+    so the recovery term, which always trains E, is out of the picture)."""
+    from lsgan.data.batch import Batch
+    from lsgan.run import build_datamodule, build_method
+
+    cfg = validate(tiny_cfg(*CG, "method.beta_n=0", "method.encoder=separate", f"method.e_reads_fakes={reads}"))
+    m = build_method(cfg, build_datamodule(cfg))
+    captured = {}
+    m.step_opt = lambda name, loss: captured.__setitem__(name, loss)
+    m.g_step(Batch(x=torch.rand(8, 1, 32, 32) * 2 - 1, index=torch.arange(8)))
+    e_grads = torch.autograd.grad(captured["g"], list(m.E.parameters()), retain_graph=True, allow_unused=True)
+    g_grads = torch.autograd.grad(captured["g"], list(m.G.parameters()), allow_unused=True)
+    e_moved = any(g is not None and g.abs().sum() > 0 for g in e_grads)
+    assert e_moved == reads
+    assert any(g is not None and g.abs().sum() > 0 for g in g_grads)

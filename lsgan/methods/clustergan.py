@@ -67,6 +67,7 @@ class ClusterGANConfig(MethodConfig):
     consistency_weight: float = 0.0  # weight of the clustering term of E on real images; 0 = off (authors)
     balance_weight: float = 2.0     # its balance part, KL(batch marginal of E's clusters ‖ the prior's cluster masses)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
+    e_reads_fakes: bool = True      # the cluster term on G's samples trains E too (authors); false: G only
 
 
 # --------------------------------------------------------------------------- perceptual features
@@ -242,6 +243,12 @@ class ClusterGAN(GANMethod):
         fake = self.G(z)
         d_fake, e = score_and_encode(self.D, self.E, fake)
         adv = self.g_loss_fn(d_fake)
+        if not self.mcfg.e_reads_fakes:
+            # the cluster logits of the fakes from E with its weights detached: the cluster term
+            # moves G towards E's clusters and leaves E's clusters to the real images
+            frozen = {k: v.detach() for k, v in self.E.named_parameters()}
+            cluster_logits = torch.func.functional_call(self.E, frozen, (fake,))[:, self.code_dim:]
+            e = torch.cat([e[:, :self.code_dim], cluster_logits], dim=1)
         code, logs = self.code_loss(z, modes, e)
         loss = adv + code
         logs["adv_g"] = adv.detach()
