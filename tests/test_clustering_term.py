@@ -198,3 +198,17 @@ def test_e_reads_fakes_false_leaves_e_out_of_the_cluster_term(tiny_cfg, reads):
     e_moved = any(g is not None and g.abs().sum() > 0 for g in e_grads)
     assert e_moved == reads
     assert any(g is not None and g.abs().sum() > 0 for g in g_grads)
+
+
+def test_lr_e_gives_e_its_own_rate_and_null_keeps_one_group(tiny_cfg):
+    from lsgan.run import build_datamodule, build_method
+
+    def groups(*extra):
+        cfg = validate(tiny_cfg(*CG, "method.encoder=separate", *extra))
+        g = build_method(cfg, build_datamodule(cfg)).optimizer_groups()["g"]
+        return g["params"], g["lr"]
+
+    params, lr = groups("method.lr_e=1e-3")
+    assert [group.get("lr", lr) for group in params] == [lr, 1e-3]
+    params, _ = groups()  # null: one group over G and E, as checkpoints written before lr_e existed hold
+    assert all(isinstance(p, torch.nn.Parameter) for p in params)

@@ -150,8 +150,10 @@ class ClusterGAN(GANMethod):
         return {
             "d": dict(params=self.D.parameters(), lr=self.mcfg.lr_d, betas=betas),
             # One optimizer over G and E, as the authors' g_adam minimises L_GE over both.
-            "g": dict(params=[{"params": list(self.G.parameters())},
-                              {"params": list(self.E.parameters()), "lr": self.lr_e}],
+            # E gets a param group of its own only with lr_e set, so the optimizer state of runs
+            # written before lr_e existed still resumes
+            "g": dict(params=list(self.G.parameters()) + list(self.E.parameters()) if self.mcfg.lr_e is None else
+                      [{"params": list(self.G.parameters())}, {"params": list(self.E.parameters()), "lr": self.lr_e}],
                       lr=self.mcfg.lr_g, betas=betas),
         }
 
