@@ -121,7 +121,7 @@ def test_with_a_shared_encoder_the_term_also_trains_d_trunk_in_d_step(tiny_cfg, 
     x = torch.rand(8, 1, 32, 32) * 2 - 1
 
     def d_loss(weight):
-        m.mcfg.consistency_weight = weight
+        m.cluster_term.weight = weight
         captured = {}
         m.step_opt = lambda name, loss: captured.__setitem__(name, loss)  # the loss D would step on
         torch.manual_seed(0)
@@ -142,7 +142,7 @@ def test_off_by_default_as_the_papers(tiny_cfg):
     for args in (CG, NEM):
         cfg = validate(tiny_cfg(*args))
         assert cfg.method.consistency_weight == 0.0
-        assert build_method(cfg, build_datamodule(cfg)).augment is None  # no views, no term
+        assert build_method(cfg, build_datamodule(cfg)).cluster_term is None  # weight 0: no term built
 
 
 # --------------------------------------------------------------------------- it clusters

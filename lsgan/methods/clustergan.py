@@ -29,13 +29,13 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
+from lsgan.augment import AugmentConfig
 from lsgan.config import ConfigError, MethodConfig, check_choice
 from lsgan.data.batch import Batch
-from lsgan.losses import (ADVERSARIAL, clustergan_ge_loss, gradient_penalty, invariant_clustering_loss,
-                          mode_seeking_loss, perceptual_loss)
+from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode_seeking_loss, perceptual_loss
 from lsgan.methods import register
 from lsgan.methods.base import GANMethod, even_conditions, inference
+from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
 from lsgan.priors import build_prior
@@ -94,10 +94,10 @@ class ClusterGAN(GANMethod):
                               f"(the latent size is the prior's: set prior.dim)")
         check_choice("method.recovery", m.recovery, RECOVERIES)
         check_choice("method.encoder", m.encoder, ENCODERS)
-        check_augment_config(m.augment)
+        check_clustering_term_config(m)
         if m.lr_e is not None and float(m.lr_e) <= 0:
             raise ConfigError(f"method.lr_e={m.lr_e}: must be > 0 (or null = method.lr_g)")
-        for key in ("beta_n", "beta_c", "beta_p", "mode_seeking", "consistency_weight", "balance_weight"):
+        for key in ("beta_n", "beta_c", "beta_p", "mode_seeking"):
             if float(m[key]) < 0:
                 raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
         unknown = [n for n in m.perceptual_layers if n not in VGG16_LAYERS]
@@ -125,12 +125,8 @@ class ClusterGAN(GANMethod):
                 raise ConfigError(f"method.beta_p={self.mcfg.beta_p}: the perceptual term needs image data, "
                                   f"dataset={self.data_info.name} is {len(shape)}-D; set method.beta_p=0")
             self.perceptual = build_perceptual_net(self.mcfg)
-        self.augment = None
-        if float(self.mcfg.consistency_weight) > 0:
-            if len(shape) != 3:
-                raise ConfigError(f"method.consistency_weight={self.mcfg.consistency_weight}: the views T need "
-                                  f"image data, dataset={self.data_info.name} is {len(shape)}-D; set it to 0")
-            self.augment = MultiViewAugment(self.mcfg.augment, shape)
+        # E's clustering of real images (consistency_weight > 0; None = off, the authors' objective)
+        self.cluster_term = RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
 
     @property
     def latent_dim(self) -> int:
@@ -227,11 +223,11 @@ class ClusterGAN(GANMethod):
         if code is not None:
             loss = loss + code
             logs["d_code"] = code.detach()
-        if self.augment is not None and self.mcfg.encoder != "separate":
+        if self.cluster_term is not None and self.mcfg.encoder != "separate":
             # E reads D's trunk, so the trunk itself learns to cluster real images, an auxiliary
             # task of D (as SS-GAN's rotation task); E's head learns in g_step
-            cluster, _ = self.real_clustering_loss(batch.x)
-            loss = loss + float(self.mcfg.consistency_weight) * cluster
+            cluster, _ = self.cluster_term(batch.x, self.cluster_logits)
+            loss = loss + cluster
             logs["d_consistency"] = cluster.detach()
         if self.cfg.loss.name == "wgan_gp":
             gp = gradient_penalty(self.D, batch.x, fake)
@@ -267,18 +263,16 @@ class ClusterGAN(GANMethod):
             p = perceptual_loss(self.perceptual(batch.x), self.perceptual(rec), weights)
             loss = loss + float(self.mcfg.beta_p) * p
             logs["perceptual"] = p.detach()
-        if self.augment is not None:
-            cluster, parts = self.real_clustering_loss(batch.x)
-            loss = loss + float(self.mcfg.consistency_weight) * cluster
+        if self.cluster_term is not None:
+            cluster, parts = self.cluster_term(batch.x, self.cluster_logits)
+            loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs}
 
-    def real_clustering_loss(self, x: torch.Tensor):
-        """(invariant clustering loss of E's cluster head on two views of the real batch x, parts)."""
-        logits_a = self.split_code(self.E(self.augment(x)))[1]
-        logits_b = self.split_code(self.E(self.augment(x)))[1]
-        return invariant_clustering_loss(logits_a, logits_b, float(self.mcfg.balance_weight), self.prior.weights)
+    def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """E's cluster logits of images x (training mode, with gradient)."""
+        return self.split_code(self.E(x))[1]
 
     # ------------------------------------------------------------------ generate / infer
     def _modes(self, n: int, condition) -> torch.Tensor:

@@ -40,13 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
+from lsgan.augment import AugmentConfig
 from lsgan.config import ConfigError, MethodConfig, check_choice
 from lsgan.data.batch import Batch
-from lsgan.losses import ADVERSARIAL, gradient_penalty, invariant_clustering_loss, mode_seeking_loss
+from lsgan.losses import ADVERSARIAL, gradient_penalty, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods import register
 from lsgan.methods.base import GANMethod, even_conditions, inference
+from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.priors import build_prior
 
@@ -133,10 +134,7 @@ class NEMGAN(GANMethod):
                               f"need width >= 1 and depth >= 0")
         if not 0 <= m.semi_fraction <= 1:
             raise ConfigError(f"method.semi_fraction={m.semi_fraction}: must be in [0, 1] (0 = off)")
-        check_augment_config(m.augment)
-        for key in ("consistency_weight", "balance_weight"):
-            if m[key] < 0:
-                raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
+        check_clustering_term_config(m)
         if m.consistency_weight > 0 and "mode" not in TERMS[cfg.loss.name]:
             raise ConfigError(f"method.consistency_weight={m.consistency_weight} trains h2, which loss={cfg.loss.name} "
                               f"removes; accepted with loss: full, no_h1")
@@ -161,12 +159,8 @@ class NEMGAN(GANMethod):
                            cosine=self.mcfg.am_margin > 0)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.mcfg.adv_loss]
         self.register_buffer("codes", self.prior.codes(), persistent=False)
-        self.augment = None
-        if self.mcfg.consistency_weight > 0:
-            if len(shape) != 3:
-                raise ConfigError(f"method.consistency_weight={self.mcfg.consistency_weight}: the views T need image "
-                                  f"data, dataset={self.data_info.name} is {len(shape)}-D; set it to 0")
-            self.augment = MultiViewAugment(self.mcfg.augment, shape)
+        # h's clustering of real images, balanced to P_Y (consistency_weight > 0; None = off, the paper)
+        self.cluster_term = RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
         self.semi_index: Optional[torch.Tensor] = None  # labelled subset, drawn at fit start when semi is on
         self._semi_due = False
 
@@ -211,11 +205,11 @@ class NEMGAN(GANMethod):
         if code is not None:
             loss = loss + code
             logs["d_code"] = code.detach()
-        if self.augment is not None and self.mcfg.encoder != "separate":
+        if self.cluster_term is not None and self.mcfg.encoder != "separate":
             # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
             # task of D); h1's head and h2 learn in g_step
-            cluster, _ = self.real_clustering_loss(batch.x)
-            loss = loss + float(self.mcfg.consistency_weight) * cluster
+            cluster, _ = self.cluster_term(batch.x, self.cluster_logits)
+            loss = loss + cluster
             logs["d_consistency"] = cluster.detach()
         if self.mcfg.adv_loss == "wgan_gp":
             gp = gradient_penalty(self.D, batch.x, fake)
@@ -265,18 +259,16 @@ class NEMGAN(GANMethod):
     def g_step(self, batch: Batch):
         z, y = self.draw_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
-        if self.augment is not None:
-            cluster, parts = self.real_clustering_loss(batch.x)
-            loss = loss + float(self.mcfg.consistency_weight) * cluster
+        if self.cluster_term is not None:
+            cluster, parts = self.cluster_term(batch.x, self.cluster_logits)
+            loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs, **self._maybe_semi()}
 
-    def real_clustering_loss(self, x: torch.Tensor):
-        """(invariant clustering loss of h2(h1(·)) on two views of the real batch x, parts)."""
-        logits_a = self.h2(self.h1(self.augment(x)))
-        logits_b = self.h2(self.h1(self.augment(x)))
-        return invariant_clustering_loss(logits_a, logits_b, float(self.mcfg.balance_weight), self.prior.weights)
+    def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """h2(h1(x)): the mode logits of images x (training mode, with gradient)."""
+        return self.h2(self.h1(x))
 
     # ------------------------------------------------------------------ semi-supervision
     def on_fit_start(self) -> None:
