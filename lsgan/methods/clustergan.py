@@ -68,6 +68,7 @@ class ClusterGANConfig(MethodConfig):
     balance_weight: float = 2.0     # its balance part, KL(batch marginal of E's clusters ‖ the prior's cluster masses)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     e_reads_fakes: bool = True      # the cluster term on G's samples trains E too (authors); false: G only
+    e_spectral_norm: bool = False   # spectral norm on a separate E's layers (authors: none)
 
 
 # --------------------------------------------------------------------------- perceptual features
@@ -117,7 +118,9 @@ class ClusterGAN(GANMethod):
         if self.mcfg.encoder in ("shared", "infogan"):
             self.E = SharedTrunkEncoder(self.D, self.code_dim + self.prior.k)
         else:
-            self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k)
+            # a Lipschitz E cannot read z_n from changes too small to see, as a head on D's trunk cannot
+            self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k,
+                                   spectral_norm=bool(self.mcfg.e_spectral_norm))
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.cfg.loss.name]
         self.perceptual = None
         if float(self.mcfg.beta_p) > 0:
