@@ -294,3 +294,30 @@ def test_e_spectral_norm_bounds_a_separate_encoder(tiny_cfg, normed):
         for mod in layers:
             sigma = torch.linalg.matrix_norm(mod.weight.detach().flatten(1), ord=2)
             assert sigma.item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_hybrid_encoder_reads_z_n_from_d_and_clusters_with_its_own_net(tiny_cfg, tmp_path):
+    """encoder=hybrid: the z_n head sits on D's trunk, the cluster logits come from a net of E's
+    own; the clustering term on real images trains that net and leaves D's trunk to D."""
+    from lsgan.nets import ConcatEncoder, SharedTrunkEncoder
+
+    cfg = tiny_cfg(*CG, "loss=hinge", "method.n_dis=1", "prior.dim=16", "prior.k=4", "method.encoder=hybrid",
+                   "method.consistency_weight=1.0", "method.augment.kind=affine")
+    fresh = _fresh(cfg)
+    noise, clusters = fresh.E.parts
+    assert isinstance(fresh.E, ConcatEncoder) and isinstance(noise, SharedTrunkEncoder)
+    assert noise.discriminator is fresh.D and noise.out_dim == 16
+    assert not isinstance(clusters, SharedTrunkEncoder)
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    fresh.eval()
+    assert fresh.E(x).shape == (8, 16 + 4) and torch.equal(fresh.cluster_logits(x), clusters(x))
+    d_ids = {id(p) for p in fresh.D.parameters()}
+    assert not any(id(p) in d_ids for p in fresh.E.parameters())
+    res, m = _train_keep(cfg, tmp_path)
+    assert res.iteration == 6
+    for net in ("G", "D", "E"):
+        assert not torch.allclose(_params(getattr(fresh, net)), _params(getattr(m, net))), net
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "consistency" in header and "d_consistency" not in header  # D's trunk does not cluster
+    z_n, logits = m.encode(x)
+    assert z_n.shape == (8, 16) and logits.shape == (8, 4)

@@ -36,13 +36,13 @@ from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode
 from lsgan.methods import register
 from lsgan.methods.base import GANMethod, even_conditions, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
-from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
+from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
 from lsgan.priors import build_prior
 
 PRIORS = ("onehot_gaussian", "gmm")
 RECOVERIES = ("latent", "noise")
-ENCODERS = ("separate", "shared", "infogan")
+ENCODERS = ("separate", "shared", "infogan", "hybrid")
 LOSSES = ("wgan_gp", "hinge", "ns")
 
 @dataclass
@@ -59,7 +59,7 @@ class ClusterGANConfig(MethodConfig):
     beta_c: float = 10.0            # weight of CE(z_c, softmax(E(G(z))_c))
     beta_p: float = 0.0             # weight of the perceptual term; 0 = off
     mode_seeking: float = 0.0       # weight of MSGAN's mode-seeking term over same-cluster pairs; 0 = off (authors)
-    encoder: str = "separate"       # separate: E its own net (authors) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too
+    encoder: str = "separate"       # separate: E its own net (authors) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: z_n from a head on D's trunk, clusters from a net of their own
     perceptual_weights: Optional[str] = None  # VGG16 state_dict (.pth); None = torchvision's download/cache
     perceptual_layers: List[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
     perceptual_layer_weights: List[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
@@ -68,7 +68,7 @@ class ClusterGANConfig(MethodConfig):
     balance_weight: float = 2.0     # its balance part, KL(batch marginal of E's clusters ‖ the prior's cluster masses)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     e_reads_fakes: bool = True      # the cluster term on G's samples trains E too (authors); false: G only
-    e_spectral_norm: bool = False   # spectral norm on a separate E's layers (authors: none)
+    e_spectral_norm: bool = False   # spectral norm on the layers of E's own net (separate, hybrid; authors: none)
 
 
 # --------------------------------------------------------------------------- perceptual features
@@ -115,12 +115,17 @@ class ClusterGAN(GANMethod):
         shape = tuple(self.data_info.shape)
         self.G = build_generator(self.cfg.model, self.prior.dim, shape)
         self.D = build_discriminator(self.cfg.model, shape)
+        sn = bool(self.mcfg.e_spectral_norm)
         if self.mcfg.encoder in ("shared", "infogan"):
             self.E = SharedTrunkEncoder(self.D, self.code_dim + self.prior.k)
+        elif self.mcfg.encoder == "hybrid":
+            # z_n is read through D's features, so G must show it (a net of its own reads it from
+            # changes too small to see); the clusters come from a net of their own, which clusters
+            # real digits better than D's trunk can while it also plays D (docs/clustergan.md)
+            self.E = ConcatEncoder(SharedTrunkEncoder(self.D, self.code_dim),
+                                   build_encoder(self.cfg.model, shape, self.prior.k, spectral_norm=sn))
         else:
-            # a Lipschitz E cannot read z_n from changes too small to see, as a head on D's trunk cannot
-            self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k,
-                                   spectral_norm=bool(self.mcfg.e_spectral_norm))
+            self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k, spectral_norm=sn)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.cfg.loss.name]
         self.perceptual = None
         if float(self.mcfg.beta_p) > 0:
@@ -226,7 +231,7 @@ class ClusterGAN(GANMethod):
         if code is not None:
             loss = loss + code
             logs["d_code"] = code.detach()
-        if self.cluster_term is not None and self.mcfg.encoder != "separate":
+        if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # E reads D's trunk, so the trunk itself learns to cluster real images, an auxiliary
             # task of D (as SS-GAN's rotation task); E's head learns in g_step
             cluster, _ = self.cluster_term(batch.x, self.cluster_logits)
@@ -275,6 +280,8 @@ class ClusterGAN(GANMethod):
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
         """E's cluster logits of images x (training mode, with gradient)."""
+        if self.mcfg.encoder == "hybrid":
+            return self.E.parts[1](x)  # the cluster net alone: no pass through D's trunk
         return self.split_code(self.E(x))[1]
 
     # ------------------------------------------------------------------ generate / infer

@@ -16,7 +16,7 @@ from lsgan.config import ARCHS, check_choice
 from lsgan.nets.dcgan import DCGANDiscriminator, DCGANEncoder, DCGANGenerator
 from lsgan.nets.ema import EMA
 from lsgan.nets.layers import (ClassEmbedding, ConditionalBatchNorm, ConditionalBatchNorm1d,
-                               ConditionalBatchNorm2d, Discriminator, Encoder, SharedTrunkEncoder,
+                               ConcatEncoder, ConditionalBatchNorm2d, Discriminator, Encoder, SharedTrunkEncoder,
                                add_spectral_norm_, score_and_encode)
 from lsgan.nets.mlp import MLPDiscriminator, MLPEncoder, MLPGenerator
 from lsgan.nets.resnet import ResNetDiscriminator, ResNetEncoder, ResNetGenerator
@@ -24,7 +24,7 @@ from lsgan.nets.resnet import ResNetDiscriminator, ResNetEncoder, ResNetGenerato
 __all__ = [
     "build_generator", "build_discriminator", "build_encoder", "EMA", "ClassEmbedding",
     "ConditionalBatchNorm", "ConditionalBatchNorm1d", "ConditionalBatchNorm2d", "Discriminator",
-    "Encoder", "SharedTrunkEncoder", "add_spectral_norm_", "score_and_encode",
+    "ConcatEncoder", "Encoder", "SharedTrunkEncoder", "add_spectral_norm_", "score_and_encode",
 ]
 
 

@@ -337,9 +337,29 @@ class SharedTrunkEncoder(nn.Module):
         return self.from_trunk(self.discriminator.features(x))
 
 
+class ConcatEncoder(nn.Module):
+    """Encoders read side by side: the output is their outputs concatenated along dim 1.
+
+    ClusterGAN's ``encoder=hybrid`` is one: z_n read from D's trunk (a :class:`SharedTrunkEncoder`,
+    so a code G hides in changes D does not look at cannot be read back) beside a cluster net of
+    its own (which clusters real images better than D's trunk can while it also plays D)."""
+
+    def __init__(self, *parts: nn.Module):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([part(x) for part in self.parts], dim=1)
+
+
 def score_and_encode(discriminator: "Discriminator", encoder: nn.Module, x: torch.Tensor):
-    """(D's unary score (B,), encoder output) of x, with one trunk pass when the encoder is a
-    :class:`SharedTrunkEncoder` on this D."""
+    """(D's unary score (B,), encoder output) of x, with one trunk pass when the encoder is (or,
+    for a :class:`ConcatEncoder`, holds) a :class:`SharedTrunkEncoder` on this D."""
+    if isinstance(encoder, ConcatEncoder):
+        h = discriminator.features(x)
+        outs = [part.from_trunk(h) if isinstance(part, SharedTrunkEncoder) and part.discriminator is discriminator
+                else part(x) for part in encoder.parts]
+        return discriminator.unary_from_features(h), torch.cat(outs, dim=1)
     if isinstance(encoder, SharedTrunkEncoder) and encoder.discriminator is discriminator:
         h = discriminator.features(x)
         return discriminator.unary_from_features(h), encoder.from_trunk(h)
