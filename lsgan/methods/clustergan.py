@@ -34,7 +34,7 @@ from lsgan.config import ConfigError, MethodConfig, check_choice
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode_seeking_loss, perceptual_loss
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions, inference
+from lsgan.methods.base import GANMethod, even_conditions, frozen, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
@@ -252,8 +252,8 @@ class ClusterGAN(GANMethod):
         if not self.mcfg.e_reads_fakes:
             # the cluster logits of the fakes from E with its weights detached: the cluster term
             # moves G towards E's clusters and leaves E's clusters to the real images
-            frozen = {k: v.detach() for k, v in self.E.named_parameters()}
-            cluster_logits = torch.func.functional_call(self.E, frozen, (fake,))[:, self.code_dim:]
+            with frozen(self.E):
+                cluster_logits = self.cluster_logits(fake)
             e = torch.cat([e[:, :self.code_dim], cluster_logits], dim=1)
         code, logs = self.code_loss(z, modes, e)
         loss = adv + code

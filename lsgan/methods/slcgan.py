@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -40,7 +39,7 @@ from lsgan.io import atomic_torch_save
 from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_marginal_entropy, slcgan_mi_loss)
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod, inference
+from lsgan.methods.base import GANMethod, frozen, inference
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 
 CLUSTERER_FILE = "clusterer.pt"
@@ -120,19 +119,6 @@ class Clusterer(nn.Module):
         net = cls(meta["model"], meta["in_shape"], meta["k"], meta["spectral_norm"])
         net.load_state_dict(blob["state_dict"])
         return net.to(map_location).eval()  # for inference: no spectral-norm power iteration
-
-
-@contextmanager
-def frozen(module: nn.Module):
-    """Forward passes inside record no graph to ``module``'s parameters (they stay usable)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
 
 
 @register
