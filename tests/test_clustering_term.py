@@ -212,3 +212,23 @@ def test_lr_e_gives_e_its_own_rate_and_null_keeps_one_group(tiny_cfg):
     assert [group.get("lr", lr) for group in params] == [lr, 1e-3]
     params, _ = groups()  # null: one group over G and E, as checkpoints written before lr_e existed hold
     assert all(isinstance(p, torch.nn.Parameter) for p in params)
+
+
+@pytest.mark.parametrize("reads", [True, False])
+def test_h_reads_fakes_false_leaves_h_out_of_the_mode_term(tiny_cfg, reads):
+    """nemgan's h_reads_fakes=false: the mode term on g's samples reaches g and not h (norm weight 0,
+    so the norm term, which always trains h1, is out of the picture)."""
+    from lsgan.data.batch import Batch
+    from lsgan.run import build_datamodule, build_method
+
+    cfg = validate(tiny_cfg(*NEM, "method.norm_weight=0", f"method.h_reads_fakes={reads}"))
+    m = build_method(cfg, build_datamodule(cfg))
+    captured = {}
+    m.step_opt = lambda name, loss: captured.__setitem__(name, loss)
+    logs = m.g_step(Batch(x=torch.rand(8, 1, 32, 32) * 2 - 1, index=torch.arange(8)))
+    assert "mode" in logs
+    h_params = list(m.h1.parameters()) + list(m.h2.parameters())
+    h_grads = torch.autograd.grad(captured["g"], h_params, retain_graph=True, allow_unused=True)
+    g_grads = torch.autograd.grad(captured["g"], list(m.G.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in h_grads) == reads
+    assert any(g is not None and g.abs().sum() > 0 for g in g_grads)

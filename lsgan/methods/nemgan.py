@@ -46,7 +46,7 @@ from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, gradient_penalty, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions, inference
+from lsgan.methods.base import GANMethod, even_conditions, frozen, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.priors import build_prior
@@ -76,6 +76,7 @@ class NEMGANConfig(MethodConfig):
     consistency_weight: float = 0.0  # weight of the clustering term of h on real images; 0 = off (paper)
     balance_weight: float = 2.0      # its balance part, KL(batch marginal of h's modes ‖ P_Y)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
+    h_reads_fakes: bool = True       # the mode term on g's samples trains h too (paper); false: g only
 
 
 class ModeHead(nn.Module):
@@ -233,18 +234,26 @@ class NEMGAN(GANMethod):
             logs["mode_seeking"] = seek.detach()
         if not self.terms:
             return loss, logs
-        inv, inv_logs = self.inversion_loss(z, y, z_hat)
+        mode_logits = None
+        if not self.mcfg.h_reads_fakes and "mode" in self.terms:
+            # h frozen for g's samples: the mode term moves g towards h's modes and leaves h's
+            # modes to the real images (the clustering term), as slcGAN's L_mi with C frozen
+            with frozen(self.h1), frozen(self.h2):
+                mode_logits = self.cluster_logits(fake)
+        inv, inv_logs = self.inversion_loss(z, y, z_hat, mode_logits)
         return loss + inv, {**logs, **inv_logs}
 
-    def inversion_loss(self, z: torch.Tensor, y: torch.Tensor, z_hat: torch.Tensor):
-        """(weighted norm + mode terms of the configured ablation, logs) for h1's output z_hat."""
+    def inversion_loss(self, z: torch.Tensor, y: torch.Tensor, z_hat: torch.Tensor,
+                       mode_logits: Optional[torch.Tensor] = None):
+        """(weighted norm + mode terms of the configured ablation, logs) for h1's output z_hat;
+        the mode term reads ``mode_logits`` when given, else h2(z_hat)."""
         loss, logs = z_hat.new_zeros(()), {}
         if "norm" in self.terms:
             norm = latent_norm_loss(z, z_hat, self.mcfg.norm_p)
             loss = loss + self.mcfg.norm_weight * norm
             logs["norm"] = norm.detach()
         if "mode" in self.terms:
-            logits = self.h2(z_hat)
+            logits = self.h2(z_hat) if mode_logits is None else mode_logits
             mode = mode_matching_loss(logits, y, self.mcfg.am_margin, self._logit_scale)
             loss = loss + self.mcfg.mode_weight * mode
             logs["mode"] = mode.detach()
