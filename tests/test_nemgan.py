@@ -281,3 +281,42 @@ def test_shared_trunk_h1_and_mode_seeking_take_real_steps(tiny_cfg, tmp_path, en
     m = grab.module
     assert isinstance(m.h1, SharedTrunkEncoder) and m.h1.discriminator is m.D
     assert m.condition_of(m.sample(4, condition=1)).shape == (4,)
+
+
+def test_hybrid_h1_reads_d_and_modes_come_from_a_net_of_their_own(tiny_cfg, tmp_path):
+    """encoder=hybrid: h1 (the norm term) is a head on D's trunk; the modes are h2 of a net of
+    their own, which the clustering term on real images trains while D's trunk is left to D; with
+    h_reads_fakes=false the mode term on g's samples leaves that net alone."""
+    from lsgan.data.batch import Batch
+    from lsgan.nets import SharedTrunkEncoder
+
+    cfg = validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.h_spectral_norm=true",
+                            "method.consistency_weight=1.0", "method.augment.kind=affine",
+                            "method.h_reads_fakes=false", "trainer.steps=2"))
+    m = build_method(cfg, build_datamodule(cfg))
+    assert isinstance(m.h1, SharedTrunkEncoder) and m.h1.discriminator is m.D
+    assert not isinstance(m.mode_net, SharedTrunkEncoder)
+    assert any("weight_orig" in name or "parametrizations" in name for name, _ in m.mode_net.named_parameters())
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    m.eval()
+    assert torch.equal(m.cluster_logits(x), m.h2(m.mode_net(x)))
+    assert torch.equal(m.condition_of(x), m.h2(m.mode_net(x)).argmax(1))
+    g_params = [p for group in m.optimizer_groups()["g"]["params"] for p in group["params"]]
+    assert {id(p) for p in m.mode_net.parameters()} <= {id(p) for p in g_params}
+    m.train()
+    captured = {}
+    m.step_opt = lambda name, loss: captured.__setitem__(name, loss)
+    m.g_step(Batch(x=x, index=torch.arange(8)))
+    mode_params = list(m.mode_net.parameters()) + list(m.h2.parameters())
+    grads = torch.autograd.grad(captured["g"], mode_params + list(m.h1.parameters()), allow_unused=True)
+    assert all(g is not None and g.abs().sum() > 0 for g in grads[len(mode_params):])  # norm term: h1's head
+    # the mode net moves only through the clustering term on real images: with that term off it gets nothing
+    m.cluster_term = None
+    m.g_step(Batch(x=x, index=torch.arange(8)))
+    grads = torch.autograd.grad(captured["g"], mode_params, allow_unused=True)
+    assert all(g is None or g.abs().sum() == 0 for g in grads)
+    m.d_step(Batch(x=x, index=torch.arange(8)))
+    grab = Grab()
+    train(cfg, tmp_path, callbacks=[grab])
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"norm", "mode", "consistency"} <= set(header) and "d_consistency" not in header

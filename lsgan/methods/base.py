@@ -318,7 +318,11 @@ class GANMethod(pl.LightningModule):
 @contextlib.contextmanager
 def frozen(module: torch.nn.Module):
     """Forward passes inside record no graph to ``module``'s parameters (they stay usable): a net
-    judged by another's loss (slcGAN's C in L_mi, an encoder frozen for G's samples) moves only the other."""
+    judged by another's loss (slcGAN's C in L_mi, an encoder frozen for G's samples) moves only the other.
+    ``None`` (a net a configuration leaves out) is accepted and does nothing."""
+    if module is None:
+        yield None
+        return
     flags = [p.requires_grad for p in module.parameters()]
     for p in module.parameters():
         p.requires_grad_(False)

@@ -17,7 +17,9 @@ Optionally (``consistency_weight`` > 0, not in the paper) h also clusters *real*
 random views T(x) of a real batch must get the same confident mode from h2(h1(·)) while the
 batch's modes follow P_Y (``lsgan.losses.clustering``, KL of h's batch marginal to P_Y, so an
 imbalanced P_Y such as 02:98 is kept). The mode term then makes g draw from mode y what h puts
-in mode y. With ``encoder=shared`` the term also trains D's trunk in D's step.
+in mode y. With ``encoder=shared`` the term also trains D's trunk in D's step. With
+``encoder=hybrid`` h1 is a head on D's trunk (the norm term: g must show z in what D judges) and
+the modes come from a net of their own, h2(h1'(x)) (as clustergan's ``encoder=hybrid``).
 
 Ablations (``loss=``): full | no_h1 (no norm term) | no_h2 (no mode-matching term) | gan_only
 (neither: a plain GAN fed the engineered latent). A removed term is not computed at all.
@@ -53,6 +55,7 @@ from lsgan.priors import build_prior
 
 # loss name -> the terms (besides the adversarial one) that g and h minimise
 TERMS = {"full": ("norm", "mode"), "no_h1": ("mode",), "no_h2": ("norm",), "gan_only": ()}
+ENCODERS = ("separate", "shared", "infogan", "hybrid")
 
 
 @dataclass
@@ -65,7 +68,8 @@ class NEMGANConfig(MethodConfig):
     norm_p: float = 1.0              # p of that norm (paper: L1)
     mode_weight: float = 1.0         # λ of the mode-matching cross-entropy
     mode_seeking: float = 0.0        # weight of MSGAN's mode-seeking term over same-mode pairs; 0 = off (paper)
-    encoder: str = "separate"        # separate: h1 its own net (paper) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too
+    encoder: str = "separate"        # separate: h1 its own net (paper) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: h1 on D's trunk, modes from a net of their own
+    h_spectral_norm: bool = False    # spectral norm on h1's own net (separate) or the mode net (hybrid); paper: none
     am_margin: float = 0.0           # 0: softmax head; > 0: cosine head with AM-softmax margin
     am_scale: float = 10.0           # AM-softmax scale s (only with am_margin > 0)
     h2_width: int = 64               # hidden units of h2 (latent → mode MLP)
@@ -122,7 +126,7 @@ class NEMGAN(GANMethod):
         if cfg.prior.name != "engineered":
             raise ConfigError(f"prior={cfg.prior.name} is not accepted by method=nemgan; accepted values: engineered")
         check_choice("method.adv_loss", m.adv_loss, tuple(ADVERSARIAL))
-        check_choice("method.encoder", m.encoder, ("separate", "shared", "infogan"))
+        check_choice("method.encoder", m.encoder, ENCODERS)
         if m.norm_p <= 0:
             raise ConfigError(f"method.norm_p={m.norm_p}: must be > 0 (1 = L1, 2 = L2)")
         for key in ("norm_weight", "mode_weight", "am_margin", "mode_seeking"):
@@ -152,10 +156,17 @@ class NEMGAN(GANMethod):
         shape = self.data_info.shape
         self.G = build_generator(self.cfg.model, self.prior.dim, shape)
         self.D = build_discriminator(self.cfg.model, shape)
-        if self.mcfg.encoder in ("shared", "infogan"):
-            self.h1 = SharedTrunkEncoder(self.D, self.prior.dim)
+        sn = bool(self.mcfg.h_spectral_norm)
+        self.mode_net = None
+        if self.mcfg.encoder == "separate":
+            self.h1 = build_encoder(self.cfg.model, shape, self.prior.dim, spectral_norm=sn)
         else:
-            self.h1 = build_encoder(self.cfg.model, shape, self.prior.dim)
+            self.h1 = SharedTrunkEncoder(self.D, self.prior.dim)
+        if self.mcfg.encoder == "hybrid":
+            # z is read back through D's features, so g must show it (a net of its own reads it
+            # from changes too small to see); the modes come from a net of their own, which
+            # clusters real digits without reshaping the features D judges with (docs/nemgan.md)
+            self.mode_net = build_encoder(self.cfg.model, shape, self.prior.dim, spectral_norm=sn)
         self.h2 = ModeHead(self.prior.dim, self.prior.k, self.mcfg.h2_width, self.mcfg.h2_depth,
                            cosine=self.mcfg.am_margin > 0)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.mcfg.adv_loss]
@@ -175,7 +186,7 @@ class NEMGAN(GANMethod):
 
     def optimizer_groups(self) -> Dict[str, Dict]:
         betas = tuple(self.mcfg.betas)
-        h_params = list(self.h1.parameters()) + list(self.h2.parameters())
+        h_params = [p for net in (self.h1, self.h2, self.mode_net) if net is not None for p in net.parameters()]
         # g and h minimise one objective, so one optimizer steps both (h with its own lr)
         return {
             "d": dict(params=self.D.parameters(), lr=self.mcfg.lr_d, betas=betas),
@@ -206,7 +217,7 @@ class NEMGAN(GANMethod):
         if code is not None:
             loss = loss + code
             logs["d_code"] = code.detach()
-        if self.cluster_term is not None and self.mcfg.encoder != "separate":
+        if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
             # task of D); h1's head and h2 learn in g_step
             cluster, _ = self.cluster_term(batch.x, self.cluster_logits)
@@ -235,11 +246,13 @@ class NEMGAN(GANMethod):
         if not self.terms:
             return loss, logs
         mode_logits = None
-        if not self.mcfg.h_reads_fakes and "mode" in self.terms:
+        if "mode" in self.terms and not self.mcfg.h_reads_fakes:
             # h frozen for g's samples: the mode term moves g towards h's modes and leaves h's
             # modes to the real images (the clustering term), as slcGAN's L_mi with C frozen
-            with frozen(self.h1), frozen(self.h2):
+            with frozen(self.h1), frozen(self.h2), frozen(self.mode_net):
                 mode_logits = self.cluster_logits(fake)
+        elif "mode" in self.terms and self.mode_net is not None:
+            mode_logits = self.cluster_logits(fake)
         inv, inv_logs = self.inversion_loss(z, y, z_hat, mode_logits)
         return loss + inv, {**logs, **inv_logs}
 
@@ -276,8 +289,8 @@ class NEMGAN(GANMethod):
         return {"loss_g": loss.detach(), **logs, **self._maybe_semi()}
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """h2(h1(x)): the mode logits of images x (training mode, with gradient)."""
-        return self.h2(self.h1(x))
+        """h2(h1(x)) (hybrid: h2 of the mode net): the mode logits of images x (training mode, with gradient)."""
+        return self.h2(self.h1(x) if self.mode_net is None else self.mode_net(x))
 
     # ------------------------------------------------------------------ semi-supervision
     def on_fit_start(self) -> None:
@@ -313,7 +326,7 @@ class NEMGAN(GANMethod):
         for idx in order.split(bs):
             x = train_set.images(idx).to(self.device)
             y = train_set.labels[idx].to(self.device)
-            logits = self.h2(self.h1(x))
+            logits = self.cluster_logits(x)
             loss = mode_matching_loss(logits, y, self.mcfg.am_margin, self._logit_scale)
             self.step_opt("g", loss)  # only h gets gradients: G is not in this graph
             total += float(loss.detach()) * len(idx)
@@ -358,10 +371,9 @@ class NEMGAN(GANMethod):
         trained, so the mode is the nearest engineered code to h1(x) instead."""
         if not self.terms:
             raise NotImplementedError("loss=gan_only trains no inversion network h, so it has no condition_of")
-        z_hat = self.encode(x, batch_size)
         if "mode" in self.terms:
-            return self.h2(z_hat).argmax(1)
-        return torch.cdist(z_hat, self.codes).argmin(1)
+            return torch.cat([self.cluster_logits(c.to(self.device)).argmax(1) for c in x.split(batch_size)])
+        return torch.cdist(self.encode(x, batch_size), self.codes).argmin(1)
 
     @inference
     def reconstruct(self, x: torch.Tensor, use_ema: bool = True, batch_size: int = 500) -> torch.Tensor:
