@@ -247,7 +247,9 @@ class ClusterGAN(GANMethod):
     def g_step(self, batch: Batch):
         z, modes = self.draw_latent(len(batch))
         fake = self.G(z)
-        d_fake, e = score_and_encode(self.D, self.E, fake)
+        hybrid_frozen = self.mcfg.encoder == "hybrid" and not self.mcfg.e_reads_fakes
+        # (hybrid, E frozen for fakes: only the z_n head here; the cluster net runs once, frozen, below)
+        d_fake, e = score_and_encode(self.D, self.E.parts[0] if hybrid_frozen else self.E, fake)
         adv = self.g_loss_fn(d_fake)
         if not self.mcfg.e_reads_fakes:
             # the cluster logits of the fakes from E with its weights detached: the cluster term
