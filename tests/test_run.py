@@ -304,9 +304,13 @@ def test_sigterm_saves_a_checkpoint_exits_promptly_and_the_same_command_resumes(
     stop_with_signal_and_resume(tmp_path, signal.SIGTERM)
 
 
-@pytest.mark.parametrize("method", ["sngan", "clustergan"])
+# tiny latents where a method's prior needs them
+LOAD_EXTRA = {"clustergan": ["prior.dim=16", "prior.k=4"], "nemgan": ["prior.dim=20"], "slcgan": ["method.num_clusters=4"]}
+
+
+@pytest.mark.parametrize("method", ["sngan", "cgan", "coupled", "clustergan", "nemgan", "slcgan"])
 def test_lightning_load_from_checkpoint_works(tiny_cfg, tmp_path, method):
-    overrides = [f"method={method}"] + (["prior.dim=16", "prior.k=4"] if method == "clustergan" else [])
+    overrides = [f"method={method}"] + LOAD_EXTRA.get(method, [])
     res = train(tiny_cfg(*overrides, "trainer.steps=2"), tmp_path / "run")
     m = METHODS[method].load_from_checkpoint(str(res.checkpoint), map_location="cpu")
     assert type(m) is METHODS[method] and m.iteration == 2
