@@ -138,10 +138,13 @@ def run_name(cfg: DictConfig) -> str:
     return f"{cfg.method.name}-{cfg.data.name}-{cfg.loss.name}-s{cfg.seed}"
 
 
-def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[list] = None) -> RunResult:
+def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[list] = None,
+          overrides: Optional[List[str]] = None) -> RunResult:
     """Validate ``cfg``, train, and return where the outputs went.
 
     ``callbacks`` (optional) run before the built-in ones at every hook (benchmarks, tests).
+    ``overrides`` (the command line's, from the CLI) are kept in the run dir's ``overrides.yaml``
+    for ``python -m lsgan.runs``.
     One process trains in a run dir at a time (``RunDirLock``); a resume must find a readable
     checkpoint and the same settings (``lsgan.resume``).
     """
@@ -156,7 +159,7 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     try:
         if lock is not None:
             lock.acquire()
-        return _train_in(cfg, run_dir, callbacks)
+        return _train_in(cfg, run_dir, callbacks, overrides)
     finally:
         if lock is not None:
             lock.release()
@@ -164,7 +167,8 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
             run_dir.rmdir()  # a run that failed before writing anything leaves no stray dir
 
 
-def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list]) -> RunResult:
+def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
+              overrides: Optional[List[str]] = None) -> RunResult:
     import pytorch_lightning as pl
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -224,7 +228,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list]) -> RunR
     )
     # Written once data and nets are built: a re-run that fails on its data (a wrong data.root, say)
     # leaves the run's config.yaml as it was.
-    _save_config(cfg, run_dir)
+    _save_config(cfg, run_dir, overrides)
     with warnings.catch_warnings():
         # The data stream is infinite by design (iteration-counted training).
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -280,11 +284,14 @@ def extra_callbacks(cfg: DictConfig, run_dir: Path) -> list:
     return [MetricsCallback(cfg, run_dir)]
 
 
-def _save_config(cfg: DictConfig, run_dir: Path) -> None:
+def _save_config(cfg: DictConfig, run_dir: Path, overrides: Optional[List[str]] = None) -> None:
     from lsgan.io import atomic_file
 
     with atomic_file(run_dir / "config.yaml", "w") as fh:
         fh.write(OmegaConf.to_yaml(cfg, resolve=True))
+    if overrides is not None:
+        with atomic_file(run_dir / "overrides.yaml", "w") as fh:
+            fh.write(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
 
 
 def _hydra_entry():
@@ -298,7 +305,7 @@ def _hydra_entry():
 
         run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
         try:
-            train(cfg, run_dir)
+            train(cfg, run_dir, overrides=list(HydraConfig.get().overrides.task))
         except (ConfigError, DivergenceError) as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             if HydraConfig.get().mode.name == "RUN":

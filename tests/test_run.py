@@ -402,6 +402,9 @@ def test_resume_accepts_a_path_containing_equals_signs(tiny_cfg, tmp_path):
               f"resume={res.checkpoint}", f"run_dir={tmp_path / 'resumed'}")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "(iteration 2)" in out.stdout
+    import yaml  # the CLI keeps its command line for python -m lsgan.runs
+
+    assert "trainer.steps=3" in yaml.safe_load((tmp_path / "resumed" / "overrides.yaml").read_text())
 
 
 def test_divergence_at_the_first_iteration_does_not_claim_a_checkpoint(tiny_cfg, tmp_path, monkeypatch):
