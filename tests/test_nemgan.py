@@ -320,3 +320,17 @@ def test_hybrid_h1_reads_d_and_modes_come_from_a_net_of_their_own(tiny_cfg, tmp_
     train(cfg, tmp_path, callbacks=[grab])
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"norm", "mode", "consistency"} <= set(header) and "d_consistency" not in header
+
+
+def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cosines(tiny_cfg):
+    """h2's logits start with std ~1 on unit-scale inputs (not torch's default ~0.2, a nearly flat
+    softmax); with the cosine head the clustering term sees the cosines times am_scale, as the mode term."""
+    torch.manual_seed(0)
+    logits = nem.ModeHead(50, 10, width=64, depth=1)(torch.randn(4096, 50))
+    assert 0.6 < logits.std().item() < 1.6
+    cfg = validate(tiny_cfg(*DIGITS, "method.am_margin=0.4", "method.am_scale=30", "method.consistency_weight=1"))
+    m = build_method(cfg, build_datamodule(cfg)).eval()
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    cos = m.cluster_logits(x)
+    assert cos.abs().max() <= 1 + 1e-5
+    assert torch.allclose(m.scaled_cluster_logits(x), 30 * cos)

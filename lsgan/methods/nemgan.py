@@ -34,6 +34,7 @@ Fig. 2 distance histograms, the mode × class KL matrix, the benchmark numbers).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -50,6 +51,7 @@ from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_
 from lsgan.methods import register
 from lsgan.methods.base import GANMethod, even_conditions, frozen, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
+from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.priors import build_prior
 
@@ -96,6 +98,14 @@ class ModeHead(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(prev, k, bias=not cosine)
         self.cosine = cosine
+        # logits of std ~1 from unit-scale inputs (torch's default init gave ~0.2: a softmax so flat
+        # that the mode and clustering terms barely moved h at first, as the encoders' old init)
+        for layer in self.body:
+            if isinstance(layer, nn.Linear):
+                scale_preserving_init_(layer, leak=0.2)
+        if not cosine:
+            nn.init.normal_(self.head.weight, 0.0, 1.0 / math.sqrt(prev))
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.body(z)
@@ -220,7 +230,7 @@ class NEMGAN(GANMethod):
         if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
             # task of D); h1's head and h2 learn in g_step
-            cluster, _ = self.cluster_term(batch.x, self.cluster_logits)
+            cluster, _ = self.cluster_term(batch.x, self.scaled_cluster_logits)
             loss = loss + cluster
             logs["d_consistency"] = cluster.detach()
         if self.mcfg.adv_loss == "wgan_gp":
@@ -282,11 +292,16 @@ class NEMGAN(GANMethod):
         z, y = self.draw_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
         if self.cluster_term is not None:
-            cluster, parts = self.cluster_term(batch.x, self.cluster_logits)
+            cluster, parts = self.cluster_term(batch.x, self.scaled_cluster_logits)
             loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs, **self._maybe_semi()}
+
+    def scaled_cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The mode logits as the softmax sees them (a cosine head's cosines times am_scale): what
+        the clustering term on real images reads."""
+        return self.cluster_logits(x) * self._logit_scale
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
         """h2(h1(x)) (hybrid: h2 of the mode net): the mode logits of images x (training mode, with gradient)."""
