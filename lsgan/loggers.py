@@ -79,6 +79,13 @@ def build_loggers(cfg, run_dir: str, run_name: str, group: str, resume_iteration
     return loggers
 
 
+def run_group(cfg, overrides=None) -> str:
+    """The W&B group of a run: the experiment recipe its command line names (``experiment=X``, so
+    the jobs of a recipe's sweep group together), else ``<method>-<dataset>``."""
+    named = [o.split("=", 1)[1] for o in overrides or () if o.lstrip("+").startswith("experiment=")]
+    return named[-1] if named else f"{cfg.method.name}-{cfg.data.name}"
+
+
 def wandb_run_id(run_dir: str) -> str:
     """The W&B run id of a run dir (``<run_dir>/wandb_id``), made on first use."""
     import uuid

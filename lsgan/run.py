@@ -173,7 +173,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, SampleGrid, StopAtIteration
-    from lsgan.loggers import build_loggers, finish_loggers
+    from lsgan.loggers import build_loggers, finish_loggers, run_group
     from lsgan.resume import check_compatible, pick_resume, read_checkpoint
 
     ckpt_dir = run_dir / "checkpoints"
@@ -201,7 +201,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     callbacks += extra_callbacks(cfg, run_dir)
     if cfg.trainer.progress_bar:
         callbacks.append(IterationProgressBar(steps))
-    group = f"{cfg.method.name}-{cfg.data.name}"
+    group = run_group(cfg, overrides)
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,

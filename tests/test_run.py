@@ -206,6 +206,14 @@ def test_wandb_one_run_per_job_and_the_same_run_on_resume(tiny_cfg, tmp_path, mo
     assert not list((tmp_path / "job0" / "wandb").glob(f"offline-run-*-{ids[1]}"))
 
 
+def test_wandb_group_is_the_experiment_named_on_the_command_line(tiny_cfg):
+    from lsgan.loggers import run_group
+
+    cfg = tiny_cfg()
+    assert run_group(cfg, ["experiment=clustergan_mnist", "seed=1"]) == "clustergan_mnist"
+    assert run_group(cfg, ["seed=1"]) == run_group(cfg) == f"{cfg.method.name}-{cfg.data.name}"
+
+
 def test_ddp_two_cpu_processes(tmp_path):
     out = cli(*TINY, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.steps=6",
               "trainer.ckpt_every=3", f"run_dir={tmp_path}", timeout=300)
