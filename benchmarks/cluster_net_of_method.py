@@ -56,7 +56,7 @@ def main() -> None:
         cfg = validate(compose_config(overrides + [f"data.root={a.data}", "data.max_train=512"]))
         m = build_method(cfg, build_datamodule(cfg))
         if direct:
-            m.mode_net = build_encoder(cfg.model, (1, 28, 28), m.prior.k, spectral_norm=bool(cfg.method.h_spectral_norm))
+            m.mode_net = build_encoder(cfg.model, m.data_info.shape, m.prior.k, spectral_norm=bool(cfg.method.h_spectral_norm))
             m.h2 = torch.nn.Identity()
         nets = [m.E.parts[1]] if cfg.method.name == "clustergan" else [m.mode_net, m.h2]
         opt = torch.optim.Adam([q for n in nets for q in n.parameters()], lr=a.lr, betas=betas)

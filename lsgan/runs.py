@@ -21,22 +21,15 @@ FIXED = ("run", "method", "dataset", "iteration", "overrides")
 
 def find_runs(roots: Iterable[Path]) -> List[Path]:
     """Every run folder at or below ``roots`` (a folder with lsgan's ``config.yaml``), sorted."""
-    found = set()
-    for root in map(Path, roots):
-        for cfg in [root / "config.yaml", *root.rglob("*/config.yaml")]:
-            if cfg.is_file() and ((cfg.parent / "metrics.csv").is_file() or (cfg.parent / "checkpoints").is_dir()):
-                found.add(cfg.parent)
-    return sorted(found)
-
-
-def _is_metric_column(name: str) -> bool:
-    from lsgan.metrics.suite import METRICS  # the canonical metric names
-
-    return name.split("/")[0] in METRICS
+    # a run dir also has metrics.csv or checkpoints/ (Hydra's .hydra/config.yaml has neither)
+    return sorted({cfg.parent for root in map(Path, roots) for cfg in root.rglob("config.yaml")
+                   if (cfg.parent / "metrics.csv").is_file() or (cfg.parent / "checkpoints").is_dir()})
 
 
 def last_metrics(metrics_csv: Path) -> Dict[str, str]:
     """{"iteration": last step, metric column: its last non-empty value} of a run's metrics.csv."""
+    from lsgan.metrics.suite import METRICS  # the canonical metric names
+
     out: Dict[str, str] = {}
     if not metrics_csv.is_file():
         return out
@@ -44,7 +37,7 @@ def last_metrics(metrics_csv: Path) -> Dict[str, str]:
         for row in csv.DictReader(fh):
             if row.get("step"):
                 out["iteration"] = row["step"]
-            out.update({k: v for k, v in row.items() if k and v and _is_metric_column(k)})
+            out.update({k: v for k, v in row.items() if k and v and k.split("/")[0] in METRICS})
     return out
 
 
