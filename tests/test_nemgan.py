@@ -283,19 +283,24 @@ def test_shared_trunk_h1_and_mode_seeking_take_real_steps(tiny_cfg, tmp_path, en
     assert m.condition_of(m.sample(4, condition=1)).shape == (4,)
 
 
-def test_hybrid_h1_reads_d_and_modes_come_from_a_net_of_their_own(tiny_cfg, tmp_path):
-    """encoder=hybrid: h1 (the norm term) is a head on D's trunk; the modes are h2 of a net of
-    their own, which the clustering term on real images trains while D's trunk is left to D; with
-    h_reads_fakes=false the mode term on g's samples leaves that net alone."""
+@pytest.mark.parametrize("out", ["k", "latent"])
+def test_hybrid_h1_reads_d_and_modes_come_from_a_net_of_their_own(tiny_cfg, tmp_path, out):
+    """encoder=hybrid: h1 (the norm term) is a head on D's trunk; the modes come from a net of
+    their own (straight to the k logits, or h2 of its latent output), which the clustering term on
+    real images trains while D's trunk is left to D; with h_reads_fakes=false the mode term on g's
+    samples leaves that net alone."""
     from lsgan.data.batch import Batch
     from lsgan.nets import SharedTrunkEncoder
 
     cfg = validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.h_spectral_norm=true",
                             "method.consistency_weight=1.0", "method.augment.kind=affine",
-                            "method.h_reads_fakes=false", "trainer.steps=2"))
+                            "method.h_reads_fakes=false", "trainer.steps=2", f"method.mode_net_out={out}"))
     m = build_method(cfg, build_datamodule(cfg))
     assert isinstance(m.h1, SharedTrunkEncoder) and m.h1.discriminator is m.D
     assert not isinstance(m.mode_net, SharedTrunkEncoder)
+    k = cfg.prior.k
+    assert m.mode_net(torch.zeros(2, 1, 32, 32)).shape == (2, k if out == "k" else cfg.prior.dim)
+    assert isinstance(m.h2, torch.nn.Identity) == (out == "k")
     assert any("weight_orig" in name or "parametrizations" in name for name, _ in m.mode_net.named_parameters())
     x = torch.rand(8, 1, 32, 32) * 2 - 1
     m.eval()
@@ -320,6 +325,14 @@ def test_hybrid_h1_reads_d_and_modes_come_from_a_net_of_their_own(tiny_cfg, tmp_
     train(cfg, tmp_path, callbacks=[grab])
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"norm", "mode", "consistency"} <= set(header) and "d_consistency" not in header
+
+
+def test_hybrid_direct_mode_net_refuses_the_cosine_head(tiny_cfg):
+    with pytest.raises(ConfigError, match="method.am_margin=0.4.*mode_net_out=latent"):
+        validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.am_margin=0.4"))
+    with pytest.raises(ConfigError, match="method.mode_net_out"):
+        validate(tiny_cfg(*DIGITS, "method.mode_net_out=logits"))
+    validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.am_margin=0.4", "method.mode_net_out=latent"))
 
 
 def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cosines(tiny_cfg):
