@@ -360,3 +360,16 @@ def test_condition_id_on_an_exemplar_method_points_to_exemplars():
 
     with pytest.raises(CLIError, match="generates from exemplar images, not condition ids; use exemplars=test"):
         generate(MirrorMethod(), 4, condition=3)
+
+
+def test_prdc_reference_rows_span_a_class_sorted_split():
+    """precision/recall compare m generated samples with m reference rows: on a split sorted by
+    class (MNIST's test set) the first m rows held only the first classes, so precision read ~0.15
+    for a model drawing every digit; the rows are a fixed spread draw instead."""
+    from lsgan.metrics.suite import _spread_rows
+
+    labels = np.repeat(np.arange(10), 1000)  # sorted, as MNIST's test split
+    rows = _spread_rows(len(labels), 2000)
+    assert len(np.unique(rows)) == 2000 and np.array_equal(rows, _spread_rows(len(labels), 2000))
+    counts = np.bincount(labels[rows], minlength=10)
+    assert counts.min() > 150 and counts.max() < 250
