@@ -1,11 +1,9 @@
-"""experiments/: the shared sweep expansion and evaluation cache, and one collector end to end."""
+"""experiments/: the collectors' shared evaluation cache, one collector end to end, nemgan's setting columns."""
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
-
-import pytest
 
 from lsgan.run import compose_config, train
 from tests.conftest import REPO, TINY
@@ -21,14 +19,6 @@ def load_script(path):
     return mod
 
 
-def test_expand_sweeps_top_level_commas_only():
-    runs = _common.expand(["-m", "loss=full,no_aug", "prior.weights=[0.3,0.7],[0.5,0.5]", "seed=0"])
-    assert runs == [["loss=full", "prior.weights=[0.3,0.7]", "seed=0"],
-                    ["loss=full", "prior.weights=[0.5,0.5]", "seed=0"],
-                    ["loss=no_aug", "prior.weights=[0.3,0.7]", "seed=0"],
-                    ["loss=no_aug", "prior.weights=[0.5,0.5]", "seed=0"]]
-
-
 def test_cached_evaluation_is_reused_only_when_it_matches(tmp_path):
     path = tmp_path / "eval.json"
     assert _common.read_cached(path, iteration=3) is None
@@ -38,11 +28,6 @@ def test_cached_evaluation_is_reused_only_when_it_matches(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]  # no temporary left behind
     path.write_text("{ half a file")
     assert _common.read_cached(path, iteration=3) is None  # damaged: recomputed, never trusted
-
-
-def test_check_sweeps_names_a_method_mismatch():
-    with pytest.raises(SystemExit, match="composed method=sngan, expected clustergan"):
-        _common.check_sweeps("clustergan", {"bad": ["method=sngan"]}, [])
 
 
 def test_clustergan_collect_end_to_end(tmp_path, capsys):
@@ -66,3 +51,16 @@ def test_clustergan_collect_end_to_end(tmp_path, capsys):
     # a second collect reuses the cached numbers (same iteration and protocol)
     again = collect.main([str(root), "--out", str(out), "--n-samples", "40", "--device", "cpu"])
     assert again[0] == cached
+
+
+def test_nemgan_collect_reads_a_runs_setting_from_its_config():
+    """An experiment file's fixed values are not in a job's overrides: the setting columns come from its config."""
+    collect = load_script(REPO / "experiments" / "nemgan" / "collect.py")
+    cfg = {"data": {"name": "mnist", "classes": [3, 5], "class_ratio": [0.3, 0.7]},
+           "prior": {"k": 2, "weights": [0.35, 0.65]}, "loss": {"name": "no_h1"}, "method": {"semi_fraction": 0.05}}
+    overrides = {"experiment": "nemgan_mnist_biased_prior", "data.root": "../shared/data", "seed": "1",
+                 "prior.weights": "[0.35,0.65]", "loss": "no_h1", "trainer.accelerator": "gpu"}
+    assert collect.run_setting(overrides, cfg) == {
+        "trainer.accelerator": "gpu", "data.name": "mnist", "data.classes": "[3,5]", "data.class_ratio": "[0.3,0.7]",
+        "prior.k": "2", "prior.weights": "[0.35,0.65]", "loss.name": "no_h1", "method.semi_fraction": "0.05"}
+    assert collect.run_setting({}, {"data": {"classes": None}})["data.classes"] == "–"

@@ -9,7 +9,9 @@ Every ``<run>/checkpoints/last.ckpt`` of method=nemgan below the folders is rebu
 accuracy / NMI / ARI on the test split, conditional accuracy and classifier FID (MNIST evaluator,
 cached or trained once), ring8 modes and high-quality %, stacked-MNIST modes. Scores are cached
 in ``<run>/nemgan_eval.json`` (reused while the checkpoint's iteration is unchanged). Writes
-``<out>.md`` and ``<out>.csv``; the setting columns are the run's Hydra overrides minus the seed.
+``<out>.md`` and ``<out>.csv``; the setting columns are the run's Hydra overrides minus the seed, and
+the sweeps' settings (classes, ratio, P_Y, k, loss, semi-supervision) read from its saved config, each
+shown when it differs between the collected runs.
 """
 from __future__ import annotations
 
@@ -32,7 +34,11 @@ sys.path.insert(0, str(REPO))
 EVAL_FILE = "nemgan_eval.json"
 METRICS = ["h_acc", "h_bal_acc", "h_nmi", "cond_acc", "classifier_fid", "modes", "high_quality", "stacked_kl"]
 # keys that name the setting of a run (everything else in the overrides is shared by the sweep)
-IGNORED_KEYS = {"seed", "data.root", "hydra.sweep.dir", "logger", "method", "trainer.progress_bar"}
+IGNORED_KEYS = {"seed", "data.root", "hydra.sweep.dir", "logger", "method", "trainer.progress_bar", "experiment"}
+# what the conf/experiment/nemgan_* sweeps set or sweep, read from the run's config (an experiment file's
+# fixed values are not in its overrides); a column only where the collected runs differ
+CONFIG_KEYS = ("data.name", "data.classes", "data.class_ratio", "prior.k", "prior.weights", "loss.name",
+               "method.semi_fraction")
 
 
 def run_overrides(run: Path) -> Dict[str, str]:
@@ -42,6 +48,24 @@ def run_overrides(run: Path) -> Dict[str, str]:
     path = run / ".hydra" / "overrides.yaml"
     items = yaml.safe_load(path.read_text()) if path.is_file() else []
     return dict(item.split("=", 1) for item in items if "=" in item)
+
+
+def run_setting(overrides: Dict[str, str], cfg: dict) -> Dict[str, str]:
+    """The run's setting: its overrides minus IGNORED_KEYS, and CONFIG_KEYS from its saved config
+    (which win over an override of the same key or group, e.g. ``loss=no_h1`` is ``loss.name``)."""
+    def get(key: str):
+        node = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def fmt_value(v) -> str:
+        return "–" if v is None else json.dumps(v, separators=(",", ":")) if isinstance(v, list) else str(v)
+
+    shadowed = set(CONFIG_KEYS) | {k.rsplit(".", 1)[0] for k in CONFIG_KEYS if k.endswith(".name")}
+    setting = {k: v for k, v in overrides.items() if k not in IGNORED_KEYS and k not in shadowed}
+    setting.update({k: fmt_value(get(k)) for k in CONFIG_KEYS})
+    return setting
 
 
 def evaluate_run(run: Path, iteration: int, args, evaluators: Dict[str, object]) -> Dict[str, object]:
@@ -91,7 +115,7 @@ def main() -> None:
     for run, info in method_runs(args.roots, "nemgan"):
         res = evaluate_run(run, info["iteration"], args, evaluators)
         ov = run_overrides(run)
-        setting = {k: v for k, v in ov.items() if k not in IGNORED_KEYS}
+        setting = run_setting(ov, info["cfg"])
         rows.append({"run": str(run), "seed": ov.get("seed", "0"), "iteration": res["iteration"],
                      "setting": setting, **res["numbers"]})
         print(f"{run.name}: {json.dumps(res['numbers'])}", flush=True)
