@@ -373,3 +373,25 @@ def test_prdc_reference_rows_span_a_class_sorted_split():
     assert len(np.unique(rows)) == 2000 and np.array_equal(rows, _spread_rows(len(labels), 2000))
     counts = np.bincount(labels[rows], minlength=10)
     assert counts.min() > 150 and counts.max() < 250
+
+
+def test_class_masses_compares_the_generated_class_shares_with_the_data(ckpts, cache_dir):
+    """A 'generator' drawing real images of the asked class carries the data's (near-even) class
+    shares; one that draws only 0s does not, by ~0.9."""
+    from lsgan.metrics.suite import MetricSuite
+
+    method, cfg = load_method(ckpts["cgan"], overrides=[f"metrics.cache_dir={cache_dir[0]}"])
+    dm = load_datamodule(cfg)
+    images, labels = dm.eval_set.images(), dm.eval_set.clean_labels
+    by_class = [images[labels == c] for c in range(10)]
+    method.sample = lambda n, condition=None, use_ema=True: by_class[condition][torch.arange(n) % len(by_class[condition])]
+    suite = MetricSuite(method, dm, cfg, log=None)
+    res = suite.compute(["class_masses"], n_samples=200)["class_masses"]
+    drawn = torch.cat([by_class[c][torch.arange(20) % len(by_class[c])] for c in range(10)])  # conditions evenly
+    generated = np.bincount(suite.evaluator.predict(drawn).numpy(), minlength=10) / 200
+    data = np.bincount(dm.train_set.clean_labels.numpy(), minlength=10) / len(dm.train_set)
+    assert res["generated"] == pytest.approx(generated.tolist()) and res["data"] == pytest.approx(data.tolist())
+    assert res["value"] == pytest.approx(np.abs(generated - data).max()) and res["value"] < 0.1
+    method.sample = lambda n, condition=None, use_ema=True: by_class[0][torch.arange(n) % len(by_class[0])]
+    biased = MetricSuite(method, dm, cfg, log=None).compute(["class_masses"], n_samples=200)["class_masses"]
+    assert biased["generated"][0] > 0.9 and biased["value"] > 0.8

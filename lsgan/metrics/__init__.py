@@ -5,8 +5,8 @@ Feature extractors (FID Inception, evaluator classifiers) live in ``inception`` 
 *names* a user passes (``metrics.names``, ``lsgan.evaluate metrics=[...]``) are the keys of
 ``METRICS`` (``suite``), which maps each to the functions below.
 """
-from lsgan.metrics.clustering import (ari, cluster_acc, clustering_report, contingency, map_conditions_to_classes,
-                                      nmi, plot_confusion, purity)
+from lsgan.metrics.clustering import (ari, balanced_cluster_acc, cluster_acc, clustering_report, contingency,
+                                      map_conditions_to_classes, nmi, plot_confusion, purity)
 from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
                                        mean_pairwise_distance, within_condition_variety)
 from lsgan.metrics.evaluator import (EVALUATOR_ARCHS, Evaluator, build_evaluator_net, classifier_fid,
@@ -24,8 +24,8 @@ from lsgan.metrics.probe import linear_probe
 from lsgan.metrics.suite import ALIASES, METRICS, MetricSuite, canonical_names
 
 __all__ = [
-    "ari", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi", "plot_confusion",
-    "purity",
+    "ari", "balanced_cluster_acc", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi",
+    "plot_confusion", "purity",
     "cluster_conditional_accuracy", "exemplar_conditional_accuracy", "mean_pairwise_distance",
     "within_condition_variety",
     "EVALUATOR_ARCHS", "Evaluator", "build_evaluator_net", "classifier_fid", "evaluator_cache_path",

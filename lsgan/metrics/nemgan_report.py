@@ -111,21 +111,6 @@ def mode_matching_report(method, out_dir: str, n_per_mode: int = 200,
 
 
 # --------------------------------------------------------------------------- numbers
-def balanced_cluster_acc(y_true, y_pred, K: int, C: int) -> float:
-    """Mean per-class recall under the best one-to-one cluster → class map (Hungarian on the
-    recall matrix); classes left unmatched (K < C) count 0. Unlike plain ACC it does not reward
-    putting everything in the majority class: at 02:98 that scores 0.98 ACC but 0.5 here."""
-    from scipy.optimize import linear_sum_assignment
-
-    from lsgan.metrics import contingency
-
-    m = contingency(y_pred, y_true, K, C).astype(np.float64)  # K × C
-    recall = m / np.clip(m.sum(axis=0, keepdims=True), 1, None)
-    rows, cols = linear_sum_assignment(recall, maximize=True)
-    present = m.sum(axis=0) > 0
-    return float(recall[rows, cols].sum() / max(1, present.sum()))
-
-
 def mnist_evaluator(data_root: str, cache_dir: str = "~/.cache/lsgan", epochs: float = 1.0, log=print):
     """The cached 10-class MNIST evaluator at 32 px: ``lsgan.train_evaluator``'s (trained once and
     cached when absent; its test accuracy is in ``meta["test_acc"]``)."""
@@ -156,8 +141,8 @@ def evaluate_nemgan(method, datamodule, evaluator=None, class_ids: Optional[Sequ
     - 2-D toys (ring8 / grid25): modes, high_quality, reverse_kl of n_gen samples (metrics.modes).
     - stacked_mnist with the MNIST evaluator: modes (of 1000) and stacked_kl of n_gen samples.
     """
-    from lsgan.metrics import (classifier_fid, cluster_conditional_accuracy, clustering_report, stacked_mnist_modes,
-                               toy_mode_stats)
+    from lsgan.metrics import (balanced_cluster_acc, classifier_fid, cluster_conditional_accuracy, clustering_report,
+                               stacked_mnist_modes, toy_mode_stats)
 
     method.eval()
     torch.manual_seed(seed)  # sampling below uses the global RNG; make the numbers repeatable

@@ -41,10 +41,11 @@ METRICS = {
     "knn": "k-NN label agreement of the method's feature space on the evaluation split",
     "probe": "linear-probe accuracy of the method's feature space (train split → evaluation split)",
     "class_kl": "generated-mode × real-class k-NN KL matrix (NEMGAN Fig. 7) on evaluator features",
+    "class_masses": "share of each class among samples drawn from the model's own prior, vs the training split's shares",
 }
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
 INCEPTION_METRICS = ("fid", "kid", "prdc")
-EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl")
+EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl", "class_masses")
 TOY_CENTRES = ("ring8", "grid25")
 
 DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
@@ -543,6 +544,29 @@ class MetricSuite:
                              "reference_n": len(ref.data), **evaluator_protocol(ev),
                              "meaning": "mean pairwise distance over z for a fixed exemplar / within its real class"}}
 
+    def _m_class_masses(self, n):
+        """Does the model carry the data's class masses (NEMGAN's 02:98 claim)? n samples drawn as
+        the method draws them (an engineered prior's P_Y, else its conditions evenly), each given
+        the evaluator's class; value = the largest gap, in share, to the training split's class shares."""
+        from lsgan.sample import accepts_exemplars, prior_weights
+
+        if accepts_exemplars(self.method):
+            raise Skip(f"method={self.method.mcfg.name} draws what its exemplars are: its class shares are theirs")
+        self._need_labels("class masses")
+        labels = self.dm.train_set.clean_labels
+        if labels is None:
+            raise Skip(f"class masses need training labels; dataset={self.cfg.data.name} has none")
+        ev = self._need_evaluator()
+        C = int(ev.meta["n_classes"])
+        pred = ev.predict(self.generated(n).images)
+        generated = torch.bincount(pred.long().cpu(), minlength=C)[:C].double() / max(1, len(pred))
+        data = torch.bincount(labels.long().cpu(), minlength=C)[:C].double() / max(1, len(labels))
+        return {"value": float((generated - data).abs().max()), "generated": generated.tolist(), "data": data.tolist(),
+                "protocol": {"n_generated": len(pred), "drawn": "by the prior's weights" if
+                             prior_weights(self.method) is not None else "conditions evenly / freely",
+                             "data_split": "train", **evaluator_protocol(ev),
+                             "meaning": "max over classes |generated share - training share| (0 = masses carried)"}}
+
     def _m_cluster(self, n):
         from lsgan.metrics.clustering import clustering_report
 
@@ -560,7 +584,7 @@ class MetricSuite:
             ids, rule = _kmeans(out, int(ev.num_classes), int(self.mcfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
         rep = clustering_report(y, ids)
         self.artifacts["cluster_ids"] = ids.numpy()
-        res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "nmi", "ari", "purity", "n_clusters")},
+        res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "balanced_acc", "nmi", "ari", "purity", "n_clusters")},
                "rule": rule, "protocol": {**proto, "classes": rep["n_classes"]}}
         feats = getattr(self.method, "cluster_features", None)
         if feats is not None:  # ClusterGAN's own protocol: k-means on the encoder output
