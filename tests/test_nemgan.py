@@ -153,6 +153,21 @@ def test_ablations_train_only_their_networks(tiny_cfg, tmp_path, loss):
     assert moved("h2.") == (loss in ("full", "no_h1"))
 
 
+@pytest.mark.parametrize("loss", ["no_h2", "gan_only"])
+def test_a_recipe_ablation_without_h2_drops_the_clustering_term(tiny_cfg, tmp_path, loss):
+    """experiment=nemgan_mnist loss=no_h2 composes: the recipe's clustering term trains h2, which
+    the ablation removes, so the term is dropped (not refused) and the mode net stays untrained."""
+    recipe = (*DIGITS, "method.encoder=hybrid", "method.consistency_weight=1.0", "method.augment.kind=affine",
+              "method.h_reads_fakes=false", f"loss={loss}", "trainer.steps=2")
+    fresh = _method(tiny_cfg, *recipe)
+    assert fresh.cluster_term is None
+    res = train(validate(tiny_cfg(*recipe)), tmp_path)
+    trained = torch.load(res.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    fresh = fresh.state_dict()
+    assert all(torch.equal(trained[k], fresh[k]) for k in fresh if k.startswith("mode_net."))
+    assert any(not torch.equal(trained[k], fresh[k]) for k in fresh if k.startswith("G."))
+
+
 # --------------------------------------------------------------------------- training
 def test_train_digits_then_generate_infer_reconstruct(tiny_cfg, tmp_path, monkeypatch):
     """Default config (semi-supervision off): real steps, and the semi path never runs."""
