@@ -9,20 +9,44 @@ Inception pass (classifier_fid, cond_acc, variety, cluster, modes, knn); metrics
 apply are skipped with the reason. Other arguments: ``n=`` (generated samples; default
 ``metrics.n_samples``), ``device=auto|cpu|cuda``, ``html=false``, ``report=true``, and dotted
 overrides of the saved config: ``data.root=DIR``, ``metrics.cache_dir=...``, ``metrics.ref_n=...``.
+
+Arguments use Hydra's override grammar (``lsgan.cli``); ``--help`` lists the keys, ``-m`` sweeps
+(``-m ckpt=A,B "metrics=[cond_acc]"``: one evaluation per checkpoint, each in its own ``<run_dir>/eval``).
 """
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
+from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
 from lsgan.io import atomic_file
-from lsgan.loading import CLIError, load_datamodule, load_method, parse_args, resolve_device, run_cli, run_dir_of
+from lsgan.loading import load_datamodule, load_method, resolve_device, run_dir_of
 
 DEFAULT_METRICS = ["classifier_fid", "cond_acc", "variety", "cluster", "modes", "knn"]
-USAGE = "usage: python -m lsgan.evaluate ckpt=PATH [metrics=[fid,cond_acc,...]] [out=DIR] [n=N] [html=true]"
+COMMAND = Command(
+    prog="lsgan.evaluate",
+    summary="Evaluate a checkpoint: metrics.json (every number with its protocol) and report.md with pictures.",
+    keys={
+        "ckpt": Key(None, "required: a checkpoint written by lsgan.run (runs/<run>/checkpoints/last.ckpt)", path=True,
+                    shown="PATH"),
+        "metrics": Key(None, "metric names, e.g. [cond_acc,classifier_fid]; null: the run's metrics.names, "
+                             "else [" + ",".join(DEFAULT_METRICS) + "]"),
+        "out": Key(None, "output folder; null: <run_dir>/eval", path=True),
+        "n": Key(None, "generated samples (>= 2); null: the run's metrics.n_samples"),
+        "device": Key("auto", "auto | cpu | cuda (auto: the GPU when there is one)"),
+        "html": Key(False, "also write report.html"),
+        "report": Key(True, "write report.md and its pictures (false: metrics.json only)"),
+    },
+    overrides="the checkpoint's saved config",
+    override_examples="data.root=DIR metrics.cache_dir=DIR metrics.ref_n=N",
+    examples=["python -m lsgan.evaluate ckpt=runs/cgan-mnist/checkpoints/last.ckpt "
+              "\"metrics=[cond_acc,classifier_fid]\" data.root=../shared/data",
+              "python -m lsgan.evaluate -m ckpt=runs/a/checkpoints/last.ckpt,runs/b/checkpoints/last.ckpt "
+              "\"metrics=[cond_acc]\""],
+)
+USAGE = "usage: python -m lsgan.evaluate ckpt=PATH [metrics=[fid,cond_acc,...]] [out=DIR] [n=N] [html=true] (--help: all keys)"
 
 
 def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optional[int] = None,
@@ -68,19 +92,24 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
     return doc
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
-    args, overrides = parse_args(sys.argv[1:] if argv is None else argv,
-                                 {"ckpt": None, "metrics": None, "out": None, "n": None, "device": "auto",
-                                  "html": False, "report": True})
+def main(argv: Optional[Sequence[str]] = None):
+    """The command line (``argv`` default: ``sys.argv[1:]``): the JSON dict of :func:`evaluate`; with
+    ``-m`` a list of them, one per job; with ``--help`` None."""
+    return run(COMMAND, _job, argv)
+
+
+def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, object]:
     if args["ckpt"] is None:
         raise CLIError(f"ckpt: missing; {USAGE}")
     names = args["metrics"]
     if isinstance(names, str):
         names = [names]
-    if args["n"] is not None and (not isinstance(args["n"], int) or args["n"] < 2):
-        raise CLIError(f"n={args['n']}: must be an integer >= 2")
+    elif names is not None and not isinstance(names, list):
+        raise CLIError(f"metrics={names}: a metric name or a list of them, e.g. metrics=[cond_acc,cluster]")
+    check_int(args, "n", 2, optional=True)
+    check_bool(args, "html", "report")
     return evaluate(args["ckpt"], names, args["out"], args["n"], args["device"], overrides,
-                    bool(args["html"]), bool(args["report"]))
+                    args["html"], args["report"])
 
 
 def cli() -> None:

@@ -1,29 +1,30 @@
-"""Rebuild a trained method (and its data) from a checkpoint, and parse ``key=value`` CLI args.
+"""Rebuild a trained method (and its data) from a checkpoint.
 
 A checkpoint written by ``lsgan.run`` holds the method's hyperparameters ({"cfg", "data_info"},
 saved by ``GANMethod.__init__``) and its state_dict, so the method is rebuilt exactly as it was
 trained, without re-reading the training data. The data module is rebuilt from the saved config;
 ``data.root`` and friends can be overridden because a checkpoint often moves between machines.
+The command lines built on this (``lsgan.sample``, ``lsgan.evaluate``) are parsed by ``lsgan.cli``.
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from lsgan.cli import CLIError, parse_override, sweep_error
 
-class CLIError(ValueError):
-    """A bad command-line argument; its message is one line."""
+_MISSING = object()
 
 
 def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple[object, DictConfig]:
     """(method in eval mode on ``device``, its config) from a checkpoint written by ``lsgan.run``.
 
-    ``overrides`` are dotted ``key=value`` strings applied to the saved config before the method
-    is rebuilt (e.g. ``data.root=../shared/data``); they must not change the networks.
+    ``overrides`` are Hydra override strings applied to the saved config before the method is
+    rebuilt (e.g. ``data.root=../shared/data``; see ``apply_overrides``); they must not change the networks.
     """
     from lsgan.methods import METHODS
     from lsgan.methods.base import DataInfo
@@ -52,14 +53,67 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """``cfg`` with dotted ``key=value`` overrides merged in (values parsed as YAML, like Hydra)."""
-    if not overrides:
-        return cfg
-    for item in overrides:
-        if "=" not in item:
-            raise CLIError(f"{item!r}: expected key=value")
-    out = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    """A copy of ``cfg`` (a checkpoint's saved config) with overrides applied as Hydra applies them.
+
+    Each override is read with Hydra's grammar (``lsgan.cli.parse_override``): ``key=value`` sets a
+    key, ``+key=value`` adds one that is absent (or null), ``++key=value`` adds or sets, ``~key``
+    (``~key=value``: only if it holds that value) deletes. A plain ``key=value`` also adds a key the
+    checkpoint predates when the current defaults know it (``conf/`` composed for its method); any
+    other unknown key fails in one line. Config groups (``dataset=``) cannot change a trained model.
+    """
+    from lsgan.run import GROUPS
+
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    for arg in overrides:
+        o = parse_override(arg)
+        key, value = o.key_or_group, o.value()
+        if o.is_sweep_override():
+            raise sweep_error(o)
+        if o.package is not None or "/" in key or "." not in key and key in GROUPS:
+            raise CLIError(f"{arg}: config groups cannot be changed on a trained checkpoint; set dotted keys "
+                           f"(data.root=..., metrics.n_samples=...)")
+        current = OmegaConf.select(out, key, default=_MISSING)
+        if o.is_delete():
+            if current is _MISSING:
+                raise CLIError(f"{arg}: {key} is not in the checkpoint's config, nothing to delete")
+            if value is not None and value != current:
+                raise CLIError(f"{arg}: {key} is {current}, not {value}; not deleted")
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(out, parent) if parent else out
+            del node[leaf]
+        elif o.is_add() and current not in (_MISSING, None) and not isinstance(value, (dict, list)):
+            raise CLIError(f"{arg}: {key} is already in the checkpoint's config; drop the + to set it "
+                           f"({o.input_line[1:]}) or write ++{o.input_line}")
+        elif o.type.name == "CHANGE" and current is _MISSING and not _known_key(out, key):
+            raise CLIError(f"{key} is not a key of the checkpoint's config ({_keys_near(out, key)}); "
+                           f"+{o.input_line} adds it")
+        else:
+            try:
+                OmegaConf.update(out, key, value, merge=True, force_add=True)
+            except OmegaConfBaseException as exc:
+                raise CLIError(f"{arg}: {' '.join(str(exc).splitlines()[0].split())}") from None
     return out
+
+
+def _known_key(cfg: DictConfig, key: str) -> bool:
+    """Whether the current defaults for the checkpoint's method have ``key`` (one a checkpoint written
+    before the key existed lacks)."""
+    from lsgan.run import compose_config
+
+    try:
+        base = compose_config([f"method={cfg.method.name}"])
+    except Exception:  # a method conf/ no longer has: only the checkpoint's own keys
+        return False
+    return OmegaConf.select(base, key, default=_MISSING) is not _MISSING
+
+
+def _keys_near(cfg: DictConfig, key: str) -> str:
+    """'keys of <deepest existing parent>: a, b, c' for an unknown dotted key."""
+    parent = key.rpartition(".")[0]
+    while parent and not isinstance(OmegaConf.select(cfg, parent, default=None), DictConfig):
+        parent = parent.rpartition(".")[0]
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return f"{'keys of ' + parent if parent else 'top-level keys'}: {', '.join(str(k) for k in node)}"
 
 
 def load_datamodule(cfg: DictConfig):
@@ -88,56 +142,4 @@ def run_dir_of(ckpt_path) -> Path:
     return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
-# --------------------------------------------------------------------------- CLI args
-def parse_args(argv: Iterable[str], known: Dict[str, object]) -> Tuple[Dict[str, object], List[str]]:
-    """Split ``key=value`` args into the command's own keys (``known``: name -> default) and
-    dotted config overrides (``data.root=...``, ``metrics.n_samples=...``).
-
-    Values are parsed as Python/YAML-ish literals: ints, floats, true/false, null, [a,b] lists.
-    """
-    own = dict(known)
-    overrides: List[str] = []
-    for arg in argv:
-        if "=" not in arg:
-            raise CLIError(f"{arg!r}: arguments are key=value; accepted keys: {', '.join(known)} or dotted config keys")
-        key, value = arg.split("=", 1)
-        if key in known:
-            own[key] = parse_value(value)
-        elif "." in key:
-            overrides.append(arg)
-        else:
-            raise CLIError(f"{key}: unknown argument; accepted keys: {', '.join(known)} or dotted config keys "
-                           f"(data.root=..., metrics.n_samples=...)")
-    return own, overrides
-
-
-def parse_value(value: str):
-    low = value.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("null", "none", ""):
-        return None
-    if value.startswith("[") and value.endswith("]"):
-        inner = value[1:-1].strip()
-        return [parse_value(v.strip()) for v in inner.split(",")] if inner else []
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
-
-
-__all__ = ["CLIError", "apply_overrides", "load_datamodule", "load_method", "parse_args",
-           "parse_value", "resolve_device", "run_dir_of"]
-
-
-def run_cli(main) -> None:
-    """Run a CLI's ``main()``; a user mistake prints one ``error: ...`` line and exits 2."""
-    import sys
-
-    from lsgan.config import ConfigError
-
-    try:
-        main()
-    except (CLIError, ConfigError, FileNotFoundError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        sys.exit(2)
+__all__ = ["CLIError", "apply_overrides", "load_datamodule", "load_method", "resolve_device", "run_dir_of"]

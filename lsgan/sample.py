@@ -11,11 +11,11 @@ count, at most 20 per row) and ``DIR/samples.npz`` with exactly:
 Without ``condition`` a conditional model samples its conditions evenly (first conditions get
 one more when N is not a multiple of K). Other arguments: ``seed=0``, ``device=auto|cpu|cuda``,
 ``batch_size=256``, ``ema=true`` and dotted config overrides such as ``data.root=DIR`` (needed
-with ``exemplars`` when the data moved).
+with ``exemplars`` when the data moved). Arguments use Hydra's override grammar (``lsgan.cli``);
+``--help`` lists the keys, ``-m`` sweeps (``-m ckpt=... condition=0,1,2 out=samples/c${condition}``).
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -23,7 +23,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from lsgan.loading import CLIError, load_datamodule, load_method, parse_args, resolve_device, run_cli
+from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
+from lsgan.loading import load_datamodule, load_method, resolve_device
 
 EXEMPLAR_SPLITS = ("train", "test")
 
@@ -190,19 +191,48 @@ def write_samples(gen: Generated, out_dir, exemplar_images: Optional[torch.Tenso
     return paths
 
 
-USAGE = "usage: python -m lsgan.sample ckpt=PATH n=64 [condition=K] [exemplars=test|train] out=DIR [seed=0] [device=auto]"
+USAGE = ("usage: python -m lsgan.sample ckpt=PATH n=64 [condition=K] [exemplars=test|train] out=DIR [seed=0] "
+         "[device=auto] (--help: all keys)")
+COMMAND = Command(
+    prog="lsgan.sample",
+    summary="Draw samples from a checkpoint: samples.png (a grid, one row per condition) and samples.npz "
+            "(images uint8 NxHxWxC, conditions; source_index / source_label with exemplars).",
+    keys={
+        "ckpt": Key(None, "required: a checkpoint written by lsgan.run (runs/<run>/checkpoints/last.ckpt)", path=True,
+                    shown="PATH"),
+        "n": Key(64, "number of samples"),
+        "condition": Key(None, "draw every sample from condition K (0..K-1); null: all conditions evenly"),
+        "exemplars": Key(None, "test | train: one sample per real image of that split (coupled)"),
+        "out": Key(None, "output folder; null: <run_dir>/sample", path=True),
+        "seed": Key(0, "seeds the noise (and the exemplar draw)"),
+        "device": Key("auto", "auto | cpu | cuda (auto: the GPU when there is one)"),
+        "batch_size": Key(256, "samples generated per forward pass"),
+        "ema": Key(True, "use the generator's EMA weights when the run kept them"),
+    },
+    overrides="the checkpoint's saved config",
+    override_examples="data.root=DIR (needed with exemplars when the data moved)",
+    examples=["python -m lsgan.sample ckpt=runs/cgan-mnist/checkpoints/last.ckpt n=64 out=samples/",
+              "python -m lsgan.sample -m ckpt=runs/cgan-mnist/checkpoints/last.ckpt n=16 condition=0,1,2 "
+              "'out=samples/c${condition}'"],
+)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Path]:
-    args, overrides = parse_args(sys.argv[1:] if argv is None else argv,
-                                 {"ckpt": None, "n": 64, "condition": None, "exemplars": None, "out": None,
-                                  "seed": 0, "device": "auto", "batch_size": 256, "ema": True})
+def main(argv: Optional[Sequence[str]] = None):
+    """The command line (``argv`` default: ``sys.argv[1:]``): {"npz", "png"[, "exemplars"]: path}; with
+    ``-m`` a list of them, one per job; with ``--help`` None."""
+    return run(COMMAND, _job, argv)
+
+
+def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
     if args["ckpt"] is None:
         raise CLIError(f"ckpt: missing; {USAGE}")
-    if not isinstance(args["n"], int) or args["n"] < 1:
+    if not isinstance(args["n"], int) or isinstance(args["n"], bool) or args["n"] < 1:
         raise CLIError(f"n={args['n']}: must be a positive integer")
     if args["exemplars"] is not None and args["exemplars"] not in EXEMPLAR_SPLITS:
         raise CLIError(f"exemplars={args['exemplars']} is not accepted; accepted values: {', '.join(EXEMPLAR_SPLITS)}")
+    check_int(args, "seed")
+    check_int(args, "batch_size", 1)
+    check_bool(args, "ema")
     method, cfg = load_method(args["ckpt"], resolve_device(args["device"]), overrides)
     out = Path(args["out"] or Path(str(args["ckpt"])).expanduser().absolute().parent.parent / "sample")
     torch.manual_seed(int(args["seed"]))

@@ -10,20 +10,39 @@ the test split, and cached at ``<metrics.cache_dir>/evaluators/<dataset>_<size>_
 Other arguments: ``metrics.evaluator_epochs=E`` (default per dataset), ``metrics.evaluator_arch`` /
 ``metrics.evaluator_width`` (the net; smaller trains faster on CPU), ``device=auto|cpu|cuda``,
 ``batch_size=128``, ``lr=0.002``, ``max_steps=N`` (tests), ``seed`` (the config's). Any other
-``key=value`` is a config override (``dataset=``, ``data.*``, ``metrics.*``).
+``key=value`` is a config override (``dataset=``, ``data.*``, ``metrics.*``), composed as ``lsgan.run``
+composes it. Arguments use Hydra's override grammar (``lsgan.cli``); ``--help`` lists the keys, ``-m``
+sweeps (``-m dataset=mnist,fashion_mnist data.root=../shared/data``: one evaluator per dataset).
 """
 from __future__ import annotations
 
 import os
-import sys
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from lsgan.loading import CLIError, parse_args, resolve_device, run_cli
+from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
+from lsgan.loading import resolve_device
 
-OWN_KEYS = {"force": False, "device": "auto", "batch_size": 128, "lr": 2e-3, "max_steps": None}
+COMMAND = Command(
+    prog="lsgan.train_evaluator",
+    summary="Train and cache a dataset's evaluator classifier (read by the conditional metrics, never by "
+            "training), at <metrics.cache_dir>/evaluators/<dataset>_<size>_<channels>.pt; prints its test "
+            "accuracy, the cache path and the time. A cached evaluator is reused unless force=true.",
+    keys={
+        "force": Key(False, "retrain even when the cache holds this evaluator"),
+        "device": Key("auto", "auto | cpu | cuda (auto: the GPU when there is one)"),
+        "batch_size": Key(128, "training batch size"),
+        "lr": Key(2e-3, "learning rate (Adam)"),
+        "max_steps": Key(None, "stop after this many optimizer steps (tests); null: metrics.evaluator_epochs"),
+    },
+    overrides="composed from conf/ as python -m lsgan.run composes it, config groups included",
+    override_examples="dataset=mnist data.root=../shared/data data.size=28 metrics.evaluator_epochs=2",
+    examples=["python -m lsgan.train_evaluator dataset=mnist data.root=../shared/data",
+              "python -m lsgan.train_evaluator -m dataset=mnist,fashion_mnist data.root=../shared/data"],
+    dotted_overrides=False,
+)
 
 
 def evaluator_data_cfg(cfg):
@@ -80,18 +99,24 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
     return {"path": path, "cached": False, "test_acc": ev.meta.get("test_acc"), "seconds": seconds, "meta": ev.meta}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, object]:
+def main(argv: Optional[Sequence[str]] = None):
+    """The command line (``argv`` default: ``sys.argv[1:]``): the dict of :func:`train_and_cache`;
+    with ``-m`` a list of them, one per job; with ``--help`` None."""
+    return run(COMMAND, _job, argv)
+
+
+def _job(own: Dict[str, object], overrides: List[str]) -> Dict[str, object]:
     from lsgan.config import validate
     from lsgan.run import compose_config, precheck_overrides
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    own_args = [a for a in argv if a.split("=", 1)[0] in OWN_KEYS]
-    overrides = [a for a in argv if a not in own_args]
-    own, _ = parse_args(own_args, OWN_KEYS)
+    check_bool(own, "force")
+    check_int(own, "batch_size", 1)
+    check_int(own, "max_steps", 1, optional=True)
+    if isinstance(own["lr"], bool) or not isinstance(own["lr"], (int, float)) or own["lr"] <= 0:
+        raise CLIError(f"lr={own['lr']}: must be a positive number")
     precheck_overrides(overrides)
     cfg = validate(compose_config(overrides))
-    out = train_and_cache(cfg, bool(own["force"]), own["device"], int(own["batch_size"]), float(own["lr"]),
-                          own["max_steps"])
+    out = train_and_cache(cfg, own["force"], own["device"], own["batch_size"], float(own["lr"]), own["max_steps"])
     acc = out["test_acc"]
     print(f"[lsgan] evaluator {'(cached) ' if out['cached'] else ''}for {cfg.data.name}\n"
           f"  test accuracy: {'n/a' if acc is None else f'{100 * acc:.2f} %'}\n"

@@ -328,6 +328,37 @@ def test_evaluate_without_evaluator_skips_with_the_command_to_run(ckpts, tmp_pat
         evaluate(ckpts["sngan"], ["fidd"], tmp_path)
 
 
+# --------------------------------------------------------------------------- Hydra's grammar and -m (lsgan.cli)
+def test_evaluate_multirun_runs_one_job_per_checkpoint(ckpts, cache_dir, capsys):
+    from lsgan.evaluate import main
+
+    both = f"ckpt={ckpts['sngan']},{ckpts['cgan']}"
+    args = ["metrics=[cond_acc]", "n=10", "report=false", f"metrics.cache_dir={cache_dir[0]}"]
+    with pytest.raises(CLIError, match="is a sweep; add -m to run one job per value"):
+        main([both] + args)
+    docs = main(["-m", both] + args)
+    assert [d["method"] for d in docs] == ["sngan", "cgan"]
+    for name, doc in zip(("sngan", "cgan"), docs):  # each job wrote its own <run_dir>/eval
+        on_disk = json.loads((Path(ckpts[name]).parent.parent / "eval" / "metrics.json").read_text())
+        assert on_disk["checkpoint"] == doc["checkpoint"] == str(Path(ckpts[name]).absolute())
+    assert "unconditional" in docs[0]["metrics"]["cond_acc"]["skipped"] and "value" in docs[1]["metrics"]["cond_acc"]
+    out = capsys.readouterr().out
+    assert f"[lsgan] job 1/2: ckpt={ckpts['sngan']} metrics=[cond_acc] n=10" in out
+    assert f"[lsgan] job 2/2: ckpt={ckpts['cgan']} metrics=[cond_acc] n=10" in out
+
+
+def test_sample_multirun_with_interpolated_out_and_added_config_key(ckpts, tmp_path):
+    from lsgan.sample import main
+
+    paths = main(["-m", f"ckpt={ckpts['cgan']}", "n=4", "condition=0,3", f"out={tmp_path}/c${{condition}}",
+                  "+data.note=hello", "device=cpu"])
+    assert [p["npz"].parent for p in paths] == [tmp_path / "c0", tmp_path / "c3"]
+    assert [npz(p["npz"])["conditions"].tolist() for p in paths] == [[0] * 4, [3] * 4]
+    assert load_method(ckpts["cgan"], overrides=["+data.note=hello"])[1].data.note == "hello"
+    with pytest.raises(CLIError, match=r"^\+data.root=x: data.root is already in the checkpoint's config"):
+        main([f"ckpt={ckpts['cgan']}", "+data.root=x", f"out={tmp_path}"])
+
+
 # --------------------------------------------------------------------------- MetricsCallback
 def test_callback_logs_rows_and_leaves_training_unchanged(cache_dir, tmp_path):
     metrics = ["metrics.every=1", "metrics.names=[cond_acc,classifier_fid]", "metrics.n_samples=30",
