@@ -25,8 +25,9 @@ CONF_DIR = next((d for d in (Path(__file__).resolve().parent / "conf", Path(__fi
 
 def run_dir_name(name: str, overrides: str = "") -> str:
     """A run dir's name (the ``lsgan.dir_name`` resolver of conf/config.yaml's ``hydra.run.dir``):
-    ``name`` (``<method>-<dataset>``) alone, or ``name,<overrides>`` when the command line set keys that
-    change what is trained (Hydra's ``override_dirname``: sorted ``key=value`` pairs joined by commas).
+    ``name`` (``<method>-<dataset>``) alone, or ``name,<overrides>`` when the command line set other keys
+    (Hydra's ``override_dirname``: sorted ``key=value`` pairs joined by commas, without the keys of
+    ``hydra.job.config.override_dirname.exclude_keys``: method, dataset, budget in steps, cadence, logging ...).
     A run with overrides is a sibling of the plain run's dir, never inside it, and the same command
     always names the same dir (so it resumes). ``%``, ``/`` and ``\\`` in values (paths) are written
     ``%25``, ``%2F``, ``%5C``: a value never makes a subfolder. A name over 200 bytes keeps its start
