@@ -21,6 +21,31 @@ from omegaconf import DictConfig, OmegaConf
 # An installed wheel carries the configs as lsgan/conf; a source checkout has them at the top (conf/).
 CONF_DIR = next((d for d in (Path(__file__).resolve().parent / "conf", Path(__file__).resolve().parent.parent / "conf")
                  if (d / "config.yaml").is_file()), Path(__file__).resolve().parent.parent / "conf")
+
+
+def run_dir_name(name: str, overrides: str = "") -> str:
+    """A run dir's name (the ``lsgan.dir_name`` resolver of conf/config.yaml's ``hydra.run.dir``):
+    ``name`` (``<method>-<dataset>``) alone, or ``name,<overrides>`` when the command line set other keys
+    (Hydra's ``override_dirname``: sorted ``key=value`` pairs joined by commas, without the keys of
+    ``hydra.job.config.override_dirname.exclude_keys``: method, dataset, budget in steps, cadence, logging ...).
+    A run with overrides is a sibling of the plain run's dir, never inside it, and the same command
+    always names the same dir (so it resumes). ``%``, ``/`` and ``\\`` in values (paths) are written
+    ``%25``, ``%2F``, ``%5C``: a value never makes a subfolder. A name over 200 bytes keeps its start
+    and ends with a hash of the whole (filesystems cap a name at 255 bytes)."""
+    name = str(name)
+    if overrides:
+        escaped = str(overrides).replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
+        name = f"{name},{escaped}"
+    if len(name.encode()) > 200:
+        import hashlib
+
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = name.encode()[:180].decode(errors="ignore") + "," + digest
+    return name
+
+
+OmegaConf.register_new_resolver("lsgan.dir_name", run_dir_name, replace=True)
+
 GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics", "experiment")
 # Keys other frameworks use for what lsgan calls otherwise: named in the unknown-key message.
 KEY_HINTS = {"trainer.max_steps": "trainer.steps", "trainer.max_epochs": "trainer.steps",
@@ -318,7 +343,7 @@ def _hydra_entry():
 def main() -> None:
     from lsgan.config import ConfigError
 
-    # Run dirs lsgan makes contain "=" (runs/<m>-<d>/seed=1,...), which Hydra's grammar reads as
+    # Run dirs lsgan makes contain "=" (runs/<m>-<d>,seed=1,...), which Hydra's grammar reads as
     # syntax: path-valued keys are quoted for it, so `resume=<that path>` works as typed.
     sys.argv[1:] = [quote_path_override(a) for a in sys.argv[1:]]
     try:

@@ -100,3 +100,42 @@ def test_value_checks_fail_before_training_in_one_line(override, needle):
         return
     with pytest.raises(C.ConfigError, match=needle):
         C.validate(compose_config([override]))
+
+
+def hydra_dirs(*overrides) -> tuple:
+    """(hydra.run.dir, hydra.sweep.subdir) as the CLI resolves them for ``overrides`` (job number 0)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.job.num = 0
+    return OmegaConf.select(cfg, "hydra.run.dir"), OmegaConf.select(cfg, "hydra.sweep.subdir")
+
+
+def test_a_run_with_overrides_is_a_sibling_of_the_plain_run_never_inside_it():
+    plain = Path(hydra_dirs("method=clustergan", "dataset=mnist")[0])
+    budget = Path(hydra_dirs("method=clustergan", "dataset=mnist", "trainer.max_minutes=0.25", "seed=1")[0])
+    assert plain == Path("runs/clustergan-mnist")
+    assert budget == Path("runs/clustergan-mnist,seed=1,trainer.max_minutes=0.25")
+    assert budget.parent == plain.parent and not budget.is_relative_to(plain)
+    # the same command in any order names the same dir (it resumes); keys that do not change what is
+    # trained (budget in steps, cadence, logging, data.root) stay out of the name
+    assert hydra_dirs("seed=1", "trainer.max_minutes=0.25", "dataset=mnist", "method=clustergan",
+                      "trainer.steps=9", "data.root=elsewhere")[0] == str(budget)
+    # a path value never makes a subfolder (one run inside another's dir)
+    weights = Path(hydra_dirs("extractor.weights=runs/coupled/weights/a.pt")[0])
+    assert weights.parent == Path("runs")
+    assert weights.name == "coupled-digits,extractor.weights=runs%2Fcoupled%2Fweights%2Fa.pt"
+    # multirun job dirs name the job, the method, the dataset and the swept keys
+    assert hydra_dirs("method=sngan", "seed=2")[1] == "0_sngan-digits_seed=2"
+
+
+def test_run_dir_names_stay_under_the_filesystems_name_limit():
+    from lsgan.run import run_dir_name
+
+    assert run_dir_name("sngan-digits") == "sngan-digits" and run_dir_name("sngan-digits", "") == "sngan-digits"
+    long_a = run_dir_name("m-d", "data.classes=[" + "1," * 150 + "2]")
+    long_b = run_dir_name("m-d", "data.classes=[" + "1," * 150 + "3]")
+    assert len(long_a.encode()) <= 200 and long_a.startswith("m-d,data.classes=[1,1") and long_a != long_b
