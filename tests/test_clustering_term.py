@@ -51,6 +51,29 @@ def test_consistency_and_balance_known_answers():
     assert L.marginal_kl(p).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_reverse_balance_keeps_a_small_cluster_of_a_skewed_prior_alive():
+    """At 02:98, every image saturated in the large cluster costs the forward KL only -log 0.98 and
+    its gradient vanishes; the reverse KL(prior || marginal) still pulls the small cluster back."""
+    prior = torch.tensor([0.02, 0.98])
+    p = torch.tensor([[0.5, 0.5], [0.0, 1.0]])  # marginal (1/4, 3/4)
+    expected = 0.02 * math.log(0.02 / 0.25) + 0.98 * math.log(0.98 / 0.75)
+    assert L.marginal_kl(p, prior, reverse=True).item() == pytest.approx(expected, rel=1e-5)
+    assert L.marginal_kl(p, None, reverse=True).item() == pytest.approx(
+        L.marginal_kl(p, torch.tensor([0.5, 0.5]), reverse=True).item(), rel=1e-6)
+    grads = {}
+    for reverse in (False, True):
+        logits = torch.tensor([[-14.0, 0.0]] * 64, requires_grad=True)  # all in cluster 1, softmax saturated
+        L.marginal_kl(logits.softmax(dim=1), prior, reverse=reverse).backward()
+        grads[reverse] = logits.grad[:, 0].sum().item()  # < 0: the loss falls as cluster 0's logits rise
+    assert L.marginal_kl(torch.tensor([[0.0, 1.0]]), prior).item() == pytest.approx(-math.log(0.98), abs=1e-6)
+    assert grads[True] < -0.01 and abs(grads[False]) < 1e-4
+
+
+def test_balance_kl_is_checked(tiny_cfg):
+    with pytest.raises(ConfigError, match="method.balance_kl='backward' is not accepted; accepted values: forward, rev"):
+        validate(tiny_cfg(*NEM, "method.balance_kl=backward"))
+
+
 def test_gradient_reaches_both_views():
     a = torch.randn(6, 3, requires_grad=True)
     b = torch.randn(6, 3, requires_grad=True)

@@ -38,23 +38,31 @@ def view_consistency_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> tor
     return -0.5 * ((lb.exp() * la).sum(dim=1) + (la.exp() * lb).sum(dim=1)).mean()
 
 
-def marginal_kl(p: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """KL(mean_b p_b ‖ prior) of B×K probabilities; prior None = uniform, i.e. log K − H(mean p)."""
-    if prior is None:
+def marginal_kl(p: torch.Tensor, prior: Optional[torch.Tensor] = None, reverse: bool = False) -> torch.Tensor:
+    """KL(mean_b p_b ‖ prior) of B×K probabilities; prior None = uniform, i.e. log K − H(mean p).
+
+    ``reverse``: KL(prior ‖ mean_b p_b). Under a skewed prior (02:98) the forward KL of putting every
+    image in the large cluster is only −log 0.98 = 0.02 and its gradient vanishes once the softmax
+    saturates; the reverse KL grows without bound as a cluster empties and keeps a gradient of
+    ≈ prior_k on its logits however saturated (docs/nemgan.md, session 9)."""
+    if prior is None and not reverse:
         return math.log(p.shape[1]) - marginal_entropy(p)
+    prior = torch.full(p.shape[1:], 1.0 / p.shape[1]) if prior is None else prior
     if prior.shape != p.shape[1:]:
         raise ValueError(f"prior: need {p.shape[1]} probabilities, got shape {tuple(prior.shape)}")
-    m = p.mean(dim=0)
-    return (m * (m.clamp_min(1e-12).log() - prior.to(p).clamp_min(1e-12).log())).sum()
+    m, q = p.mean(dim=0), prior.to(p)
+    if reverse:
+        return (q * (q.clamp_min(1e-12).log() - m.clamp_min(1e-12).log())).sum()
+    return (m * (m.clamp_min(1e-12).log() - q.clamp_min(1e-12).log())).sum()
 
 
 def invariant_clustering_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, balance_weight: float,
-                              prior: Optional[torch.Tensor] = None):
+                              prior: Optional[torch.Tensor] = None, reverse_kl: bool = False):
     """(consistency + balance_weight·KL(marginal ‖ prior), parts) for the cluster logits of two
-    views of one batch; the marginal is over both views, prior None = uniform. Parts are
-    detached, for logging."""
+    views of one batch; the marginal is over both views, prior None = uniform; ``reverse_kl``:
+    KL(prior ‖ marginal) instead. Parts are detached, for logging."""
     consistency = view_consistency_loss(logits_a, logits_b)
     p = torch.cat([logits_a, logits_b]).softmax(dim=1)
-    balance = marginal_kl(p, prior)
+    balance = marginal_kl(p, prior, reverse=reverse_kl)
     loss = consistency + float(balance_weight) * balance
     return loss, {"consistency": consistency.detach(), "marginal_kl": balance.detach()}

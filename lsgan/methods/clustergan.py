@@ -66,6 +66,7 @@ class ClusterGANConfig(MethodConfig):
     kmeans_seed: int = 0            # seed of cluster_kmeans
     consistency_weight: float = 0.0  # weight of the clustering term of E on real images; 0 = off (authors)
     balance_weight: float = 2.0     # its balance part, KL(batch marginal of E's clusters ‖ the prior's cluster masses)
+    balance_kl: str = "forward"     # forward: KL(marginal ‖ masses) | reverse: KL(masses ‖ marginal), for skewed priors
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     e_reads_fakes: bool = True      # the cluster term on G's samples trains E too (authors); false: G only
     e_spectral_norm: bool = False   # spectral norm on the layers of E's own net (separate, hybrid; authors: none)

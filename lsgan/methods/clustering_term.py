@@ -14,13 +14,19 @@ import torch
 from torch import nn
 
 from lsgan.augment import MultiViewAugment, check_augment_config
-from lsgan.config import ConfigError
+from lsgan.config import ConfigError, check_choice
 from lsgan.losses import invariant_clustering_loss
 
 
+# forward: KL(batch marginal ‖ prior masses); reverse: KL(prior masses ‖ batch marginal), which keeps a
+# small cluster of a skewed prior alive (see lsgan.losses.clustering.marginal_kl)
+BALANCE_KL = ("forward", "reverse")
+
+
 def check_clustering_term_config(m) -> None:
-    """One-line errors for ``method.{consistency_weight, balance_weight, augment}``."""
+    """One-line errors for ``method.{consistency_weight, balance_weight, balance_kl, augment}``."""
     check_augment_config(m.augment)
+    check_choice("method.balance_kl", m.balance_kl, BALANCE_KL)
     for key in ("consistency_weight", "balance_weight"):
         if float(m[key]) < 0:
             raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
@@ -30,10 +36,11 @@ class RealClusteringTerm(nn.Module):
     """``consistency_weight`` × the invariant clustering loss of ``logits_of`` on two views of x."""
 
     def __init__(self, weight: float, balance_weight: float, augment_cfg, image_shape: Sequence[int],
-                 prior_weights: Optional[torch.Tensor] = None):
+                 prior_weights: Optional[torch.Tensor] = None, balance_kl: str = "forward"):
         super().__init__()
         self.weight = float(weight)
         self.balance_weight = float(balance_weight)
+        self.reverse_kl = balance_kl == "reverse"
         self.augment = MultiViewAugment(augment_cfg, image_shape)
         self.prior_weights = prior_weights  # the cluster masses the batch marginal must match; None = uniform
 
@@ -46,11 +53,11 @@ class RealClusteringTerm(nn.Module):
         if len(tuple(image_shape)) != 3:
             raise ConfigError(f"method.consistency_weight={m.consistency_weight}: the views T need image data, "
                               f"dataset={dataset} is {len(tuple(image_shape))}-D; set it to 0")
-        return cls(m.consistency_weight, m.balance_weight, m.augment, image_shape, prior_weights)
+        return cls(m.consistency_weight, m.balance_weight, m.augment, image_shape, prior_weights, m.balance_kl)
 
     def forward(self, x: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]
                 ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """(weighted loss, detached parts {consistency, marginal_kl}); gradient flows through both views."""
         loss, parts = invariant_clustering_loss(logits_of(self.augment(x)), logits_of(self.augment(x)),
-                                                self.balance_weight, self.prior_weights)
+                                                self.balance_weight, self.prior_weights, self.reverse_kl)
         return self.weight * loss, parts

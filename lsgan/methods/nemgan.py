@@ -84,6 +84,7 @@ class NEMGANConfig(MethodConfig):
     semi_every: int = 100            # iterations between semi-supervised passes over that subset
     consistency_weight: float = 0.0  # weight of the clustering term of h on real images; 0 = off (paper)
     balance_weight: float = 2.0      # its balance part, KL(batch marginal of h's modes ‖ P_Y)
+    balance_kl: str = "forward"      # forward: KL(marginal ‖ P_Y) | reverse: KL(P_Y ‖ marginal), for skewed P_Y
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     h_reads_fakes: bool = True       # the mode term on g's samples trains h too (paper); false: g only
 
