@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lsgan.config import MethodConfig, merge_node
+from lsgan.config import ADV_FORMS, MethodConfig, merge_node
 from lsgan.data.batch import Batch
 
 
@@ -67,7 +67,8 @@ class DataInfo:
 
 class GANMethod(pl.LightningModule):
     Config = MethodConfig
-    LOSSES: Sequence[str] = ("hinge", "ns", "minimax", "wgan_gp")
+    LOSSES: Sequence[str] = ("full",)          # loss=: the objective / ablations the method accepts (full first)
+    ADV_LOSSES: Sequence[str] = ADV_FORMS      # method.adv_loss: the adversarial forms it can use
     uses_labels = False  # True only for label-using baselines (cgan); others never see y
     # g_step builds its graph with every other optimizer's parameters frozen (D's, mostly), so
     # backward computes no weight gradients that would be thrown away. A method whose g_step
