@@ -176,7 +176,8 @@ def check_choice(path: str, value, accepted) -> None:
 # Before, ``loss=`` named the adversarial form for sngan / cgan / clustergan (hinge | ns | minimax | wgan_gp,
 # with ``loss.gp_weight``) but the ablation for coupled / nemgan / slcgan, whose form was ``method.adv_loss``
 # (nemgan), ``method.g_loss`` (coupled: ns | saturating, BCE on pairs) or fixed (slcgan: hinge). The old
-# spellings on a command line fail with the line below saying what to write.
+# spellings on a command line fail with the line below saying what to write; configs saved by old runs
+# (checkpoints, config.yaml) are rewritten by ``upgrade_saved_config``.
 COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
 
 
@@ -201,6 +202,40 @@ def moved_key_error(key: str, value=None) -> Optional[ConfigError]:
         return ConfigError(f"method.g_loss={shown}: coupled's G-loss form is now method.adv_loss, as for every "
                            f"method (g_loss=ns is adv_loss=ns, g_loss=saturating is adv_loss=minimax); {write}")
     return None
+
+
+def upgrade_saved_config(cfg) -> dict:
+    """A config saved before issue 11 (a checkpoint's hyper_parameters["cfg"], a run's config.yaml) in
+    today's spelling, as a plain dict; a config already in it comes back unchanged (a copy). The one place
+    old configs are translated (``lsgan.loading``, resume's settings check, ``GANMethod``, the collectors):
+
+    * ``loss.name`` hinge | ns | minimax | wgan_gp (sngan, cgan, clustergan) -> ``method.adv_loss`` of that
+      name and ``loss.name: full`` (those methods had no ablations);
+    * ``loss.gp_weight`` -> ``method.gp_weight`` for methods that have it (sngan, clustergan, nemgan),
+      dropped for the others (it was unused there);
+    * coupled's ``method.g_loss`` ns | saturating -> ``method.adv_loss`` ns | minimax (the same BCE game:
+      the pair D's loss is the BCE either way, only G's loss differs, exactly as ns / minimax).
+    """
+    import copy
+
+    out = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg)))
+    loss, method = out.get("loss"), out.get("method")
+    if not isinstance(loss, dict) or not isinstance(method, dict):
+        return out
+    if loss.get("name") in ADV_FORMS:
+        method.setdefault("adv_loss", loss["name"])
+        loss["name"] = "full"
+    if "gp_weight" in loss:
+        gp = loss.pop("gp_weight")
+        from lsgan.methods import METHODS  # late import: methods import this module
+
+        schema = getattr(METHODS.get(method.get("name")), "Config", None)
+        if schema is not None and "gp_weight" in schema.__dataclass_fields__:
+            method.setdefault("gp_weight", gp)
+    if "g_loss" in method:
+        g = method.pop("g_loss")
+        method.setdefault("adv_loss", COUPLED_G_LOSS.get(g, g))
+    return out
 
 
 def validate(cfg: DictConfig) -> DictConfig:

@@ -1,6 +1,6 @@
 """The two loss axes, the same for every method (issue 11): ``loss=`` names the objective / ablation
 (``full`` everywhere, plus each method's ablations) and ``method.adv_loss`` the adversarial form. The old
-spellings fail in one line saying what to write."""
+spellings fail in one line saying what to write; configs saved before the split still load and resume."""
 from __future__ import annotations
 
 import re
@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from lsgan.config import ADV_FORMS, ConfigError, validate
+from lsgan.config import ADV_FORMS, ConfigError, upgrade_saved_config, validate
 from lsgan.methods import METHODS
 from lsgan.methods.base import DataInfo
-from lsgan.run import compose_config, group_choices, precheck_overrides
+from lsgan.run import compose_config, group_choices, precheck_overrides, train
 from tests.conftest import REPO
 
 # (method, loss) for every method and each of its objectives: full and its ablations
@@ -125,6 +126,115 @@ def test_the_cli_refuses_an_old_spelling_in_one_line():
     assert out.returncode == 2
     assert out.stderr.strip() == ("error: loss=wgan_gp: loss= names the objective/ablation (accepted for "
                                   "method=sngan: full); the adversarial form is method.adv_loss=wgan_gp")
+
+
+# --------------------------------------------------------------------------- configs saved before the split
+def old_spelling(cfg: dict) -> dict:
+    """``cfg`` (today's spelling, a plain dict) as lsgan wrote it before issue 11."""
+    out = OmegaConf.to_container(OmegaConf.create(cfg))
+    method, loss = out["method"], out["loss"]
+    form, gp = method.pop("adv_loss"), method.pop("gp_weight", 10.0)
+    if method["name"] in ("sngan", "cgan", "clustergan"):
+        loss["name"] = form
+    elif method["name"] == "coupled":
+        method["g_loss"] = {"ns": "ns", "minimax": "saturating"}[form]
+    elif method["name"] == "nemgan":
+        method["adv_loss"] = form
+    loss["gp_weight"] = gp  # every old config had it
+    return out
+
+
+@pytest.mark.parametrize("old,expected_loss,expected_method", [
+    ({"loss": {"name": "wgan_gp", "gp_weight": 5.0}, "method": {"name": "sngan"}},
+     {"name": "full"}, {"name": "sngan", "adv_loss": "wgan_gp", "gp_weight": 5.0}),
+    ({"loss": {"name": "minimax", "gp_weight": 10.0}, "method": {"name": "cgan"}},
+     {"name": "full"}, {"name": "cgan", "adv_loss": "minimax"}),
+    ({"loss": {"name": "hinge", "gp_weight": 10.0}, "method": {"name": "clustergan", "n_dis": 1}},
+     {"name": "full"}, {"name": "clustergan", "n_dis": 1, "adv_loss": "hinge", "gp_weight": 10.0}),
+    ({"loss": {"name": "proto_b", "gp_weight": 10.0}, "method": {"name": "coupled", "g_loss": "saturating"}},
+     {"name": "proto_b"}, {"name": "coupled", "adv_loss": "minimax"}),
+    ({"loss": {"name": "full", "gp_weight": 10.0}, "method": {"name": "coupled", "g_loss": "ns"}},
+     {"name": "full"}, {"name": "coupled", "adv_loss": "ns"}),
+    ({"loss": {"name": "no_h1", "gp_weight": 3.0}, "method": {"name": "nemgan", "adv_loss": "wgan_gp"}},
+     {"name": "no_h1"}, {"name": "nemgan", "adv_loss": "wgan_gp", "gp_weight": 3.0}),
+    ({"loss": {"name": "no_aug", "gp_weight": 10.0}, "method": {"name": "slcgan"}},
+     {"name": "no_aug"}, {"name": "slcgan"}),  # slcgan's form was fixed: the schema default (hinge) applies
+])
+def test_upgrade_saved_config_translates_each_methods_old_spelling(old, expected_loss, expected_method):
+    new = upgrade_saved_config(old)
+    assert new["loss"] == expected_loss and new["method"] == expected_method
+    assert old["loss"].get("gp_weight") is not None  # the input is not modified
+    assert upgrade_saved_config(new) == new           # idempotent
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_a_todays_config_is_left_alone_and_its_old_spelling_reads_back_the_same(method):
+    """upgrade_saved_config is the identity on today's configs, and old_spelling -> upgrade_saved_config too
+    (slcgan: its form was never written, so it reads back as the schema default, hinge)."""
+    form = METHODS[method].ADV_LOSSES[-1]
+    cfg = OmegaConf.to_container(validate(compose_config([f"method={method}", f"method.adv_loss={form}"])),
+                                 resolve=True)
+    assert upgrade_saved_config(cfg) == cfg
+    back = upgrade_saved_config(old_spelling(cfg))
+    if method == "slcgan":
+        assert "adv_loss" not in back["method"]
+        back["method"]["adv_loss"] = "hinge"
+    assert back == cfg
+
+
+def rewrite_checkpoint_cfg(src, dst, fn) -> None:
+    blob = torch.load(src, map_location="cpu", weights_only=False)
+    blob["hyper_parameters"]["cfg"] = fn(blob["hyper_parameters"]["cfg"])
+    torch.save(blob, dst)
+
+
+def test_an_old_checkpoint_loads_and_resumes_with_its_adversarial_form(tiny_cfg, tmp_path):
+    """A checkpoint whose saved config says loss.name: wgan_gp, loss.gp_weight: 5 (sngan before the split)
+    rebuilds as method.adv_loss=wgan_gp, method.gp_weight=5 (lsgan.loading), and its run resumes under
+    today's spelling of the same settings (resume's settings check reads it translated too)."""
+    from lsgan.loading import load_method
+
+    new = ("method=sngan", "method.adv_loss=wgan_gp", "method.gp_weight=5", "trainer.ckpt_every=2")
+    run = tmp_path / "run"
+    res = train(tiny_cfg(*new, "trainer.steps=2"), run)
+    ckpt = res.checkpoint
+    rewrite_checkpoint_cfg(ckpt, ckpt, old_spelling)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"]
+    assert saved["loss"] == {"name": "wgan_gp", "gp_weight": 5.0} and "adv_loss" not in saved["method"]
+
+    method, cfg = load_method(ckpt)
+    assert (cfg.loss.name, cfg.method.adv_loss, cfg.method.gp_weight) == ("full", "wgan_gp", 5.0)
+    assert (method.mcfg.adv_loss, method.mcfg.gp_weight) == ("wgan_gp", 5.0)
+    from lsgan.losses import ADVERSARIAL
+
+    assert (method.d_loss_fn, method.g_loss_fn) == ADVERSARIAL["wgan_gp"]
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert all(torch.equal(v, state[k]) for k, v in method.state_dict().items())
+    assert method.sample(4).shape[0] == 4
+
+    with pytest.raises(ConfigError, match=r"method.adv_loss: 'wgan_gp' -> 'hinge'"):
+        train(tiny_cfg("method=sngan", "method.gp_weight=5", "trainer.ckpt_every=2", "trainer.steps=3"), run)
+    assert train(tiny_cfg(*new, "trainer.steps=3"), run).iteration == 3
+
+
+def test_an_old_coupled_checkpoint_with_g_loss_loads(tiny_cfg, tmp_path):
+    """coupled's old method.g_loss=saturating is method.adv_loss=minimax, through lsgan.loading and through the
+    method's own constructor (Lightning's load_from_checkpoint passes the saved config straight to it)."""
+    from lsgan.loading import load_method
+
+    cfg = validate(tiny_cfg("method=coupled", "method.adv_loss=minimax", "loss=proto_c"))
+    info = DataInfo(shape=(1, 32, 32), name="digits")
+    m = METHODS["coupled"](cfg, info)
+    old = old_spelling(OmegaConf.to_container(cfg, resolve=True))
+    assert old["method"]["g_loss"] == "saturating" and "adv_loss" not in old["method"]
+    blob = {"hyper_parameters": {"cfg": old, "data_info": info.__dict__}, "state_dict": m.state_dict(),
+            "lsgan": {"iteration": 7}}
+    torch.save(blob, tmp_path / "old.ckpt")
+    loaded, loaded_cfg = load_method(tmp_path / "old.ckpt")
+    assert (loaded_cfg.loss.name, loaded_cfg.method.adv_loss) == ("proto_c", "minimax")
+    assert "g_loss" not in loaded_cfg.method and loaded.mcfg.adv_loss == "minimax" and loaded.iteration == 7
+    direct = METHODS["coupled"](old, info)
+    assert direct.mcfg.adv_loss == "minimax" and "g_loss" not in direct.hparams["cfg"]["method"]
 
 
 def test_run_names_carry_both_axes(tiny_cfg):

@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lsgan.config import ADV_FORMS, MethodConfig, merge_node
+from lsgan.config import ADV_FORMS, MethodConfig, merge_node, upgrade_saved_config
 from lsgan.data.batch import Batch
 
 
@@ -81,6 +81,8 @@ class GANMethod(pl.LightningModule):
             data_info = DataInfo(**data_info)
         self.automatic_optimization = False
         container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+        # a config saved before loss= / method.adv_loss were split (Lightning's load_from_checkpoint) in today's spelling
+        container = upgrade_saved_config(container)
         self.save_hyperparameters({"cfg": container, "data_info": data_info.__dict__})
         self.cfg = OmegaConf.create(container)
         # Method keys added after a checkpoint was written take their schema defaults (each new
