@@ -3,6 +3,7 @@
 spellings fail in one line saying what to write; configs saved before the split still load and resume."""
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -71,6 +72,35 @@ def test_the_form_picks_the_adversarial_functions(tiny_cfg, method, form):
     cfg = validate(tiny_cfg(f"method={method}", f"method.adv_loss={form}", *extra))
     m = METHODS[method](cfg, DataInfo(shape=(1, 32, 32), num_classes=10, name="digits"))
     assert (m.d_loss_fn, m.g_loss_fn) == ADVERSARIAL[form]
+
+
+def readme_sweep() -> list:
+    """The README's example of a sweep that composes uniformly (a `python -m lsgan.run -m ... loss=full
+    method.adv_loss=...` line), as its arguments."""
+    for line in (REPO / "README.md").read_text().splitlines():
+        text = line.strip().strip("`")
+        if text.startswith("python -m lsgan.run -m") and "loss=full" in text and "method.adv_loss=" in text:
+            return text.split("#")[0].split()[4:]
+    raise AssertionError("README.md: no `python -m lsgan.run -m ... loss=full method.adv_loss=...` sweep line")
+
+
+def test_the_readme_sweep_over_dataset_method_and_form_composes_every_job():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    axes = []
+    for arg in readme_sweep():
+        o = parser.parse_override(arg)
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        axes.append([f"{o.key_or_group}={v}" for v in values])
+    jobs = list(itertools.product(*axes))
+    keys = {a.split("=")[0] for job in jobs for a in job}
+    assert {"dataset", "method", "loss", "method.adv_loss"} <= keys
+    assert len({job for job in jobs}) >= 8  # datasets x methods x forms
+    precheck_overrides(readme_sweep(), check_keys=True)
+    for job in jobs:
+        cfg = validate(compose_config(list(job)))
+        assert cfg.loss.name == "full"
 
 
 # --------------------------------------------------------------------------- the old spellings
