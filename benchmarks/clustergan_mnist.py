@@ -37,7 +37,7 @@ METRICS = ["cluster", "cond_acc", "variety", "classifier_fid", "classifier_prdc"
 
 
 def overrides(a) -> list:
-    o = ["method=clustergan", "dataset=mnist", f"data.root={a.root}", f"data.size={a.size}", f"loss={a.loss}",
+    o = ["method=clustergan", "dataset=mnist", f"data.root={a.root}", f"data.size={a.size}", f"method.adv_loss={a.loss}",
          f"prior={a.prior}", f"prior.k={a.k}", f"prior.dim={a.dim}", f"prior.sigma={a.sigma}", f"model={a.arch}",
          f"model.g_width={a.width}", f"model.d_width={a.width}", f"model.spectral_norm={str(a.sn).lower()}",
          f"data.batch_size={a.batch}", f"trainer.steps={a.steps}", f"trainer.accelerator={a.accelerator}",
@@ -54,7 +54,8 @@ def main() -> dict:
     p.add_argument("--out", default="bench_out/clustergan_mnist")
     p.add_argument("--steps", type=int, default=100000, help="training iterations (upper bound)")
     p.add_argument("--minutes", type=float, default=30.0, help="training wall-time budget")
-    p.add_argument("--loss", default="wgan_gp", choices=["wgan_gp", "hinge", "ns"])
+    p.add_argument("--loss", default="wgan_gp", choices=["wgan_gp", "hinge", "ns"],
+                   help="the adversarial form (method.adv_loss); clustergan's loss= is always full")
     p.add_argument("--prior", default="onehot_gaussian", choices=["onehot_gaussian", "gmm"])
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--dim", type=int, default=30, help="prior.dim: size of z_n (or of the GMM latent)")

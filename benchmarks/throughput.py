@@ -48,7 +48,7 @@ def overrides(a) -> list:
     return [f"dataset={a.dataset}", f"model={a.arch}", f"model.g_width={a.width}", f"model.d_width={a.width}",
             f"data.batch_size={a.batch}", f"trainer.steps={a.steps}", f"trainer.precision={a.precision}",
             f"trainer.accelerator={a.accelerator}", "trainer.progress_bar=false", "trainer.sample_every=0",
-            "trainer.ckpt_every=0", "trainer.log_every=50", "method=sngan", "loss=hinge", f"data.root={a.root}"]
+            "trainer.ckpt_every=0", "trainer.log_every=50", "method=sngan", "method.adv_loss=hinge", f"data.root={a.root}"]
 
 
 def run_lsgan(a) -> float:

@@ -18,11 +18,15 @@ def find_runs(roots: Iterable[str]) -> List[Path]:
 
 
 def checkpoint_info(ckpt: Path, method: Optional[str] = None) -> Optional[dict]:
-    """{"cfg", "iteration"} of a checkpoint; None when ``method`` is given and the run is another method's."""
+    """{"cfg", "iteration"} of a checkpoint; None when ``method`` is given and the run is another method's.
+    A config saved before ``loss=`` / ``method.adv_loss`` were split comes back in today's spelling
+    (``lsgan.config.upgrade_saved_config``), so old and new runs land in the same columns."""
     import torch
 
+    from lsgan.config import upgrade_saved_config
+
     blob = torch.load(ckpt, map_location="cpu", weights_only=False)
-    cfg = (blob.get("hyper_parameters") or {}).get("cfg") or {}
+    cfg = upgrade_saved_config((blob.get("hyper_parameters") or {}).get("cfg") or {})
     if method is not None and cfg.get("method", {}).get("name") != method:
         return None
     return {"cfg": cfg, "iteration": int(blob.get("lsgan", {}).get("iteration", 0))}

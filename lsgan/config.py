@@ -63,10 +63,16 @@ class ModelConfig:
 
 
 # --------------------------------------------------------------------------- loss
+# Two axes, the same for every method: ``loss=`` (this node) names the objective / ablation (every method
+# accepts ``full``, its whole objective; coupled, nemgan and slcgan list their ablations in ``LOSSES``), and
+# ``method.adv_loss`` the adversarial form (each method lists the forms it can use in ``ADV_LOSSES``, a
+# subset of ADV_FORMS); ``method.gp_weight`` is wgan_gp's λ, a key of the methods that accept wgan_gp.
+ADV_FORMS = ("hinge", "ns", "minimax", "wgan_gp")
+
+
 @dataclass
 class LossConfig:
-    name: str = "hinge"     # which losses / ablation the method uses; each method lists its own
-    gp_weight: float = 10.0  # gradient-penalty weight (wgan_gp only)
+    name: str = "full"      # the objective / ablation: full (every method) or one of the method's ablations
 
 
 # --------------------------------------------------------------------------- methods
@@ -83,6 +89,7 @@ class MethodConfig:
     n_gen: int = 1   # G updates per D update (coupled, Algorithm 2: D only when i mod n == 0)
     ema_decay: Optional[float] = None  # EMA of G (parameters averaged, buffers copied); None = off
     ema_start: int = 1000              # iterations G is copied (not averaged) before the EMA warms up
+    adv_loss: str = "hinge"            # adversarial form (ADV_FORMS); each method sets its default and lists what it accepts
 
 
 # --------------------------------------------------------------------------- trainer
@@ -165,6 +172,72 @@ def check_choice(path: str, value, accepted) -> None:
         raise ConfigError(f"{path}={value!r} is not accepted; accepted values: {', '.join(map(str, accepted))}")
 
 
+# --------------------------------------------------------------------------- settings renamed by issue 11
+# Before, ``loss=`` named the adversarial form for sngan / cgan / clustergan (hinge | ns | minimax | wgan_gp,
+# with ``loss.gp_weight``) but the ablation for coupled / nemgan / slcgan, whose form was ``method.adv_loss``
+# (nemgan), ``method.g_loss`` (coupled: ns | saturating, BCE on pairs) or fixed (slcgan: hinge). The old
+# spellings on a command line fail with the line below saying what to write; configs saved by old runs
+# (checkpoints, config.yaml) are rewritten by ``upgrade_saved_config``.
+COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
+
+
+def moved_loss_error(value: str, method: str, accepted, adv_accepted=None) -> ConfigError:
+    """``loss=<an adversarial form>``: where that setting is now (and, when ``method`` cannot use that form,
+    the forms it accepts)."""
+    refused = (f", which method={method} does not accept (accepted: {', '.join(adv_accepted)})"
+               if adv_accepted is not None and value not in adv_accepted else "")
+    return ConfigError(f"loss={value}: loss= names the objective/ablation (accepted for method={method}: "
+                       f"{', '.join(accepted)}); the adversarial form is method.adv_loss={value}{refused}")
+
+
+def moved_key_error(key: str, value=None) -> Optional[ConfigError]:
+    """A key that moved (``loss.gp_weight``, coupled's ``method.g_loss``): one line saying what to write; None otherwise."""
+    shown = "VALUE" if value is None else value
+    if key == "loss.gp_weight":
+        return ConfigError(f"loss.gp_weight={shown}: the gradient-penalty weight moved next to the adversarial "
+                           f"form; write method.gp_weight={shown} (methods that accept method.adv_loss=wgan_gp)")
+    if key == "method.g_loss":
+        new = COUPLED_G_LOSS.get(str(value))
+        write = f"write method.adv_loss={new}" if new else "accepted: method.adv_loss=ns | minimax"
+        return ConfigError(f"method.g_loss={shown}: coupled's G-loss form is now method.adv_loss, as for every "
+                           f"method (g_loss=ns is adv_loss=ns, g_loss=saturating is adv_loss=minimax); {write}")
+    return None
+
+
+def upgrade_saved_config(cfg) -> dict:
+    """A config saved before issue 11 (a checkpoint's hyper_parameters["cfg"], a run's config.yaml) in
+    today's spelling, as a plain dict; a config already in it comes back unchanged (a copy). The one place
+    old configs are translated (``lsgan.loading``, resume's settings check, ``GANMethod``, the collectors):
+
+    * ``loss.name`` hinge | ns | minimax | wgan_gp (sngan, cgan, clustergan) -> ``method.adv_loss`` of that
+      name and ``loss.name: full`` (those methods had no ablations);
+    * ``loss.gp_weight`` -> ``method.gp_weight`` for methods that have it (sngan, clustergan, nemgan),
+      dropped for the others (it was unused there);
+    * coupled's ``method.g_loss`` ns | saturating -> ``method.adv_loss`` ns | minimax (the same BCE game:
+      the pair D's loss is the BCE either way, only G's loss differs, exactly as ns / minimax).
+    """
+    import copy
+
+    out = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg)))
+    loss, method = out.get("loss"), out.get("method")
+    if not isinstance(loss, dict) or not isinstance(method, dict):
+        return out
+    if loss.get("name") in ADV_FORMS:
+        method.setdefault("adv_loss", loss["name"])
+        loss["name"] = "full"
+    if "gp_weight" in loss:
+        gp = loss.pop("gp_weight")
+        from lsgan.methods import METHODS  # late import: methods import this module
+
+        schema = getattr(METHODS.get(method.get("name")), "Config", None)
+        if schema is not None and "gp_weight" in schema.__dataclass_fields__:
+            method.setdefault("gp_weight", gp)
+    if "g_loss" in method:
+        g = method.pop("g_loss")
+        method.setdefault("adv_loss", COUPLED_G_LOSS.get(g, g))
+    return out
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Type-check the composed config; returns a new config with schema defaults filled in."""
     from lsgan.methods import METHODS  # late import: methods import this module
@@ -173,6 +246,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     OmegaConf.set_struct(out, False)
     check_choice("method", cfg.method.name, sorted(METHODS))
     method_cls = METHODS[cfg.method.name]
+    for node, key in (("loss", "gp_weight"), ("method", "g_loss")):  # moved keys: say where they are now
+        if key in (cfg.get(node) or {}):
+            raise moved_key_error(f"{node}.{key}", cfg[node][key])
     out.method = merge_node(method_cls.Config, cfg.method, "method")
     out.data = merge_node(DataConfig, cfg.data, "data")
     out.model = merge_node(ModelConfig, cfg.model, "model")
@@ -190,7 +266,14 @@ def validate(cfg: DictConfig) -> DictConfig:
     check_choice("dataset", out.data.name, DATASETS)
     check_choice("model.arch", out.model.arch, ARCHS)
     check_choice("logger", out.logger.name, LOGGERS)
-    check_choice("loss", out.loss.name, method_cls.LOSSES)
+    if out.loss.name not in method_cls.LOSSES and out.loss.name in ADV_FORMS:
+        raise moved_loss_error(out.loss.name, cfg.method.name, method_cls.LOSSES, method_cls.ADV_LOSSES)
+    if out.loss.name not in method_cls.LOSSES:
+        raise ConfigError(f"loss={out.loss.name!r} is not accepted by method={cfg.method.name}; "
+                          f"accepted values: {', '.join(method_cls.LOSSES)}")
+    if out.method.adv_loss not in method_cls.ADV_LOSSES:
+        raise ConfigError(f"method.adv_loss={out.method.adv_loss!r} is not accepted by method={cfg.method.name}; "
+                          f"accepted values: {', '.join(method_cls.ADV_LOSSES)}")
     if out.metrics.evaluator_arch is not None:
         from lsgan.metrics.evaluator import EVALUATOR_ARCHS
 

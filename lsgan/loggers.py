@@ -103,7 +103,7 @@ def wandb_run_id(run_dir: str) -> str:
 
 
 def wandb_run_name(run_dir: str, run_name: str) -> str:
-    """``<method>-<dataset>-<loss>-s<seed>``, plus the run dir's name when it spells overrides (a
+    """``<method>-<dataset>-<loss>-<adv_loss>-s<seed>``, plus the run dir's name when it spells overrides (a
     sweep job: ``3_coupled-mnist_method.lr_g=0.0001``), so swept values show in the W&B table."""
     leaf = os.path.basename(os.path.normpath(run_dir))
     return f"{run_name} {leaf}" if "=" in leaf else run_name

@@ -111,9 +111,12 @@ def changed_settings(saved: dict, new: dict) -> List[str]:
 def check_compatible(blob: dict, new_cfg, ckpt: Path, force: bool) -> None:
     from omegaconf import OmegaConf
 
+    from lsgan.config import upgrade_saved_config
+
     saved = (blob.get("hyper_parameters") or {}).get("cfg")
     if saved is None:
         raise ConfigError(f"resume={ckpt}: not an lsgan checkpoint (no saved config)")
+    saved = upgrade_saved_config(saved)  # a run started before loss= / method.adv_loss were split compares in today's spelling
     changed = changed_settings(saved, OmegaConf.to_container(new_cfg, resolve=True))
     if changed and not force:
         shown = "; ".join(changed[:6]) + (f"; and {len(changed) - 6} more" if len(changed) > 6 else "")

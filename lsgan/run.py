@@ -1,4 +1,4 @@
-"""Train a method: ``python -m lsgan.run method=M dataset=D [loss=L] [model=...] [trainer=...]``.
+"""Train a method: ``python -m lsgan.run method=M dataset=D [loss=L] [method.adv_loss=F] [model=...] [trainer=...]``.
 
 Hydra composes ``conf/``; ``lsgan.config.validate`` type-checks it; this module wires the data
 module, the method, the loggers and the callbacks into a Lightning Trainer. Re-running the same
@@ -62,11 +62,54 @@ class RunResult:
 
 
 def compose_config(overrides=()) -> DictConfig:
-    """The composed config for ``overrides``, as the CLI would build it (tests, benchmarks, notebooks)."""
+    """The composed config for ``overrides``, as the CLI would build it (tests, benchmarks, notebooks).
+    A setting renamed by issue 11 (``loss=wgan_gp``, ``loss.gp_weight=``, ``method.g_loss=``) is a one-line
+    ConfigError saying what to write instead."""
+    check_renamed_overrides(list(overrides))
+    return _compose(overrides)
+
+
+def _compose(overrides=()) -> DictConfig:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+def check_renamed_overrides(argv: List[str]) -> None:
+    """``loss=<adversarial form>`` (hinge | ns | minimax | wgan_gp: now ``method.adv_loss``), ``loss.gp_weight=``
+    (now ``method.gp_weight``) and coupled's ``method.g_loss=`` (now ``method.adv_loss``) fail in one line
+    that says what to write instead (``lsgan.config.moved_loss_error`` / ``moved_key_error``)."""
+    from lsgan.config import ADV_FORMS, moved_key_error, moved_loss_error
+
+    for arg in argv:
+        if "=" not in arg or arg.startswith(("-", "~")):
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+")
+        error = moved_key_error(key, value) if key in ("loss.gp_weight", "method.g_loss") else None
+        if error is not None:
+            raise error
+        if key != "loss":
+            continue
+        old = [v for v in value.split(",") if v in ADV_FORMS and v not in group_choices("loss")]
+        if old:
+            from lsgan.methods import METHODS
+
+            method = _method_of(argv)
+            cls = METHODS.get(method)
+            accepted = cls.LOSSES if cls is not None else group_choices("loss")
+            raise moved_loss_error(old[0], method, accepted, cls.ADV_LOSSES if cls is not None else None)
+
+
+def _method_of(argv: List[str]) -> str:
+    """The method a command line trains (its first, in a sweep): method=, else its experiment's, else the default."""
+    picked = [a.lstrip("+") for a in argv if a.lstrip("+").startswith(("method=", "experiment="))]
+    picked = [a.split(",")[0] for a in picked]
+    try:
+        return str(_compose(picked).method.name)
+    except Exception:  # an unknown choice is reported by the group check
+        return next((a.split("=", 1)[1] for a in picked if a.startswith("method=")), "?")
 
 
 def group_choices(group: str) -> List[str]:
@@ -91,6 +134,7 @@ def precheck_overrides(argv: List[str], check_keys: bool = False) -> None:
     prints its multi-line error."""
     from lsgan.config import ConfigError
 
+    check_renamed_overrides(argv)
     groups, keys = [], []
     for arg in argv:
         if "=" not in arg or arg.startswith(("-", "~", "hydra", "+hydra", "++hydra")):
@@ -160,7 +204,7 @@ def build_strategy(cfg: DictConfig):
 
 
 def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.method.name}-{cfg.data.name}-{cfg.loss.name}-s{cfg.seed}"
+    return f"{cfg.method.name}-{cfg.data.name}-{cfg.loss.name}-{cfg.method.adv_loss}-s{cfg.seed}"
 
 
 def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[list] = None,

@@ -30,7 +30,7 @@ def test_device_check_dry_run_takes_every_section_on_the_cpu():
 
 
 def test_channels_last_nets_and_batches_train(tiny_cfg, tmp_path):
-    cfg = tiny_cfg("method=clustergan", "prior=onehot_gaussian", "loss=hinge", "method.n_dis=1", "prior.dim=16")
+    cfg = tiny_cfg("method=clustergan", "prior=onehot_gaussian", "method.adv_loss=hinge", "method.n_dis=1", "prior.dim=16")
     assert cfg.trainer.channels_last  # the default
     m = METHODS["clustergan"](cfg, DataInfo(shape=(1, 32, 32), name="digits"))
     convs = [p for p in m.parameters() if p.dim() == 4]

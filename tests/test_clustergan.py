@@ -86,7 +86,9 @@ def test_gmm_prior_structure(tiny_cfg):
 # --------------------------------------------------------------------------- config
 @pytest.mark.parametrize("override,needle", [
     ("prior=engineered", "prior=engineered is not accepted by method=clustergan"),
-    ("loss=minimax", "loss='minimax' is not accepted"),
+    ("method.adv_loss=minimax", "method.adv_loss='minimax' is not accepted by method=clustergan; accepted values: "
+                                "wgan_gp, hinge, ns"),
+    ("loss=hinge", "the adversarial form is method.adv_loss=hinge"),
     ("method.z_dim=7", "method.z_dim=7 must equal prior.dim=16"),
     ("method.beta_n=-1", "method.beta_n=-1.0: must be >= 0"),
     ("method.perceptual_layers=[relu9_9]", "method.perceptual_layers=['relu9_9']"),
@@ -102,8 +104,8 @@ def test_defaults_are_the_authors():
 
     cfg = validate(compose_config(["method=clustergan"]))
     m = cfg.method
-    assert (cfg.loss.name, cfg.loss.gp_weight, m.n_dis, m.lr_g, m.lr_d, list(m.betas)) == \
-        ("wgan_gp", 10.0, 5, 1e-4, 1e-4, [0.5, 0.9])
+    assert (cfg.loss.name, m.adv_loss, m.gp_weight, m.n_dis, m.lr_g, m.lr_d, list(m.betas)) == \
+        ("full", "wgan_gp", 10.0, 5, 1e-4, 1e-4, [0.5, 0.9])
     assert (m.beta_n, m.beta_c, m.beta_p, cfg.prior.name, cfg.prior.dim, cfg.prior.sigma, m.z_dim) == \
         (10.0, 10.0, 0.0, "onehot_gaussian", 30, 0.1, 30)
 
@@ -134,7 +136,7 @@ def _train_keep(cfg, run_dir):
 
 @pytest.mark.parametrize("loss,prior", [("wgan_gp", "onehot_gaussian"), ("ns", "gmm"), ("hinge", "onehot_gaussian")])
 def test_real_training_steps_move_g_e_and_d(tiny_cfg, tmp_path, loss, prior):
-    cfg = tiny_cfg(*CG, f"loss={loss}", f"prior={prior}", "prior.dim=16", "prior.k=4")
+    cfg = tiny_cfg(*CG, f"method.adv_loss={loss}", f"prior={prior}", "prior.dim=16", "prior.k=4")
     fresh = _fresh(cfg)
     assert torch.equal(_params(fresh.E), _params(_fresh(cfg).E))  # the initialisation is seed-determined
     res, m = _train_keep(cfg, tmp_path)
@@ -160,7 +162,7 @@ def test_real_training_steps_move_g_e_and_d(tiny_cfg, tmp_path, loss, prior):
 def test_condition_of_recovers_conditions_after_short_training(tiny_cfg, tmp_path):
     """With β_c, E learns to read z_c back from G(z): after 250 steps on the 8-mode ring the round
     trip condition_of(sample(condition=k)) returns k far above chance (1/4); measured 1.0."""
-    cfg = tiny_cfg(*CG, *RING, "trainer.steps=250", "method.n_dis=1", "loss=ns", "method.lr_g=1e-3",
+    cfg = tiny_cfg(*CG, *RING, "trainer.steps=250", "method.n_dis=1", "method.adv_loss=ns", "method.lr_g=1e-3",
                    "method.lr_d=1e-3", "seed=1")
     _, m = _train_keep(cfg, tmp_path)
     torch.manual_seed(0)
@@ -262,7 +264,7 @@ def test_noise_recovery_is_the_latent_term_in_units_of_sigma(tiny_cfg):
 def test_shared_trunk_encoder_reads_d_and_owns_only_its_head(tiny_cfg, tmp_path, encoder):
     from lsgan.nets import SharedTrunkEncoder
 
-    cfg = tiny_cfg(*CG, "loss=hinge", "method.n_dis=1", "prior.dim=16", "prior.k=4", f"method.encoder={encoder}")
+    cfg = tiny_cfg(*CG, "method.adv_loss=hinge", "method.n_dis=1", "prior.dim=16", "prior.k=4", f"method.encoder={encoder}")
     fresh = _fresh(cfg)
     assert isinstance(fresh.E, SharedTrunkEncoder) and fresh.E.discriminator is fresh.D
     d_ids = {id(p) for p in fresh.D.parameters()}
@@ -301,7 +303,7 @@ def test_hybrid_encoder_reads_z_n_from_d_and_clusters_with_its_own_net(tiny_cfg,
     own; the clustering term on real images trains that net and leaves D's trunk to D."""
     from lsgan.nets import ConcatEncoder, SharedTrunkEncoder
 
-    cfg = tiny_cfg(*CG, "loss=hinge", "method.n_dis=1", "prior.dim=16", "prior.k=4", "method.encoder=hybrid",
+    cfg = tiny_cfg(*CG, "method.adv_loss=hinge", "method.n_dis=1", "prior.dim=16", "prior.k=4", "method.encoder=hybrid",
                    "method.consistency_weight=1.0", "method.augment.kind=affine")
     fresh = _fresh(cfg)
     noise, clusters = fresh.E.parts

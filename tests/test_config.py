@@ -48,7 +48,8 @@ def test_trainer_default_documents_every_field():
 def test_method_files_document_every_field_and_compose(method):
     assert keys_of(CONF_DIR / "method" / f"{method}.yaml") == names(METHODS[method].Config)
     cfg = C.validate(compose_config([f"method={method}"]))
-    assert cfg.method.name == method and cfg.loss.name in METHODS[method].LOSSES
+    assert cfg.method.name == method and cfg.loss.name == "full" == METHODS[method].LOSSES[0]
+    assert cfg.method.adv_loss in METHODS[method].ADV_LOSSES
 
 
 def test_every_dataset_file_composes_and_names_itself():

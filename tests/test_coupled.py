@@ -195,6 +195,25 @@ def test_each_ablation_trains(coupled_cfg, tmp_path, loss, cols, absent):
         assert c not in rows[0] or not any(r[c] for r in rows), c
 
 
+@pytest.mark.parametrize("loss", ["full", "feature_cgan"])
+@pytest.mark.parametrize("form,saturating", [("ns", False), ("minimax", True)])
+def test_adv_loss_picks_gs_form_of_the_bce_game(coupled_cfg, tmp_path, monkeypatch, loss, form, saturating):
+    """method.adv_loss=ns is G's non-saturating −log D, minimax the saturating log(1 − D) (what method.g_loss=ns |
+    saturating was), for the pair game and the feature cGAN alike."""
+    import lsgan.methods.coupled as coupled
+    from lsgan.run import train
+
+    seen = []
+
+    def spy(d_adv, saturating=False):
+        seen.append(saturating)
+        return triple_coupled_g_loss(d_adv, saturating=saturating)
+
+    monkeypatch.setattr(coupled, "triple_coupled_g_loss", spy)
+    res = train(coupled_cfg(f"loss={loss}", f"method.adv_loss={form}", "trainer.steps=2"), tmp_path / "run")
+    assert res.iteration == 2 and seen == [saturating, saturating]
+
+
 def test_sampling_api_and_exemplar_grid(coupled_cfg, tmp_path):
     from lsgan.run import train
 
@@ -255,9 +274,13 @@ def test_partners_are_feature_space_nearest_and_farthest(coupled_cfg):
 def test_bad_coupled_config_is_one_line(coupled_cfg):
     from lsgan.config import validate
 
-    with pytest.raises(ConfigError, match="method.g_loss"):
-        validate(coupled_cfg("method.g_loss=hinge"))
-    with pytest.raises(ConfigError, match="loss="):
+    with pytest.raises(ConfigError, match="method.g_loss=saturating: .*write method.adv_loss=minimax"):
+        validate(coupled_cfg("method.g_loss=saturating"))
+    with pytest.raises(ConfigError, match=r"method.adv_loss='hinge' is not accepted by method=coupled; "
+                                          r"accepted values: ns, minimax"):
+        validate(coupled_cfg("method.adv_loss=hinge"))
+    with pytest.raises(ConfigError, match=r"loss=hinge: loss= names the objective/ablation \(accepted for "
+                                          r"method=coupled: full, proto_a, proto_b, proto_c, feature_cgan\)"):
         validate(coupled_cfg("loss=hinge"))
     with pytest.raises(ConfigError, match="model.arch=mlp"):
         validate(coupled_cfg("model=mlp"))

@@ -57,10 +57,12 @@ def test_nemgan_collect_reads_a_runs_setting_from_its_config():
     """An experiment file's fixed values are not in a job's overrides: the setting columns come from its config."""
     collect = load_script(REPO / "experiments" / "nemgan" / "collect.py")
     cfg = {"data": {"name": "mnist", "classes": [3, 5], "class_ratio": [0.3, 0.7]},
-           "prior": {"k": 2, "weights": [0.35, 0.65]}, "loss": {"name": "no_h1"}, "method": {"semi_fraction": 0.05}}
+           "prior": {"k": 2, "weights": [0.35, 0.65]}, "loss": {"name": "no_h1"},
+           "method": {"semi_fraction": 0.05, "adv_loss": "hinge"}}
     overrides = {"experiment": "nemgan_mnist_biased_prior", "data.root": "../shared/data", "seed": "1",
-                 "prior.weights": "[0.35,0.65]", "loss": "no_h1", "trainer.accelerator": "gpu"}
+                 "prior.weights": "[0.35,0.65]", "loss": "no_h1", "method.adv_loss": "hinge", "trainer.accelerator": "gpu"}
     assert collect.run_setting(overrides, cfg) == {
         "trainer.accelerator": "gpu", "data.name": "mnist", "data.classes": "[3,5]", "data.class_ratio": "[0.3,0.7]",
-        "prior.k": "2", "prior.weights": "[0.35,0.65]", "loss.name": "no_h1", "method.semi_fraction": "0.05"}
+        "prior.k": "2", "prior.weights": "[0.35,0.65]", "loss.name": "no_h1", "method.adv_loss": "hinge",
+        "method.semi_fraction": "0.05"}
     assert collect.run_setting({}, {"data": {"classes": None}})["data.classes"] == "–"

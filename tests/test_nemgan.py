@@ -270,7 +270,8 @@ def test_balanced_cluster_acc_hand_computed():
     ("prior=onehot_gaussian", "prior=onehot_gaussian"),
     ("method.norm_p=0", "method.norm_p"),
     ("method.semi_fraction=1.5", "method.semi_fraction"),
-    ("loss=hinge", "loss="),
+    ("loss=hinge", "loss=hinge: loss= names the objective/ablation (accepted for method=nemgan: full, no_h1, no_h2, "
+                   "gan_only); the adversarial form is method.adv_loss=hinge"),
 ])
 def test_bad_config_fails_in_one_line(tiny_cfg, override, needle):
     with pytest.raises(ConfigError) as err:

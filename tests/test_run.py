@@ -57,7 +57,7 @@ def test_baselines_train_and_write_run_dir(tiny_cfg, tmp_path, method):
 
 @pytest.mark.parametrize("loss", ["ns", "minimax", "wgan_gp"])
 def test_sngan_losses_take_real_steps(tiny_cfg, tmp_path, loss):
-    cfg = tiny_cfg(f"loss={loss}", "trainer.steps=2")
+    cfg = tiny_cfg(f"method.adv_loss={loss}", "trainer.steps=2")
     before = None
     res = train(cfg, tmp_path)
     ck = state(res.checkpoint)
@@ -147,11 +147,14 @@ def test_divergence_guard_keeps_last_good_checkpoint(tiny_cfg, tmp_path, monkeyp
     ("method.n_dis=abc", "method.n_dis"),
     ("data.batch_size=1.5", "data.batch_size"),
     ("trainer.precision=fp8", "trainer.precision"),
-    ("loss=wgan_gp", "loss=wgan_gp"),
+    ("method.adv_loss=wgan_gp", "method.adv_loss='wgan_gp' is not accepted by method=cgan; accepted values: hinge, ns, "
+                                "minimax"),
+    ("loss=wgan_gp", "loss=wgan_gp: loss= names the objective/ablation (accepted for method=cgan: full); the "
+                     "adversarial form is method.adv_loss=wgan_gp, which method=cgan does not accept"),
     ("trainer.max_minutes=0", "trainer.max_minutes=0"),
 ])
 def test_bad_config_values_fail_in_one_line(tiny_cfg, tmp_path, override, needle):
-    extra = ["method=cgan"] if override == "loss=wgan_gp" else []
+    extra = ["method=cgan"] if "wgan_gp" in override else []
     with pytest.raises(ConfigError) as err:
         train(tiny_cfg(override, *extra), tmp_path)
     msg = str(err.value)

@@ -120,8 +120,13 @@ def test_bad_values_fail_in_one_line_naming_the_field():
         validate(make_cfg(SMALL + ["method.augment.crop_scale=[0.9,0.2]"]))
     with pytest.raises(ConfigError, match=r"method\.num_clusters"):
         validate(make_cfg(SMALL + ["method.num_clusters=1"]))
-    with pytest.raises(ConfigError, match="loss='hinge'.*full, no_mi, no_aug"):
+    with pytest.raises(ConfigError, match="loss=hinge: .*accepted for method=slcgan: full, no_mi, no_aug.*"
+                                          "method.adv_loss=hinge"):
         validate(make_cfg(SMALL + ["loss=hinge"]))
+    with pytest.raises(ConfigError, match="method.adv_loss='ns' is not accepted by method=slcgan; accepted values: hinge"):
+        validate(make_cfg(SMALL + ["method.adv_loss=ns"]))
+    with pytest.raises(ConfigError, match="loss='no_h1' is not accepted by method=slcgan; accepted values: full, no_mi, no_aug"):
+        validate(make_cfg(SMALL + ["loss=no_h1"]))
     with pytest.raises(ConfigError, match="use loss=no_aug"):
         build(shape=(2,))
 

@@ -34,13 +34,15 @@ COLUMNS = [("ACC", "cluster", "acc"), ("NMI", "cluster", "nmi"), ("ARI", "cluste
            ("variety", "variety", "value"), ("classifier FID", "classifier_fid", "value"),
            ("P (eval)", "classifier_prdc", "precision"), ("R (eval)", "classifier_prdc", "recall"),
            ("FID", "fid", "value"), ("P", "prdc", "precision"), ("R", "prdc", "recall")]
-SETTINGS = ("prior", "dim", "sigma", "loss", "beta_p", "seed", "iteration")
+SETTINGS = ("prior", "dim", "sigma", "adv_loss", "beta_p", "seed", "iteration")
 
 
 def settings(cfg: dict, iteration: int) -> dict:
+    """The run's setting columns (``cfg``: :func:`_common.checkpoint_info`'s, in today's spelling: the adversarial
+    form is method.adv_loss; clustergan's loss= has only full)."""
     return {"prior": cfg["prior"]["name"], "dim": int(cfg["prior"]["dim"]), "sigma": float(cfg["prior"]["sigma"]),
-            "loss": cfg["loss"]["name"], "beta_p": float(cfg["method"]["beta_p"]), "seed": int(cfg.get("seed", 0)),
-            "iteration": iteration}
+            "adv_loss": cfg["method"].get("adv_loss", "wgan_gp"), "beta_p": float(cfg["method"]["beta_p"]),
+            "seed": int(cfg.get("seed", 0)), "iteration": iteration}
 
 
 def evaluate_run(run: Path, info: dict, names: List[str], n_samples: int, device: str,
@@ -53,6 +55,7 @@ def evaluate_run(run: Path, info: dict, names: List[str], n_samples: int, device
     cache = run / EVAL_FILE
     old = read_cached(cache, iteration=info["iteration"], protocol=protocol)
     if old is not None:
+        old["settings"] = settings(info["cfg"], info["iteration"])  # a cache written before adv_loss had "loss"
         return old
     method, cfg = load_method(ckpt, device=resolve_device(device),
                               overrides=[f"data.root={data_root}"] if data_root else [])

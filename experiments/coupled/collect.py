@@ -68,11 +68,15 @@ def evaluate_checkpoint(run: Path, device: str, n: int) -> Dict[str, Optional[fl
 def describe(run: Path, roots: List[str]) -> Dict[str, object]:
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(run / "config.yaml")
+    from lsgan.config import upgrade_saved_config
+
+    # a run from before loss= / method.adv_loss were split (sngan's loss.name: minimax) reads as today's
+    cfg = OmegaConf.create(upgrade_saved_config(OmegaConf.load(run / "config.yaml")))
     experiment = next((str(run.relative_to(r).parts[0]) for r in roots
                        if Path(r) in run.parents and len(run.relative_to(r).parts) > 1), run.parent.name)
     extractor = cfg.extractor.name if cfg.method.name == "coupled" else "-"
     return {"experiment": experiment, "run": str(run), "method": str(cfg.method.name), "loss": str(cfg.loss.name),
+            "adv_loss": str(cfg.method.get("adv_loss", "-")),
             "dataset": str(cfg.data.name), "label_noise": float(cfg.data.get("label_noise", 0.0) or 0.0),
             "extractor": str(extractor)}
 
@@ -83,7 +87,7 @@ def fmt(v, spec: str) -> str:
 
 def write_tables(rows: List[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    keys = ["experiment", "dataset", "method", "loss", "extractor", "label_noise", "step", "cond_acc",
+    keys = ["experiment", "dataset", "method", "loss", "adv_loss", "extractor", "label_noise", "step", "cond_acc",
             "classifier_fid", "run"]
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
@@ -91,11 +95,11 @@ def write_tables(rows: List[dict], out: Path) -> None:
         w.writerows(rows)
     lines = ["# Coupled experiments", ""]
     for exp in sorted({r["experiment"] for r in rows}):
-        lines += [f"## {exp}", "", "| dataset | method | loss | extractor | label noise | iterations | "
-                  "cond. accuracy | classifier FID |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {exp}", "", "| dataset | method | loss | adv. loss | extractor | label noise | iterations | "
+                  "cond. accuracy | classifier FID |", "|---|---|---|---|---|---|---|---|---|"]
         for r in sorted((r for r in rows if r["experiment"] == exp),
-                        key=lambda r: (r["method"], r["label_noise"], r["loss"])):
-            lines.append(f"| {r['dataset']} | {r['method']} | {r['loss']} | {r['extractor']} | "
+                        key=lambda r: (r["method"], r["label_noise"], r["loss"], r["adv_loss"])):
+            lines.append(f"| {r['dataset']} | {r['method']} | {r['loss']} | {r['adv_loss']} | {r['extractor']} | "
                          f"{r['label_noise']:.0%} | {fmt(r['step'], 'd')} | {fmt(r['cond_acc'], '.3f')} | "
                          f"{fmt(r['classifier_fid'], '.2f')} |")
         lines.append("")

@@ -38,7 +38,7 @@ IGNORED_KEYS = {"seed", "data.root", "hydra.sweep.dir", "logger", "method", "tra
 # what the conf/experiment/nemgan_* sweeps set or sweep, read from the run's config (an experiment file's
 # fixed values are not in its overrides); a column only where the collected runs differ
 CONFIG_KEYS = ("data.name", "data.classes", "data.class_ratio", "prior.k", "prior.weights", "loss.name",
-               "method.semi_fraction")
+               "method.adv_loss", "method.semi_fraction")
 
 
 def run_overrides(run: Path) -> Dict[str, str]:

@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lsgan.config import MethodConfig, merge_node
+from lsgan.config import ADV_FORMS, MethodConfig, merge_node, upgrade_saved_config
 from lsgan.data.batch import Batch
 
 
@@ -67,7 +67,8 @@ class DataInfo:
 
 class GANMethod(pl.LightningModule):
     Config = MethodConfig
-    LOSSES: Sequence[str] = ("hinge", "ns", "minimax", "wgan_gp")
+    LOSSES: Sequence[str] = ("full",)          # loss=: the objective / ablations the method accepts (full first)
+    ADV_LOSSES: Sequence[str] = ADV_FORMS      # method.adv_loss: the adversarial forms it can use
     uses_labels = False  # True only for label-using baselines (cgan); others never see y
     # g_step builds its graph with every other optimizer's parameters frozen (D's, mostly), so
     # backward computes no weight gradients that would be thrown away. A method whose g_step
@@ -80,6 +81,8 @@ class GANMethod(pl.LightningModule):
             data_info = DataInfo(**data_info)
         self.automatic_optimization = False
         container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+        # a config saved before loss= / method.adv_loss were split (Lightning's load_from_checkpoint) in today's spelling
+        container = upgrade_saved_config(container)
         self.save_hyperparameters({"cfg": container, "data_info": data_info.__dict__})
         self.cfg = OmegaConf.create(container)
         # Method keys added after a checkpoint was written take their schema defaults (each new

@@ -43,7 +43,7 @@ from lsgan.priors import build_prior
 PRIORS = ("onehot_gaussian", "gmm")
 RECOVERIES = ("latent", "noise")
 ENCODERS = ("separate", "shared", "infogan", "hybrid")
-LOSSES = ("wgan_gp", "hinge", "ns")
+ADV_LOSSES = ("wgan_gp", "hinge", "ns")  # method.adv_loss (the authors': wgan_gp)
 
 @dataclass
 class ClusterGANConfig(MethodConfig):
@@ -54,6 +54,8 @@ class ClusterGANConfig(MethodConfig):
     lr_e: Optional[float] = None    # E's learning rate in that optimizer; None = lr_g (authors)
     betas: List[float] = field(default_factory=lambda: [0.5, 0.9])
     n_dis: int = 5
+    adv_loss: str = "wgan_gp"       # adversarial form: wgan_gp (authors) | hinge | ns
+    gp_weight: float = 10.0         # λ of the gradient penalty (adv_loss=wgan_gp; authors: 10)
     beta_n: float = 10.0            # weight of ‖z_n − E(G(z))_n‖²
     recovery: str = "latent"        # latent: ‖z_n − ẑ_n‖² (authors) | noise: the same in units of prior.sigma
     beta_c: float = 10.0            # weight of CE(z_c, softmax(E(G(z))_c))
@@ -83,7 +85,8 @@ def build_perceptual_net(mcfg) -> FeatureMaps:
 @register
 class ClusterGAN(GANMethod):
     Config = ClusterGANConfig
-    LOSSES = LOSSES
+    LOSSES = ("full",)
+    ADV_LOSSES = ADV_LOSSES
 
     @classmethod
     def check_config(cls, cfg) -> None:
@@ -127,7 +130,7 @@ class ClusterGAN(GANMethod):
                                    build_encoder(self.cfg.model, shape, self.prior.k, spectral_norm=sn))
         else:
             self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k, spectral_norm=sn)
-        self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.cfg.loss.name]
+        self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.mcfg.adv_loss]
         self.perceptual = None
         if float(self.mcfg.beta_p) > 0:
             if len(shape) != 3:
@@ -238,9 +241,9 @@ class ClusterGAN(GANMethod):
             cluster, _ = self.cluster_term(batch.x, self.cluster_logits)
             loss = loss + cluster
             logs["d_consistency"] = cluster.detach()
-        if self.cfg.loss.name == "wgan_gp":
+        if self.mcfg.adv_loss == "wgan_gp":
             gp = gradient_penalty(self.D, batch.x, fake)
-            loss = loss + self.cfg.loss.gp_weight * gp
+            loss = loss + self.mcfg.gp_weight * gp
             logs["gp"] = gp.detach()
         self.step_opt("d", loss)
         return {"loss_d": loss.detach(), **logs}

@@ -37,7 +37,6 @@ PAIR_TERMS = {
     "proto_b": (True, True, False),
     "proto_c": (True, False, True),
 }
-G_LOSSES = ("ns", "saturating")
 FEAT_NORMS = ("rms", "none")
 
 
@@ -48,7 +47,7 @@ class CoupledConfig(MethodConfig):
     lambda_adv: float = 1.0         # weight of L_adv (generated partner is false)
     lambda_same: float = 1.0        # weight of L_same (nearest real partner is true)
     lambda_diff: float = 1.0        # weight of L_diff (farthest real partner is false)
-    g_loss: str = "ns"              # ns (non-saturating −log D) | saturating (log(1 − D))
+    adv_loss: str = "ns"            # BCE game on pairs, G's loss: ns (non-saturating −log D) | minimax (saturating log(1 − D))
     mode_seeking: float = 0.0       # weight of MSGAN's mode-seeking term in G's loss (0 = off, the paper)
     pair_p: float = 1.0             # L_p distance between features for nearest / farthest (paper: L1)
     pair_pool: int = 0              # extra random training examples searched for partners (0 = batch only)
@@ -62,12 +61,12 @@ class CoupledConfig(MethodConfig):
 class Coupled(GANMethod):
     Config = CoupledConfig
     LOSSES = ("full", "proto_a", "proto_b", "proto_c", "feature_cgan")
+    ADV_LOSSES = ("ns", "minimax")  # D's loss is the BCE of its pair terms (the paper's Eq. 1); no hinge / wgan_gp form
     accepts_exemplars = True  # sample(n, condition=images): lsgan.sample / the metric suite use exemplars
 
     @classmethod
     def check_config(cls, cfg) -> None:
         m = cfg.method
-        check_choice("method.g_loss", m.g_loss, G_LOSSES)
         check_choice("method.feat_norm", m.feat_norm, FEAT_NORMS)
         from lsgan.features import check_extractor_config
 
@@ -222,7 +221,7 @@ class Coupled(GANMethod):
         z = self.draw_z(2 * n if ms else n)
         fake_all = self.G(self.g_input(z, torch.cat([f, f]) if ms else f))
         fake = fake_all[:n]
-        saturating = self.mcfg.g_loss == "saturating"
+        saturating = self.mcfg.adv_loss == "minimax"
         if self.cfg.loss.name == "feature_cgan":
             d_fake = self.D(fake, self.normalize(f))
         else:

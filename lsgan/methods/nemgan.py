@@ -68,6 +68,7 @@ class NEMGANConfig(MethodConfig):
     z_dim: int = 50                  # not used: the latent is the prior's (prior.dim)
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
     adv_loss: str = "ns"             # adversarial form: hinge | ns | minimax | wgan_gp
+    gp_weight: float = 10.0          # λ of the gradient penalty (adv_loss=wgan_gp only)
     norm_weight: float = 1.0         # λ of the norm loss ‖z − h1(g(z))‖_p
     norm_p: float = 1.0              # p of that norm (paper: L1)
     mode_weight: float = 1.0         # λ of the mode-matching cross-entropy
@@ -133,13 +134,13 @@ def labelled_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.T
 class NEMGAN(GANMethod):
     Config = NEMGANConfig
     LOSSES = tuple(TERMS)
+    ADV_LOSSES = tuple(ADVERSARIAL)
 
     @classmethod
     def check_config(cls, cfg) -> None:
         m = cfg.method
         if cfg.prior.name != "engineered":
             raise ConfigError(f"prior={cfg.prior.name} is not accepted by method=nemgan; accepted values: engineered")
-        check_choice("method.adv_loss", m.adv_loss, tuple(ADVERSARIAL))
         check_choice("method.encoder", m.encoder, ENCODERS)
         check_choice("method.mode_net_out", m.mode_net_out, MODE_NET_OUTS)
         if m.encoder == "hybrid" and m.mode_net_out == "k" and m.am_margin > 0:
@@ -250,7 +251,7 @@ class NEMGAN(GANMethod):
             logs["d_consistency"] = cluster.detach()
         if self.mcfg.adv_loss == "wgan_gp":
             gp = gradient_penalty(self.D, batch.x, fake)
-            loss = loss + self.cfg.loss.gp_weight * gp
+            loss = loss + self.mcfg.gp_weight * gp
             logs["gp"] = gp.detach()
         self.step_opt("d", loss)
         return {"loss_d": loss.detach(), **logs, **self._maybe_semi()}

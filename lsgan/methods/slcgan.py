@@ -55,6 +55,7 @@ class SLCGANConfig(MethodConfig):
     betas: List[float] = field(default_factory=lambda: [0.0, 0.999])  # BigGAN's Adam betas (G, D and C)
     c_betas: Optional[List[float]] = None  # C's own Adam betas; None = betas (the paper)
     n_dis: int = 2                  # D updates per G (and C) update
+    adv_loss: str = "hinge"         # adversarial form: hinge only (D's unary + joint hinge terms, C's mean[s_r])
     mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
     aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
@@ -125,6 +126,7 @@ class Clusterer(nn.Module):
 class SLCGAN(GANMethod):
     Config = SLCGANConfig
     LOSSES = ("full", "no_mi", "no_aug")
+    ADV_LOSSES = ("hinge",)
     freeze_others_in_g_step = False  # g_step also updates C (its own optimizer)
 
     @classmethod
