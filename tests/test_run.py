@@ -209,6 +209,27 @@ def test_wandb_one_run_per_job_and_the_same_run_on_resume(tiny_cfg, tmp_path, mo
     assert not list((tmp_path / "job0" / "wandb").glob(f"offline-run-*-{ids[1]}"))
 
 
+def test_wandb_multirun_makes_one_offline_run_per_job(tmp_path):
+    """A 2-job sweep through the CLI: each job dir holds its own offline W&B run (its own id, kept in
+    the job dir's wandb_id) named with the swept key, and nothing else opened a W&B run."""
+    out = cli("-m", *TINY, "method=sngan", "trainer.steps=2", "seed=0,1", "logger=wandb", "logger.mode=offline",
+              f"hydra.sweep.dir={tmp_path}", timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = sorted(p for p in tmp_path.iterdir() if (p / "config.yaml").is_file())
+    assert [j.name.split("_")[0] for j in jobs] == ["0", "1"]
+    ids = []
+    for seed, job in enumerate(jobs):
+        run_id = (job / "wandb_id").read_text().strip()
+        runs = list((job / "wandb").glob("offline-run-*"))
+        assert [r.name.rsplit("-", 1)[1] for r in runs] == [run_id], runs
+        # the run's name, as W&B stores it in the offline run's record file: swept key included
+        name = f"sngan-digits-full-hinge-s{seed} {job.name}"
+        assert f"seed={seed}" in name and name.encode() in (runs[0] / f"run-{run_id}.wandb").read_bytes()
+        ids.append(run_id)
+    assert len(set(ids)) == 2
+    assert not (tmp_path / "wandb").exists()  # no run outside the job dirs
+
+
 def test_wandb_group_is_the_experiment_named_on_the_command_line(tiny_cfg):
     from lsgan.loggers import run_group
 
