@@ -7,7 +7,9 @@ Writes ``DIR/metrics.json`` ({"checkpoint", "method", "dataset", "iteration", "e
 ``metrics`` defaults to the run's ``metrics.names`` or, when empty, every metric that needs no
 Inception pass (classifier_fid, cond_acc, variety, cluster, modes, knn); metrics that do not
 apply are skipped with the reason. Other arguments: ``n=`` (generated samples; default
-``metrics.n_samples``), ``device=auto|cpu|cuda``, ``html=false``, ``report=true``, and dotted
+``metrics.n_samples``), ``device=auto|cpu|cuda``, ``html=false``, ``report=true``, ``log_run=true`` (a run
+trained with ``logger=wandb`` / ``tensorboard`` gets the numbers and pictures under ``eval/`` in its own
+W&B run / TensorBoard dir; ``false``: files only), and dotted
 overrides of the saved config: ``data.root=DIR``, ``metrics.cache_dir=...``, ``metrics.ref_n=...``.
 
 Arguments use Hydra's override grammar (``lsgan.cli``); ``--help`` lists the keys, ``-m`` sweeps
@@ -16,6 +18,7 @@ Arguments use Hydra's override grammar (``lsgan.cli``); ``--help`` lists the key
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -38,6 +41,8 @@ COMMAND = Command(
         "device": Key("auto", "auto | cpu | cuda (auto: the GPU when there is one)"),
         "html": Key(False, "also write report.html"),
         "report": Key(True, "write report.md and its pictures (false: metrics.json only)"),
+        "log_run": Key(True, "also log the numbers and the report's pictures, under eval/, into the run's own "
+                             "W&B run (logger=wandb) or TensorBoard dir (logger=tensorboard, when installed)"),
     },
     overrides="the checkpoint's saved config",
     override_examples="data.root=DIR metrics.cache_dir=DIR metrics.ref_n=N",
@@ -51,9 +56,12 @@ USAGE = "usage: python -m lsgan.evaluate ckpt=PATH [metrics=[fid,cond_acc,...]] 
 
 def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optional[int] = None,
              device: str = "auto", overrides: Sequence[str] = (), html: bool = False, report: bool = True,
-             evaluator="auto", inception=None, log=print) -> Dict[str, object]:
-    """Compute ``names`` for the checkpoint and write metrics.json (+ the report). Returns the JSON dict."""
-    from lsgan.metrics.suite import MetricSuite, canonical_names, to_jsonable
+             evaluator="auto", inception=None, log=print, log_run: bool = True) -> Dict[str, object]:
+    """Compute ``names`` for the checkpoint and write metrics.json (+ the report). Returns the JSON dict.
+
+    ``log_run``: when the run trained with ``logger=wandb`` (or ``tensorboard``), the numbers and the
+    report's pictures also go there under ``eval/`` (``lsgan.loggers.log_evaluation``)."""
+    from lsgan.metrics.suite import MetricSuite, canonical_names, flatten_scalars, to_jsonable
 
     if names:
         canonical_names(names, "metrics")  # a typo fails before the checkpoint is loaded
@@ -86,9 +94,24 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
                   "checkpoint": doc["checkpoint"], "conditions": int(method.num_conditions) or "none",
                   "evaluator": "none" if suite.evaluator is None else
                   f"{suite.evaluator.meta.get('arch')} (test accuracy {suite.evaluator.meta.get('test_acc')})"}
-        write_report(out, results, method, dm, run_dir, suite, header, html_too=html,
-                     seed=int(cfg.metrics.get("seed", 0)))
+        paths = write_report(out, results, method, dm, run_dir, suite, header, html_too=html,
+                             seed=int(cfg.metrics.get("seed", 0)))
     log(f"[lsgan] wrote {out / 'metrics.json'}" + (f" and {out / 'report.md'}" if report else ""))
+    if log_run:
+        from lsgan.loggers import log_evaluation
+
+        figures = [p for name, p in paths.items() if name.endswith(".png")] if report else []
+        row = flatten_scalars(results)
+        try:
+            where = log_evaluation(cfg, run_dir, doc["iteration"], row, figures)
+        except Exception as exc:  # noqa: BLE001 - the files are written; a logger's failure must not hide them
+            where = None
+            print(f"[lsgan] warning: could not log to the run's {cfg.logger.name} logger "
+                  f"({type(exc).__name__}: {' '.join(str(exc).split())}); the files above are written "
+                  f"(log_run=false skips this)", file=sys.stderr, flush=True)
+        if where is not None:
+            log(f"[lsgan] logged {len(row)} numbers and {len(figures)} pictures under eval/ at iteration "
+                f"{doc['iteration']} to {where}")
     return doc
 
 
@@ -107,9 +130,9 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, object]:
     elif names is not None and not isinstance(names, list):
         raise CLIError(f"metrics={names}: a metric name or a list of them, e.g. metrics=[cond_acc,cluster]")
     check_int(args, "n", 2, optional=True)
-    check_bool(args, "html", "report")
+    check_bool(args, "html", "report", "log_run")
     return evaluate(args["ckpt"], names, args["out"], args["n"], args["device"], overrides,
-                    args["html"], args["report"])
+                    args["html"], args["report"], log_run=args["log_run"])
 
 
 def cli() -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import List
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
 
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers import CSVLogger
@@ -61,22 +62,26 @@ def build_loggers(cfg, run_dir: str, run_name: str, group: str, resume_iteration
     if name == "wandb":
         from pytorch_lightning.loggers import WandbLogger
 
-        kwargs = {}
-        if cfg.logger.mode:
-            kwargs["mode"] = cfg.logger.mode
         # One W&B run per run dir: its id is kept in the run dir, so a resumed run continues the
         # same W&B run, and each job of a sweep (one process, several run dirs) gets its own.
         # The config reaches W&B once, through Lightning's log_hyperparams.
-        loggers.append(WandbLogger(
-            project=cfg.logger.project, entity=cfg.logger.entity, name=wandb_run_name(run_dir, run_name),
-            group=cfg.logger.group or group, tags=list(cfg.logger.tags), save_dir=run_dir,
-            id=wandb_run_id(run_dir), resume="allow", **kwargs,
-        ))
+        loggers.append(WandbLogger(save_dir=run_dir, **wandb_init_kwargs(cfg, run_dir, run_name, group)))
     elif name == "tensorboard":
         from pytorch_lightning.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(save_dir=run_dir, name="tb", version=""))
     return loggers
+
+
+def wandb_init_kwargs(cfg, run_dir: str, run_name: str, group: str) -> dict:
+    """``wandb.init`` arguments of a run dir's W&B run (besides ``dir``, the run dir): the same for training
+    and for ``lsgan.evaluate``, which logs into the run training made."""
+    kwargs = dict(project=cfg.logger.project, entity=cfg.logger.entity, name=wandb_run_name(run_dir, run_name),
+                  group=cfg.logger.group or group, tags=list(cfg.logger.tags), id=wandb_run_id(run_dir),
+                  resume="allow")
+    if cfg.logger.mode:
+        kwargs["mode"] = cfg.logger.mode
+    return kwargs
 
 
 def run_group(cfg, overrides=None) -> str:
@@ -128,6 +133,82 @@ def log_sample_grid(loggers, path, iteration: int) -> None:
 
             with Image.open(path) as im:
                 logger.experiment.add_image("samples", np.asarray(im.convert("RGB")), iteration, dataformats="HWC")
+
+
+def _tensorboard_writer():
+    """TensorBoard's ``SummaryWriter`` as Lightning's TensorBoardLogger picks it (tensorboard, else
+    tensorboardX), or None when neither is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # ImportError without the tensorboard package
+    except ImportError:
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            return None
+    return SummaryWriter
+
+
+def _rgb(path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def log_evaluation(cfg, run_dir, iteration: int, scalars: Dict[str, float], figures: Sequence) -> Optional[str]:
+    """``lsgan.evaluate``'s numbers and report figures into the logger the run trained with, under ``eval/``.
+
+    ``logger=wandb`` (and ``<run_dir>/wandb_id`` present): the run's own W&B run, resumed by its id with
+    the project / entity / mode / dir training used, then finished. The row carries
+    ``trainer/global_step = iteration`` and ``eval/*`` is plotted against it (``define_metric``), as
+    Lightning logs training; W&B's own step is left to W&B, so an evaluation of an earlier checkpoint is
+    never refused for a step below the run's last. ``logger=tensorboard``: the run's ``<run_dir>/tb``
+    at step ``iteration``, when TensorBoard is importable (else nothing). Returns where it logged
+    (a URL or a folder), or None when the run has no such logger."""
+    run_dir = Path(run_dir)
+    figures = [Path(p) for p in figures]
+    name = cfg.logger.name if "logger" in cfg else "csv"
+    if name == "wandb" and (run_dir / "wandb_id").is_file():
+        return _log_evaluation_wandb(cfg, run_dir, iteration, scalars, figures)
+    if name == "tensorboard":
+        writer_class = _tensorboard_writer()
+        if writer_class is None:
+            return None
+        writer = writer_class(log_dir=str(run_dir / "tb"))
+        try:
+            for key, value in scalars.items():
+                writer.add_scalar(f"eval/{key}", value, iteration)
+            for path in figures:
+                writer.add_image(f"eval/{path.stem}", _rgb(path), iteration, dataformats="HWC")
+        finally:
+            writer.close()
+        return f"TensorBoard ({run_dir / 'tb'})"
+    return None
+
+
+def _log_evaluation_wandb(cfg, run_dir, iteration, scalars, figures) -> str:
+    import wandb
+    import yaml
+
+    from lsgan.run import run_name
+
+    overrides_file = run_dir / "overrides.yaml"
+    overrides = (yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.is_file() else []
+    kwargs = wandb_init_kwargs(cfg, str(run_dir), run_name(cfg), run_group(cfg, overrides))
+    run = wandb.init(dir=str(run_dir), **kwargs)
+    try:
+        run.define_metric("trainer/global_step")
+        run.define_metric("eval/*", step_metric="trainer/global_step")
+        row = {f"eval/{k}": v for k, v in scalars.items()}
+        row.update({f"eval/{p.stem}": wandb.Image(str(p)) for p in figures})
+        row["trainer/global_step"] = int(iteration)
+        run.log(row)
+        url = getattr(run, "url", None)
+        where = f"W&B run {run.id} " + (f"({url})" if url else f"(offline: {Path(run.dir).parent})")
+    finally:
+        run.finish()
+    return where
 
 
 def _plain(cfg):

@@ -37,7 +37,7 @@ def test_values_follow_hydras_grammar():
                                  "n=1000", "html=true", "out='eval, a=b'", "+data.note=hello", "~data.attr",
                                  "metrics.ref_n=150"], EVALUATE)
     assert own == {"ckpt": "runs/cgan-mnist/checkpoints/last.ckpt", "metrics": ["cond_acc", "cluster"], "n": 1000,
-                   "html": True, "out": "eval, a=b", "device": "auto", "report": True}
+                   "html": True, "out": "eval, a=b", "device": "auto", "report": True, "log_run": True}
     assert overrides == ["+data.note=hello", "~data.attr=null", "metrics.ref_n=150"]
     # a quoted list is a string, as in Hydra; null is None; key= leaves a key unset
     own, _ = parse_args(["ckpt=x", "metrics='[a,b]'", "n=null", "out="], EVALUATE)
@@ -60,7 +60,7 @@ def test_path_keys_take_run_dirs_literally():
 
 @pytest.mark.parametrize("argv,message", [
     (["ckpt=x", "n=[1,2"], "n: cannot parse 'n=[1,2' with Hydra's override grammar"),
-    (["ckpt=x", "bogus=1"], "bogus: unknown argument; accepted keys: ckpt, metrics, out, n, device, html, report"),
+    (["ckpt=x", "bogus=1"], "bogus: unknown argument; accepted keys: ckpt, metrics, out, n, device, html, report, log_run"),
     (["ckpt=x", "metric"], "'metric': arguments are key=value; accepted keys: ckpt"),
     (["ckpt=x", "+n=3"], "+n=3: n is an argument of lsgan.evaluate, not a config key: write n=VALUE"),
     (["ckpt=x", "--cfg"], "--cfg: unknown option; options: -h/--help, -m/--multirun"),

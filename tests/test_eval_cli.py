@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -326,6 +327,70 @@ def test_evaluate_without_evaluator_skips_with_the_command_to_run(ckpts, tmp_pat
     assert "method=sngan is unconditional" in doc["metrics"]["cond_acc"]["skipped"]
     with pytest.raises(ConfigError, match="metrics: 'fidd' is not accepted"):
         evaluate(ckpts["sngan"], ["fidd"], tmp_path)
+
+
+def test_evaluate_logs_numbers_and_pictures_into_the_runs_own_wandb_run(cache_dir, tmp_path, monkeypatch, capsys):
+    """A run trained with logger=wandb (offline): evaluate resumes its W&B run by the id in the run dir,
+    logs eval/ numbers and the report's pictures, finishes it, and opens no W&B run of its own."""
+    from lsgan.evaluate import main
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "run"
+    res = train(compose_config(TINY + ["method=cgan", "trainer.steps=2", "logger=wandb", "logger.mode=offline"]),
+                run_dir)
+    run_id = (run_dir / "wandb_id").read_text().strip()
+    args = [f"ckpt={res.checkpoint}", "metrics=[cond_acc]", "n=20", f"metrics.cache_dir={cache_dir[0]}", "device=cpu"]
+    main(args)
+    assert f"under eval/ at iteration 2 to W&B run {run_id} (offline: {run_dir / 'wandb'}" in capsys.readouterr().out
+    assert (run_dir / "wandb_id").read_text().strip() == run_id
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert [r.name.rsplit("-", 1)[1] for r in runs] == [run_id, run_id]  # training's, then evaluate's
+    pictures = {p.name.rsplit("_", 2)[0] for p in (runs[1] / "files" / "media" / "images" / "eval").glob("*.png")}
+    assert pictures == {"samples_by_condition", "confusion", "curves"}
+    # the offline run's records (protobuf), which W&B's service process may still be flushing
+    keys, deadline = (b"eval/cond_acc", b"eval/variety", b"eval/*", b"trainer/global_step"), time.time() + 30
+    while not all(k in (runs[1] / f"run-{run_id}.wandb").read_bytes() for k in keys) and time.time() < deadline:
+        time.sleep(0.5)
+    record = (runs[1] / f"run-{run_id}.wandb").read_bytes()
+    assert all(k in record for k in keys), [k for k in keys if k not in record]
+    main(args + ["log_run=false", "report=false"])  # files only: no W&B run opened
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+    assert "W&B" not in capsys.readouterr().out
+
+
+def test_evaluate_figures_reach_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
+    """logger=tensorboard: the numbers and pictures go to <run_dir>/tb at the checkpoint's iteration (a stand-in
+    writer here: TensorBoard is an optional extra); without TensorBoard nothing is logged and nothing fails."""
+    from PIL import Image
+
+    import lsgan.loggers as L
+
+    cfg = compose_config(["logger=tensorboard"])
+    Image.new("RGBA", (12, 10), (255, 0, 0, 255)).save(tmp_path / "confusion.png")
+    calls = []
+
+    class Writer:
+        def __init__(self, log_dir):
+            calls.append(("dir", log_dir))
+
+        def add_scalar(self, tag, value, step):
+            calls.append(("scalar", tag, value, step))
+
+        def add_image(self, tag, image, step, dataformats):
+            calls.append(("image", tag, image.shape, step, dataformats))
+
+        def close(self):
+            calls.append(("close",))
+
+    monkeypatch.setattr(L, "_tensorboard_writer", lambda: Writer)
+    where = L.log_evaluation(cfg, tmp_path, 7, {"cond_acc": 0.5}, [tmp_path / "confusion.png"])
+    assert where == f"TensorBoard ({tmp_path / 'tb'})"
+    assert calls == [("dir", str(tmp_path / "tb")), ("scalar", "eval/cond_acc", 0.5, 7),
+                     ("image", "eval/confusion", (10, 12, 3), 7, "HWC"), ("close",)]
+    monkeypatch.setattr(L, "_tensorboard_writer", lambda: None)
+    assert L.log_evaluation(cfg, tmp_path, 7, {"cond_acc": 0.5}, [tmp_path / "confusion.png"]) is None
+    assert L.log_evaluation(compose_config([]), tmp_path, 7, {}, []) is None  # logger=csv: nowhere else to log
 
 
 # --------------------------------------------------------------------------- Hydra's grammar and -m (lsgan.cli)
