@@ -288,6 +288,12 @@ class MetricSuite:
                 self._call["gen"] = generate(self.method, n, batch_size=bs, weights=prior_weights(self.method))
         return self._call["gen"]
 
+    def _generated_predictions(self, n: int) -> torch.Tensor:
+        """The evaluator's classes of the shared samples (cond_acc and class_masses read the same ones)."""
+        if "eval_pred" not in self._call:
+            self._call["eval_pred"] = self._need_evaluator().predict(self.generated(n).images)
+        return self._call["eval_pred"]
+
     def _generated_eval_features(self, n: int) -> torch.Tensor:
         if "eval_feats" not in self._call:
             self._call["eval_feats"] = self._need_evaluator().features(self.generated(n).images)
@@ -367,7 +373,7 @@ class MetricSuite:
         self._need_labels("conditional accuracy")
         gen = self.generated(n)
         C = int(ev.meta["n_classes"])
-        pred = ev.predict(gen.images)
+        pred = self._generated_predictions(n)
         proto = {"n_generated": len(gen), **evaluator_protocol(ev), "classes": C}
         if accepts_exemplars(self.method):
             if gen.source_label is None:
@@ -558,7 +564,7 @@ class MetricSuite:
             raise Skip(f"class masses need training labels; dataset={self.cfg.data.name} has none")
         ev = self._need_evaluator()
         C = int(ev.meta["n_classes"])
-        pred = ev.predict(self.generated(n).images)
+        pred = self._generated_predictions(n)
         generated = torch.bincount(pred.long().cpu(), minlength=C)[:C].double() / max(1, len(pred))
         data = torch.bincount(labels.long().cpu(), minlength=C)[:C].double() / max(1, len(labels))
         return {"value": float((generated - data).abs().max()), "generated": generated.tolist(), "data": data.tolist(),
