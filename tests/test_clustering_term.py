@@ -4,6 +4,7 @@ known answers, one-line config errors, real training steps of the methods that c
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import pytorch_lightning as pl
@@ -67,6 +68,62 @@ def test_reverse_balance_keeps_a_small_cluster_of_a_skewed_prior_alive():
         grads[reverse] = logits.grad[:, 0].sum().item()  # < 0: the loss falls as cluster 0's logits rise
     assert L.marginal_kl(torch.tensor([[0.0, 1.0]]), prior).item() == pytest.approx(-math.log(0.98), abs=1e-6)
     assert grads[True] < -0.01 and abs(grads[False]) < 1e-4
+
+
+def test_sinkhorn_assignments_meet_the_prior_masses_and_keep_each_row_whole():
+    torch.manual_seed(0)
+    prior = torch.tensor([0.02, 0.98])
+    logits = torch.randn(512, 2) - torch.tensor([6.0, 0.0])  # every softmax says cluster 1, at ~99.7 %
+    t = L.sinkhorn_assignments(logits, prior, eps=0.05, iters=100)
+    assert torch.allclose(t.sum(dim=1), torch.ones(512), atol=1e-5)
+    assert torch.allclose(t.sum(dim=0) / 512, prior, atol=2e-3)
+    # the 2 % go to the images whose cluster-0 logit is relatively highest, confidently
+    margin = logits[:, 0] - logits[:, 1]
+    top = margin.argsort(descending=True)[:8]  # of the 10.24 images' mass; the boundary ones share
+    assert t[top, 0].min() > 0.9 and t[:, 0].sum() == pytest.approx(512 * 0.02, rel=0.02)
+    flat = L.sinkhorn_assignments(torch.zeros(8, 4), None, eps=0.05, iters=10)  # no preference: the prior
+    assert torch.allclose(flat, torch.full((8, 4), 0.25), atol=1e-6)
+    with pytest.raises(ValueError, match="prior: need 2 probabilities"):
+        L.sinkhorn_assignments(logits, torch.tensor([1.0]))
+
+
+def test_swapped_assignment_loss_pulls_the_small_cluster_where_soft_balance_does_not():
+    """All images saturated in the large cluster: the forward KL's gradient on cluster 0 vanishes
+    (test above); the swapped targets still assign 2 % of the pool to it, so its logits get a push."""
+    prior = torch.tensor([0.02, 0.98])
+    torch.manual_seed(0)
+    base = torch.randn(64, 2) - torch.tensor([14.0, 0.0])
+    a, b = base.clone().requires_grad_(True), base.clone().requires_grad_(True)
+    loss, parts = L.swapped_assignment_loss(a, b, prior, eps=0.05, iters=100,
+                                            pool_a=torch.randn(448, 2) - torch.tensor([14.0, 0.0]),
+                                            pool_b=torch.randn(448, 2) - torch.tensor([14.0, 0.0]))
+    loss.backward()
+    assert a.grad[:, 0].sum() < -1e-3 and b.grad[:, 0].sum() < -1e-3  # cluster 0's logits rise
+    assert set(parts) == {"swapped_ce", "min_cluster_share", "target_confidence"}
+    with pytest.raises(ValueError, match="equal B×K shapes"):
+        L.swapped_assignment_loss(torch.zeros(3, 2), torch.zeros(4, 2))
+
+
+@pytest.mark.parametrize("args", [CG, NEM], ids=["clustergan", "nemgan"])
+def test_sinkhorn_assign_trains_and_keeps_its_pool_in_the_checkpoint(tiny_cfg, tmp_path, args):
+    keep = Keep()
+    train(tiny_cfg(*args, *AFFINE, "method.assign=sinkhorn", "method.sinkhorn_pool=12", "method.encoder=separate"),
+          str(tmp_path), callbacks=[keep])
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"swapped_ce", "min_cluster_share", "marginal_kl"} <= set(header)
+    term = keep.module.cluster_term
+    assert int(term.pool_n) == 12 and term.pool_a.abs().sum() > 0  # 3 steps of 8 images: full, oldest dropped
+    state = keep.module.state_dict()
+    assert {"cluster_term.pool_a", "cluster_term.pool_b", "cluster_term.pool_n"} <= set(state)
+
+
+@pytest.mark.parametrize("override,needle", [("method.assign=hard", "accepted values: soft, sinkhorn"),
+                                             ("method.sinkhorn_eps=0", "method.sinkhorn_eps=0"),
+                                             ("method.sinkhorn_pool=-1", "method.sinkhorn_pool=-1")])
+def test_assign_options_are_checked(tiny_cfg, override, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)) as err:
+        validate(tiny_cfg(*NEM, override))
+    assert "\n" not in str(err.value)
 
 
 def test_balance_kl_is_checked(tiny_cfg):
@@ -259,3 +316,8 @@ def test_h_reads_fakes_false_leaves_h_out_of_the_mode_term(tiny_cfg, reads):
     g_grads = torch.autograd.grad(captured["g"], list(m.G.parameters()), allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in h_grads) == reads
     assert any(g is not None and g.abs().sum() > 0 for g in g_grads)
+
+
+def test_soft_assign_keeps_the_state_of_checkpoints_from_before_the_sinkhorn_option(tiny_cfg):
+    cfg = validate(tiny_cfg(*NEM, *AFFINE))
+    assert not any("pool" in key for key in build_method(cfg, build_datamodule(cfg)).state_dict())

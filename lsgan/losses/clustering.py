@@ -10,6 +10,12 @@ uniform π it is log K − H(mean_b p), the balance term of IMSAT (Hu et al., 20
 al., 2019); a method whose latent carries mode masses (NEMGAN's P_Y) passes them as π. The
 consistency part alone is minimised by putting every image in one confident cluster; the
 balance part is what rules that out.
+
+A KL balance is met by *soft* predictions: under a skewed π (02:98) every image can get p(small
+cluster) = 2 % and none be assigned to it. ``swapped_assignment_loss`` balances the *assignments*
+instead (SeLa, Asano et al., 2020; SwAV, Caron et al., 2020): the targets of one view are the
+Sinkhorn-Knopp transport of the batch's (detached) logits onto clusters of masses π, so a fraction π_k
+of the batch is confidently assigned to cluster k, and each view predicts the other's targets.
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["marginal_entropy", "marginal_kl", "view_consistency_loss", "invariant_clustering_loss"]
+__all__ = ["marginal_entropy", "marginal_kl", "view_consistency_loss", "invariant_clustering_loss",
+           "sinkhorn_assignments", "swapped_assignment_loss"]
 
 
 def marginal_entropy(p: torch.Tensor) -> torch.Tensor:
@@ -66,3 +73,50 @@ def invariant_clustering_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, ba
     balance = marginal_kl(p, prior, reverse=reverse_kl)
     loss = consistency + float(balance_weight) * balance
     return loss, {"consistency": consistency.detach(), "marginal_kl": balance.detach()}
+
+
+@torch.no_grad()
+def sinkhorn_assignments(logits: torch.Tensor, prior: Optional[torch.Tensor] = None, eps: float = 0.05,
+                         iters: int = 3) -> torch.Tensor:
+    """B×K assignments of B samples to K clusters: rows sum to 1, column k sums to ≈ B·prior_k.
+
+    The entropic transport of exp(logits / eps) (log-domain Sinkhorn-Knopp, ``iters`` rounds, ending
+    on the rows so each sample's row is exact); smaller ``eps`` gives harder assignments. prior None
+    = uniform. No gradient: these are targets."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits: need a B×K tensor, got shape {tuple(logits.shape)}")
+    b, k = logits.shape
+    q = torch.full((k,), 1.0 / k) if prior is None else prior
+    if q.shape != (k,):
+        raise ValueError(f"prior: need {k} probabilities, got shape {tuple(q.shape)}")
+    log_q = q.to(logits.device, torch.float32).clamp_min(1e-12).log()
+    log_p = logits.float() / float(eps)
+    for _ in range(int(iters)):
+        log_p = log_p + (log_q - log_p.logsumexp(dim=0))        # cluster k holds mass prior_k
+        log_p = log_p - log_p.logsumexp(dim=1, keepdim=True)    # each sample holds mass 1
+    return log_p.exp().to(logits.dtype)
+
+
+def swapped_assignment_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, prior: Optional[torch.Tensor] = None,
+                            eps: float = 0.05, iters: int = 3, pool_a: Optional[torch.Tensor] = None,
+                            pool_b: Optional[torch.Tensor] = None):
+    """(½[CE(t_a, p_b) + CE(t_b, p_a)], parts): each view predicts the Sinkhorn assignments t of the other.
+
+    ``pool_a`` / ``pool_b``: detached logits of earlier batches (N×K), transported with this batch so a
+    small cluster gets its share of a larger pool than one batch holds (SwAV's queue); only this batch's
+    rows are targets. Parts (detached): the loss, the share of the batch assigned to each cluster's
+    smallest member ``min_cluster_share`` and the mean target confidence."""
+    if logits_a.shape != logits_b.shape or logits_a.dim() != 2:
+        raise ValueError(f"logits_a / logits_b: need equal B×K shapes, got {tuple(logits_a.shape)} "
+                         f"and {tuple(logits_b.shape)}")
+    n = logits_a.shape[0]
+    la, lb = logits_a.detach(), logits_b.detach()
+    if pool_a is not None and len(pool_a):
+        la, lb = torch.cat([la, pool_a.to(la)]), torch.cat([lb, pool_b.to(lb)])
+    t_a = sinkhorn_assignments(la, prior, eps, iters)[:n]
+    t_b = sinkhorn_assignments(lb, prior, eps, iters)[:n]
+    loss = -0.5 * ((t_a * F.log_softmax(logits_b, dim=1)).sum(dim=1)
+                   + (t_b * F.log_softmax(logits_a, dim=1)).sum(dim=1)).mean()
+    share = torch.cat([t_a, t_b]).mean(dim=0)
+    return loss, {"swapped_ce": loss.detach(), "min_cluster_share": share.min(),
+                  "target_confidence": torch.cat([t_a, t_b]).max(dim=1).values.mean()}

@@ -69,6 +69,9 @@ class ClusterGANConfig(MethodConfig):
     consistency_weight: float = 0.0  # weight of the clustering term of E on real images; 0 = off (authors)
     balance_weight: float = 2.0     # its balance part, KL(batch marginal of E's clusters ‖ the prior's cluster masses)
     balance_kl: str = "forward"     # forward: KL(marginal ‖ masses) | reverse: KL(masses ‖ marginal), for skewed priors
+    assign: str = "soft"            # soft: views are each other's targets | sinkhorn: targets balanced to the masses
+    sinkhorn_eps: float = 0.05      # the transport's temperature (assign=sinkhorn)
+    sinkhorn_pool: int = 512        # earlier images' logits transported with the batch (assign=sinkhorn)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     e_reads_fakes: bool = True      # the cluster term on G's samples trains E too (authors); false: G only
     e_spectral_norm: bool = False   # spectral norm on the layers of E's own net (separate, hybrid; authors: none)
@@ -138,7 +141,8 @@ class ClusterGAN(GANMethod):
                                   f"dataset={self.data_info.name} is {len(shape)}-D; set method.beta_p=0")
             self.perceptual = build_perceptual_net(self.mcfg)
         # E's clustering of real images (consistency_weight > 0; None = off, the authors' objective)
-        self.cluster_term = RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
+        self.cluster_term = RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.k,
+                                                     self.prior.weights)
 
     @property
     def latent_dim(self) -> int:

@@ -86,6 +86,9 @@ class NEMGANConfig(MethodConfig):
     consistency_weight: float = 0.0  # weight of the clustering term of h on real images; 0 = off (paper)
     balance_weight: float = 2.0      # its balance part, KL(batch marginal of h's modes ‖ P_Y)
     balance_kl: str = "forward"      # forward: KL(marginal ‖ P_Y) | reverse: KL(P_Y ‖ marginal), for skewed P_Y
+    assign: str = "soft"             # soft: views are each other's targets | sinkhorn: targets balanced to P_Y
+    sinkhorn_eps: float = 0.05       # the transport's temperature (assign=sinkhorn)
+    sinkhorn_pool: int = 512         # earlier images' logits transported with the batch (assign=sinkhorn)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     h_reads_fakes: bool = True       # the mode term on g's samples trains h too (paper); false: g only
 
@@ -197,7 +200,8 @@ class NEMGAN(GANMethod):
         # h's clustering of real images, balanced to P_Y (consistency_weight > 0; None = off, the paper).
         # loss=no_h2 / gan_only remove h2 and with it this term, which trains it: so a recipe's ablation
         # sweep composes (experiment=nemgan_mnist loss=no_h2), the term is dropped, not refused
-        self.cluster_term = (RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
+        self.cluster_term = (RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.k,
+                                                        self.prior.weights)
                              if "mode" in self.terms else None)
         self.semi_index: Optional[torch.Tensor] = None  # labelled subset, drawn at fit start when semi is on
         self._semi_due = False
