@@ -87,39 +87,67 @@ def test_sinkhorn_assignments_meet_the_prior_masses_and_keep_each_row_whole():
         L.sinkhorn_assignments(logits, torch.tensor([1.0]))
 
 
-def test_swapped_assignment_loss_pulls_the_small_cluster_where_soft_balance_does_not():
-    """All images saturated in the large cluster: the forward KL's gradient on cluster 0 vanishes
-    (test above); the swapped targets still assign 2 % of the pool to it, so its logits get a push."""
-    prior = torch.tensor([0.02, 0.98])
-    torch.manual_seed(0)
-    base = torch.randn(64, 2) - torch.tensor([14.0, 0.0])
-    a, b = base.clone().requires_grad_(True), base.clone().requires_grad_(True)
-    loss, parts = L.swapped_assignment_loss(a, b, prior, eps=0.05, iters=100,
-                                            pool_a=torch.randn(448, 2) - torch.tensor([14.0, 0.0]),
-                                            pool_b=torch.randn(448, 2) - torch.tensor([14.0, 0.0]))
+def test_assignment_loss_trains_both_views_towards_the_labels():
+    a = torch.zeros(4, 2, requires_grad=True)
+    b = torch.zeros(4, 2, requires_grad=True)
+    labels = torch.tensor([0, 1, 1, 1])
+    loss, parts = L.assignment_loss(a, b, labels)
+    assert loss.item() == pytest.approx(math.log(2), rel=1e-6)  # uniform predictions
     loss.backward()
-    assert a.grad[:, 0].sum() < -1e-3 and b.grad[:, 0].sum() < -1e-3  # cluster 0's logits rise
-    assert set(parts) == {"swapped_ce", "min_cluster_share", "target_confidence"}
-    with pytest.raises(ValueError, match="equal B×K shapes"):
-        L.swapped_assignment_loss(torch.zeros(3, 2), torch.zeros(4, 2))
+    assert a.grad[0, 0] < 0 and a.grad[1, 1] < 0 and b.grad[0, 0] < 0  # the labelled class's logit rises
+    assert set(parts) == {"assign_ce", "view_agreement"}
+    with pytest.raises(ValueError, match="need B×K, B×K and B"):
+        L.assignment_loss(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(4, dtype=torch.long))
+
+
+def test_sinkhorn_term_labels_its_pool_to_the_prior_masses_and_keeps_labels_between_labellings():
+    """SeLa's schedule: off until the ring of recent images is full, then the ring is labelled every `every`
+    steps; the labels follow the prior's masses however the net leans (here: every image in cluster 1)."""
+    from lsgan.methods.clustering_term import RealClusteringTerm
+    term = RealClusteringTerm(1.0, 0.0, AugmentConfig(kind="affine"), (1, 8, 8), torch.tensor([0.25, 0.75]),
+                              assign="sinkhorn", sinkhorn_pool=16, sinkhorn_every=3)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    with torch.no_grad():
+        net[1].bias.copy_(torch.tensor([-5.0, 5.0]))
+    calls = []
+    logits_of = lambda x: (calls.append(len(x)), net(x))[1]  # noqa: E731
+    torch.manual_seed(0)
+    for step in range(6):
+        calls.clear()
+        loss, parts = term(torch.randn(8, 1, 8, 8), logits_of)
+        if step == 0:  # the ring holds 8 of 16: the term is off, the net not called
+            assert calls == [] and loss.item() == 0 and int(term.pool_n) == 0
+            continue
+        if step == 1:  # full: labelled at once, then two views of 8 labelled images
+            assert calls == [16, 8, 8] and int(term.pool_n) == 16
+            assert (term.pool_y == 0).sum() == 4  # 25 % of 16, though every logit favours cluster 1
+            before = term.pool_x.clone()
+        if step in (2, 3):  # no labelling: the labelled set stays fixed while the ring moves on
+            assert calls == [8, 8] and torch.equal(term.pool_x, before)
+        if step == 4:  # 3 steps after the first labelling
+            assert calls[0] == 16 and not torch.equal(term.pool_x, before)
+        loss.backward()
+    assert int(term.pool_n) == 16 and parts["min_label_share"].item() == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("args", [CG, NEM], ids=["clustergan", "nemgan"])
 def test_sinkhorn_assign_trains_and_keeps_its_pool_in_the_checkpoint(tiny_cfg, tmp_path, args):
     keep = Keep()
-    train(tiny_cfg(*args, *AFFINE, "method.assign=sinkhorn", "method.sinkhorn_pool=12", "method.encoder=separate"),
-          str(tmp_path), callbacks=[keep])
+    train(tiny_cfg(*args, *AFFINE, "method.assign=sinkhorn", "method.sinkhorn_pool=12", "method.sinkhorn_every=2",
+                   "method.balance_weight=1", "method.encoder=separate"), str(tmp_path), callbacks=[keep])
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert {"swapped_ce", "min_cluster_share", "marginal_kl"} <= set(header)
+    assert {"assign_ce", "view_agreement", "min_label_share", "marginal_kl"} <= set(header)
     term = keep.module.cluster_term
-    assert int(term.pool_n) == 12 and term.pool_a.abs().sum() > 0  # 3 steps of 8 images: full, oldest dropped
+    # 3 steps of 8 images: the ring (12) is full from step 2, labelled then; the oldest 4 dropped
+    assert int(term.steps) == 2 and int(term.ring_n) == 12 and int(term.pool_n) == 12
     state = keep.module.state_dict()
-    assert {"cluster_term.pool_a", "cluster_term.pool_b", "cluster_term.pool_n"} <= set(state)
+    assert {"cluster_term." + k for k in ("ring_x", "ring_at", "ring_n", "pool_x", "pool_y", "pool_n", "steps")} <= set(state)
 
 
 @pytest.mark.parametrize("override,needle", [("method.assign=hard", "accepted values: soft, sinkhorn"),
                                              ("method.sinkhorn_eps=0", "method.sinkhorn_eps=0"),
-                                             ("method.sinkhorn_pool=-1", "method.sinkhorn_pool=-1")])
+                                             ("method.sinkhorn_pool=0", "method.sinkhorn_pool=0"),
+                                             ("method.sinkhorn_every=0", "method.sinkhorn_every=0")])
 def test_assign_options_are_checked(tiny_cfg, override, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)) as err:
         validate(tiny_cfg(*NEM, override))

@@ -12,10 +12,10 @@ consistency part alone is minimised by putting every image in one confident clus
 balance part is what rules that out.
 
 A KL balance is met by *soft* predictions: under a skewed π (02:98) every image can get p(small
-cluster) = 2 % and none be assigned to it. ``swapped_assignment_loss`` balances the *assignments*
-instead (SeLa, Asano et al., 2020; SwAV, Caron et al., 2020): the targets of one view are the
-Sinkhorn-Knopp transport of the batch's (detached) logits onto clusters of masses π, so a fraction π_k
-of the batch is confidently assigned to cluster k, and each view predicts the other's targets.
+cluster) = 2 % and none be assigned to it. SeLa (Asano et al., 2020) balances the *assignments*
+instead: ``sinkhorn_assignments`` transports a set of images' logits onto clusters of masses π, so a
+fraction π_k of the set is assigned to cluster k; between such labellings ``assignment_loss`` trains
+the net to predict the labels from random views.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["marginal_entropy", "marginal_kl", "view_consistency_loss", "invariant_clustering_loss",
-           "sinkhorn_assignments", "swapped_assignment_loss"]
+           "sinkhorn_assignments", "assignment_loss"]
 
 
 def marginal_entropy(p: torch.Tensor) -> torch.Tensor:
@@ -97,26 +97,13 @@ def sinkhorn_assignments(logits: torch.Tensor, prior: Optional[torch.Tensor] = N
     return log_p.exp().to(logits.dtype)
 
 
-def swapped_assignment_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, prior: Optional[torch.Tensor] = None,
-                            eps: float = 0.05, iters: int = 3, pool_a: Optional[torch.Tensor] = None,
-                            pool_b: Optional[torch.Tensor] = None):
-    """(½[CE(t_a, p_b) + CE(t_b, p_a)], parts): each view predicts the Sinkhorn assignments t of the other.
-
-    ``pool_a`` / ``pool_b``: detached logits of earlier batches (N×K), transported with this batch so a
-    small cluster gets its share of a larger pool than one batch holds (SwAV's queue); only this batch's
-    rows are targets. Parts (detached): the loss, the share of the batch assigned to each cluster's
-    smallest member ``min_cluster_share`` and the mean target confidence."""
-    if logits_a.shape != logits_b.shape or logits_a.dim() != 2:
-        raise ValueError(f"logits_a / logits_b: need equal B×K shapes, got {tuple(logits_a.shape)} "
-                         f"and {tuple(logits_b.shape)}")
-    n = logits_a.shape[0]
-    la, lb = logits_a.detach(), logits_b.detach()
-    if pool_a is not None and len(pool_a):
-        la, lb = torch.cat([la, pool_a.to(la)]), torch.cat([lb, pool_b.to(lb)])
-    t_a = sinkhorn_assignments(la, prior, eps, iters)[:n]
-    t_b = sinkhorn_assignments(lb, prior, eps, iters)[:n]
-    loss = -0.5 * ((t_a * F.log_softmax(logits_b, dim=1)).sum(dim=1)
-                   + (t_b * F.log_softmax(logits_a, dim=1)).sum(dim=1)).mean()
-    share = torch.cat([t_a, t_b]).mean(dim=0)
-    return loss, {"swapped_ce": loss.detach(), "min_cluster_share": share.min(),
-                  "target_confidence": torch.cat([t_a, t_b]).max(dim=1).values.mean()}
+def assignment_loss(logits_a: torch.Tensor, logits_b: torch.Tensor, labels: torch.Tensor):
+    """(½[CE(a, labels) + CE(b, labels)], parts): two views of labelled images predict their labels
+    (SeLa's step between labellings). Parts (detached): ``assign_ce`` and ``view_agreement``, the share
+    of images whose two views get the same argmax."""
+    if logits_a.shape != logits_b.shape or logits_a.dim() != 2 or labels.shape != logits_a.shape[:1]:
+        raise ValueError(f"logits_a / logits_b / labels: need B×K, B×K and B, got {tuple(logits_a.shape)}, "
+                         f"{tuple(logits_b.shape)} and {tuple(labels.shape)}")
+    loss = 0.5 * (F.cross_entropy(logits_a, labels) + F.cross_entropy(logits_b, labels))
+    agree = (logits_a.argmax(dim=1) == logits_b.argmax(dim=1)).float().mean()
+    return loss, {"assign_ce": loss.detach(), "view_agreement": agree.detach()}

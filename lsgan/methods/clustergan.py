@@ -69,9 +69,10 @@ class ClusterGANConfig(MethodConfig):
     consistency_weight: float = 0.0  # weight of the clustering term of E on real images; 0 = off (authors)
     balance_weight: float = 2.0     # its balance part, KL(batch marginal of E's clusters ‖ the prior's cluster masses)
     balance_kl: str = "forward"     # forward: KL(marginal ‖ masses) | reverse: KL(masses ‖ marginal), for skewed priors
-    assign: str = "soft"            # soft: views are each other's targets | sinkhorn: targets balanced to the masses
+    assign: str = "soft"            # soft: views are each other's targets | sinkhorn: SeLa labels balanced to the masses
     sinkhorn_eps: float = 0.05      # the transport's temperature (assign=sinkhorn)
-    sinkhorn_pool: int = 512        # earlier images' logits transported with the batch (assign=sinkhorn)
+    sinkhorn_pool: int = 4096       # real images held and labelled by the transport (assign=sinkhorn)
+    sinkhorn_every: int = 100       # steps between labellings (assign=sinkhorn)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     e_reads_fakes: bool = True      # the cluster term on G's samples trains E too (authors); false: G only
     e_spectral_norm: bool = False   # spectral norm on the layers of E's own net (separate, hybrid; authors: none)

@@ -86,9 +86,10 @@ class NEMGANConfig(MethodConfig):
     consistency_weight: float = 0.0  # weight of the clustering term of h on real images; 0 = off (paper)
     balance_weight: float = 2.0      # its balance part, KL(batch marginal of h's modes ‖ P_Y)
     balance_kl: str = "forward"      # forward: KL(marginal ‖ P_Y) | reverse: KL(P_Y ‖ marginal), for skewed P_Y
-    assign: str = "soft"             # soft: views are each other's targets | sinkhorn: targets balanced to P_Y
+    assign: str = "soft"             # soft: views are each other's targets | sinkhorn: SeLa labels balanced to P_Y
     sinkhorn_eps: float = 0.05       # the transport's temperature (assign=sinkhorn)
-    sinkhorn_pool: int = 512         # earlier images' logits transported with the batch (assign=sinkhorn)
+    sinkhorn_pool: int = 4096        # real images held and labelled by the transport (assign=sinkhorn)
+    sinkhorn_every: int = 100        # steps between labellings (assign=sinkhorn)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     h_reads_fakes: bool = True       # the mode term on g's samples trains h too (paper); false: g only
 
