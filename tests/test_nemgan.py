@@ -363,3 +363,17 @@ def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cos
     cos = m.cluster_logits(x)
     assert cos.abs().max() <= 1 + 1e-5
     assert torch.allclose(m.scaled_cluster_logits(x), 30 * cos)
+
+
+def test_mode_warmup_holds_the_mode_term_back_for_its_iterations(tiny_cfg):
+    """method.mode_warmup: g's objective has no mode term before that iteration, and has it from then on."""
+    cfg = validate(tiny_cfg("method=nemgan", "prior.dim=20", "model.g_width=8", "model.d_width=8",
+                            "data.batch_size=8", "method.mode_warmup=2"))
+    m = build_method(cfg, build_datamodule(cfg))
+    z, y = m.draw_latent(8)
+    m.iteration = 1
+    assert "mode" not in m.generator_objective(z, y)[1]
+    m.iteration = 2
+    assert "mode" in m.generator_objective(z, y)[1]
+    with pytest.raises(ConfigError, match="method.mode_warmup=-1"):
+        validate(tiny_cfg("method=nemgan", "method.mode_warmup=-1"))

@@ -87,6 +87,7 @@ class NEMGANConfig(MethodConfig):
     balance_weight: float = 2.0      # its balance part, KL(batch marginal of h's modes ‖ P_Y)
     balance_kl: str = "forward"      # forward: KL(marginal ‖ P_Y) | reverse: KL(P_Y ‖ marginal), for skewed P_Y
     assign: str = "soft"             # soft: views are each other's targets | sinkhorn: SeLa labels balanced to P_Y
+    mode_warmup: int = 0             # iterations before the mode term on g's samples switches on
     sinkhorn_eps: float = 0.05       # the transport's temperature (assign=sinkhorn)
     sinkhorn_pool: int = 4096        # real images held and labelled by the transport (assign=sinkhorn)
     sinkhorn_every: int = 100        # steps between labellings (assign=sinkhorn)
@@ -163,6 +164,8 @@ class NEMGAN(GANMethod):
         if not 0 <= m.semi_fraction <= 1:
             raise ConfigError(f"method.semi_fraction={m.semi_fraction}: must be in [0, 1] (0 = off)")
         check_clustering_term_config(m)
+        if int(m.mode_warmup) < 0:
+            raise ConfigError(f"method.mode_warmup={m.mode_warmup}: must be >= 0 (iterations; 0 = from the start)")
         if m.semi_every < 1:
             raise ConfigError(f"method.semi_every={m.semi_every}: must be >= 1")
         if m.semi_fraction > 0 and "mode" not in TERMS[cfg.loss.name]:
@@ -277,6 +280,11 @@ class NEMGAN(GANMethod):
         if not self.terms:
             return loss, logs
         mode_logits = None
+        if "mode" in self.terms and self.iteration < int(self.mcfg.mode_warmup):
+            # the mode term waits until h has modes of real images: at 02:98 g's small mode, pushed at once
+            # towards a still-random h, locked onto one texture h calls mode 0 (docs/nemgan.md, session 10)
+            inv, inv_logs = self.inversion_loss(z, y, z_hat, mode_weight=0.0)
+            return loss + inv, {**logs, **inv_logs}
         if "mode" in self.terms and not self.mcfg.h_reads_fakes:
             # h frozen for g's samples: the mode term moves g towards h's modes and leaves h's
             # modes to the real images (the clustering term), as slcGAN's L_mi with C frozen
@@ -288,18 +296,19 @@ class NEMGAN(GANMethod):
         return loss + inv, {**logs, **inv_logs}
 
     def inversion_loss(self, z: torch.Tensor, y: torch.Tensor, z_hat: torch.Tensor,
-                       mode_logits: Optional[torch.Tensor] = None):
+                       mode_logits: Optional[torch.Tensor] = None, mode_weight: Optional[float] = None):
         """(weighted norm + mode terms of the configured ablation, logs) for h1's output z_hat;
-        the mode term reads ``mode_logits`` when given, else h2(z_hat)."""
+        the mode term reads ``mode_logits`` when given, else h2(z_hat); ``mode_weight`` 0 skips it."""
+        mode_weight = self.mcfg.mode_weight if mode_weight is None else mode_weight
         loss, logs = z_hat.new_zeros(()), {}
         if "norm" in self.terms:
             norm = latent_norm_loss(z, z_hat, self.mcfg.norm_p)
             loss = loss + self.mcfg.norm_weight * norm
             logs["norm"] = norm.detach()
-        if "mode" in self.terms:
+        if "mode" in self.terms and mode_weight > 0:
             logits = self.h2(z_hat) if mode_logits is None else mode_logits
             mode = mode_matching_loss(logits, y, self.mcfg.am_margin, self._logit_scale)
-            loss = loss + self.mcfg.mode_weight * mode
+            loss = loss + mode_weight * mode
             logs["mode"] = mode.detach()
             logs["mode_acc"] = (logits.argmax(1) == y).float().mean().detach()
             logs["mode_kl"] = predicted_mode_kl(self.prior.weights, logits.detach())
