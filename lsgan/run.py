@@ -132,7 +132,7 @@ def quote_path_override(arg: str) -> str:
 def precheck_overrides(argv: List[str], check_keys: bool = False) -> None:
     """Unknown config-group choices (and, with ``check_keys``, unknown keys) fail in one line before Hydra
     prints its multi-line error."""
-    from lsgan.config import ConfigError
+    from lsgan.errors import ConfigError
 
     check_renamed_overrides(argv)
     groups, keys = [], []
@@ -171,7 +171,7 @@ def build_datamodule(cfg: DictConfig):
     dm.setup("fit")
     n, bs = len(dm.train_set), int(cfg.data.batch_size)
     if bs > n:
-        from lsgan.config import ConfigError
+        from lsgan.errors import ConfigError
 
         raise ConfigError(f"data.batch_size={bs} is larger than the training split of dataset={cfg.data.name} "
                           f"({n} examples); lower data.batch_size to at most {n}")
@@ -369,7 +369,7 @@ def _hydra_entry():
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def _main(cfg: DictConfig) -> None:
-        from lsgan.config import ConfigError
+        from lsgan.errors import ConfigError
         from lsgan.methods.base import DivergenceError
 
         run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
@@ -385,7 +385,7 @@ def _hydra_entry():
 
 
 def main() -> None:
-    from lsgan.config import ConfigError
+    from lsgan.errors import ConfigError
 
     # Run dirs lsgan makes contain "=" (runs/<m>-<d>,seed=1,...), which Hydra's grammar reads as
     # syntax: path-valued keys are quoted for it, so `resume=<that path>` works as typed.

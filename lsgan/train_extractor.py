@@ -37,7 +37,7 @@ def default_weights_path(cfg: DictConfig) -> Path:
 
 def train_extractor(cfg: DictConfig) -> Path:
     """Train ``cfg.extractor.name`` (rotnet | supervised) on ``cfg.data``'s training split; returns the weights path."""
-    from lsgan.config import ConfigError, check_choice
+    from lsgan.errors import ConfigError, check_choice
     from lsgan.data.datasets import load_dataset
     from lsgan.features.extractors import TRAINED, check_extractor_config, save_extractor_checkpoint
     from lsgan.features.pipeline import _device

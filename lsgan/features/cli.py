@@ -32,7 +32,7 @@ def run_hydra_cli(task: Callable[[DictConfig], None], extra_keys: List[str] = ()
     """Run ``task(cfg)`` as a Hydra app; ``extra_keys`` (e.g. ``split``) are accepted as plain ``key=value``."""
     import hydra
 
-    from lsgan.config import ConfigError
+    from lsgan.errors import ConfigError
     from lsgan.run import CONF_DIR, precheck_overrides
 
     argv = sys.argv[1:]
@@ -62,7 +62,9 @@ def validate_feature_nodes(cfg: DictConfig) -> DictConfig:
     Unlike ``lsgan.config.validate`` it skips the method's checks: training a RotNet must not
     fail because the default method would want that RotNet's weights already.
     """
-    from lsgan.config import DATASETS, ConfigError, DataConfig, TrainerConfig, merge_node, check_choice
+    from lsgan.config import DataConfig, TrainerConfig
+    from lsgan.data.datasets import DATASETS
+    from lsgan.errors import ConfigError, check_choice, merge_node
     from lsgan.features.extractors import extractor_config
 
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))

@@ -21,15 +21,38 @@ import copy
 import functools
 import hashlib
 import os
+from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lsgan.config import ConfigError, check_choice
+from lsgan.errors import ConfigError, check_choice, merge_node
 from lsgan.io import atomic_torch_save
 from lsgan.nets.perceptual import IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass
+class ExtractorConfig:
+    """The ``extractor`` config node (conf/extractor/*.yaml)."""
+
+    name: str = "alexnet_random"   # alexnet_random | rotnet | supervised
+    layer: str = "conv3"           # intermediate layer whose feature map is used: alexnet conv1..conv5, others conv1..conv4
+    weights: Optional[str] = None  # checkpoint of a trained extractor (rotnet / supervised; required for those)
+    seed: int = 0                  # alexnet_random: seed of the random weights
+    input_size: Optional[int] = None  # images are resized to this before E; None = the extractor's own (alexnet 64, trained: their training size)
+    pool: Optional[int] = None     # average-pool the feature map to pool×pool before flattening (None = full map)
+    pca_dim: Optional[int] = None  # project features onto their top principal components (fit on the training split)
+    cache: bool = True             # precompute training-split features into the on-disk cache (False: compute in memory)
+    cache_dir: Optional[str] = None  # feature cache folder; None = $LSGAN_CACHE/features or ~/.cache/lsgan/features
+    batch_size: int = 256          # images per forward pass when extracting
+    device: Optional[str] = None   # extraction device; None = cuda when available, else cpu
+    width: int = 16                # rotnet / supervised backbone: channels of the first block (then 2w, 4w, 4w)
+    train_steps: int = 1000        # lsgan.train_extractor: optimizer steps
+    train_batch_size: int = 64     # lsgan.train_extractor: images per step (rotnet: ×4 rotations)
+    train_lr: float = 1e-3         # lsgan.train_extractor: Adam learning rate
+
 
 EXTRACTORS = ("alexnet_random", "rotnet", "supervised")
 TRAINED = ("rotnet", "supervised")
@@ -48,9 +71,6 @@ def layers_of(name: str) -> Tuple[str, ...]:
 
 def extractor_config(node):
     """``node`` (a DictConfig, dict or ExtractorConfig) merged onto the ExtractorConfig schema: every field present."""
-    from lsgan.config import merge_node
-    from lsgan.features import ExtractorConfig
-
     return merge_node(ExtractorConfig, node, "extractor")
 
 

@@ -14,6 +14,7 @@ functions, ``d_step`` and ``g_step`` (mimicry style). The base owns what is comm
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import random
 from collections import defaultdict
@@ -25,8 +26,10 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lsgan.config import ADV_FORMS, MethodConfig, merge_node, upgrade_saved_config
 from lsgan.data.batch import Batch
+from lsgan.errors import merge_node
+from lsgan.losses.gan import ADV_FORMS
+from lsgan.methods.registry import METHODS
 
 
 def inference(fn):
@@ -53,6 +56,56 @@ def inference(fn):
 
 class DivergenceError(RuntimeError):
     """A loss became NaN/inf; training stops and the last good checkpoint is kept."""
+
+
+@dataclass
+class MethodConfig:
+    """Fields every method shares; methods subclass this with their own."""
+
+    name: str = "sngan"
+    z_dim: int = 128
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: List[float] = field(default_factory=lambda: [0.0, 0.9])
+    n_dis: int = 1   # D updates per G update
+    n_gen: int = 1   # G updates per D update (coupled, Algorithm 2: D only when i mod n == 0)
+    ema_decay: Optional[float] = None  # EMA of G (parameters averaged, buffers copied); None = off
+    ema_start: int = 1000              # iterations G is copied (not averaged) before the EMA warms up
+    adv_loss: str = "hinge"            # adversarial form (ADV_FORMS); each method sets its default and lists what it accepts
+
+
+# Settings renamed by issue 11 (see lsgan.config.moved_loss_error / moved_key_error for the command line).
+COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
+
+
+def upgrade_saved_config(cfg) -> dict:
+    """A config saved before issue 11 (a checkpoint's hyper_parameters["cfg"], a run's config.yaml) in
+    today's spelling, as a plain dict; a config already in it comes back unchanged (a copy). The one place
+    old configs are translated (``lsgan.loading``, resume's settings check, ``GANMethod``, the collectors):
+
+    * ``loss.name`` hinge | ns | minimax | wgan_gp (sngan, cgan, clustergan) -> ``method.adv_loss`` of that
+      name and ``loss.name: full`` (those methods had no ablations);
+    * ``loss.gp_weight`` -> ``method.gp_weight`` for methods that have it (sngan, clustergan, nemgan),
+      dropped for the others (it was unused there);
+    * coupled's ``method.g_loss`` ns | saturating -> ``method.adv_loss`` ns | minimax (the same BCE game:
+      the pair D's loss is the BCE either way, only G's loss differs, exactly as ns / minimax).
+    """
+    out = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg)))
+    loss, method = out.get("loss"), out.get("method")
+    if not isinstance(loss, dict) or not isinstance(method, dict):
+        return out
+    if loss.get("name") in ADV_FORMS:
+        method.setdefault("adv_loss", loss["name"])
+        loss["name"] = "full"
+    if "gp_weight" in loss:
+        gp = loss.pop("gp_weight")
+        schema = getattr(METHODS.get(method.get("name")), "Config", None)
+        if schema is not None and "gp_weight" in schema.__dataclass_fields__:
+            method.setdefault("gp_weight", gp)
+    if "g_loss" in method:
+        g = method.pop("g_loss")
+        method.setdefault("adv_loss", COUPLED_G_LOSS.get(g, g))
+    return out
 
 
 @dataclass

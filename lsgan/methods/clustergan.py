@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 
 from lsgan.augment import AugmentConfig
-from lsgan.config import ConfigError, MethodConfig, check_choice
+from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode_seeking_loss, perceptual_loss
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions, frozen, inference
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, frozen, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features

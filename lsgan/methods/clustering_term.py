@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lsgan.augment import MultiViewAugment, check_augment_config
-from lsgan.config import ConfigError, check_choice
+from lsgan.errors import ConfigError, check_choice
 from lsgan.losses import invariant_clustering_loss, marginal_kl, swapped_assignment_loss
 
 

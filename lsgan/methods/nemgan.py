@@ -45,12 +45,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsgan.augment import AugmentConfig
-from lsgan.config import ConfigError, MethodConfig, check_choice
+from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, gradient_penalty, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions, frozen, inference
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, frozen, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode

@@ -33,13 +33,13 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
-from lsgan.config import ConfigError, MethodConfig
+from lsgan.errors import ConfigError
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_torch_save
 from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_marginal_entropy, slcgan_mi_loss)
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, frozen, inference
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, frozen, inference
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 
 CLUSTERER_FILE = "clusterer.pt"

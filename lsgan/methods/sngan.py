@@ -12,11 +12,11 @@ from typing import Optional
 
 import torch
 
-from lsgan.config import ConfigError, MethodConfig
+from lsgan.errors import ConfigError
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, gradient_penalty
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, inference
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.nets import build_discriminator, build_generator
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from lsgan.config import ConfigError
+from lsgan.errors import ConfigError
 
 # Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
 METRICS = {

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from lsgan.config import ConfigError
+from lsgan.errors import ConfigError
 
 SN_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 INITS = ("normal", "xavier", "default")
