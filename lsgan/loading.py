@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lsgan.cli import CLIError, parse_override, sweep_error
+from lsgan.compose import GROUPS, compose_config
 
 _MISSING = object()
 
@@ -63,8 +64,6 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     checkpoint predates when the current defaults know it (``conf/`` composed for its method); any
     other unknown key fails in one line. Config groups (``dataset=``) cannot change a trained model.
     """
-    from lsgan.run import GROUPS
-
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for arg in overrides:
         o = parse_override(arg)
@@ -100,8 +99,6 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
 def _known_key(cfg: DictConfig, key: str) -> bool:
     """Whether the current defaults for the checkpoint's method have ``key`` (one a checkpoint written
     before the key existed lacks)."""
-    from lsgan.run import compose_config
-
     try:
         base = compose_config([f"method={cfg.method.name}"])
     except Exception:  # a method conf/ no longer has: only the checkpoint's own keys

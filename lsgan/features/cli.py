@@ -33,7 +33,7 @@ def run_hydra_cli(task: Callable[[DictConfig], None], extra_keys: List[str] = ()
     import hydra
 
     from lsgan.errors import ConfigError
-    from lsgan.run import CONF_DIR, precheck_overrides
+    from lsgan.compose import CONF_DIR, precheck_overrides
 
     argv = sys.argv[1:]
     try:

@@ -115,7 +115,7 @@ def mnist_evaluator(data_root: str, cache_dir: str = "~/.cache/lsgan", epochs: f
     """The cached 10-class MNIST evaluator at 32 px: ``lsgan.train_evaluator``'s (trained once and
     cached when absent; its test accuracy is in ``meta["test_acc"]``)."""
     from lsgan.metrics import load_evaluator
-    from lsgan.run import compose_config
+    from lsgan.compose import compose_config
     from lsgan.train_evaluator import train_and_cache
 
     cfg = compose_config(["dataset=mnist", f"data.root={data_root}", f"metrics.cache_dir={cache_dir}",
