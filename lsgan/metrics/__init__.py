@@ -3,7 +3,9 @@
 Feature extractors (FID Inception, evaluator classifiers) live in ``inception`` and
 ``evaluator``; everything else takes arrays/tensors and returns numbers or dicts. The metric
 *names* a user passes (``metrics.names``, ``lsgan.evaluate metrics=[...]``) are the keys of
-``METRICS`` (``suite``), which maps each to the functions below.
+``lsgan.metrics.suite.METRICS``, which maps each to the functions below. The suite (which generates
+from a trained method) is not imported here: it sits above the methods, and the methods use the
+measures below (k-means, figures) without pulling it in.
 """
 from lsgan.metrics.clustering import (ari, balanced_cluster_acc, cluster_acc, clustering_report, contingency,
                                       map_conditions_to_classes, nmi, plot_confusion, purity)
@@ -21,7 +23,6 @@ from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, kl_to_un
                                  ring_centers, stacked_mnist_modes, toy_mode_stats)
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
-from lsgan.metrics.suite import ALIASES, METRICS, MetricSuite, canonical_names
 
 __all__ = [
     "ari", "balanced_cluster_acc", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi",
@@ -39,5 +40,4 @@ __all__ = [
     "stacked_mnist_modes", "toy_mode_stats",
     "kth_neighbour_distances", "prdc",
     "linear_probe",
-    "ALIASES", "METRICS", "MetricSuite", "canonical_names",
 ]
