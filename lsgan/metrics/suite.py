@@ -18,12 +18,27 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from lsgan.data.datasets import load_dataset
 from lsgan.errors import ConfigError
+from lsgan.metrics.clustering import clustering_report, kmeans_labels
+from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
+                                       mean_pairwise_distance, within_condition_variety)
+from lsgan.metrics.evaluator import evaluator_cache_path, load_evaluator
+from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_reference, fid_from_features,
+                               kid_against_reference)
+from lsgan.metrics.inception import extract_features, load_inception
+from lsgan.metrics.knn import knn_label_agreement
+from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, ring_centers, stacked_mnist_modes,
+                                 toy_mode_stats)
+from lsgan.metrics.prdc import prdc
+from lsgan.metrics.probe import linear_probe
+from lsgan.sample import accepts_exemplars, exemplar_indices, generate, prior_weights
 
 # Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
 METRICS = {
@@ -80,8 +95,6 @@ def dataset_tag(data_cfg) -> str:
     if data_cfg.get("attr"):
         tag += f"-{data_cfg.attr}"
     if data_cfg.name in ("npz", "image_folder") and data_cfg.get("path"):
-        from pathlib import Path
-
         tag += f"-{Path(str(data_cfg.path)).stem}"
     if data_cfg.get("channels") is not None:
         tag += f"-ch{int(data_cfg.channels)}"
@@ -90,8 +103,6 @@ def dataset_tag(data_cfg) -> str:
 
 def evaluator_path(cfg, size: int, channels: int) -> str:
     """Where the evaluator for ``cfg``'s data lives (``metrics.evaluator`` or the cache)."""
-    from lsgan.metrics.evaluator import evaluator_cache_path
-
     if cfg.metrics.get("evaluator"):
         return str(cfg.metrics.evaluator)
     if cfg.data.name == "stacked_mnist":  # each channel is an MNIST digit
@@ -106,8 +117,6 @@ class NearestCentreEvaluator:
     (the data module labels ring8 / grid25 points by the same centre order)."""
 
     def __init__(self, name: str):
-        from lsgan.metrics.modes import grid_centers, ring_centers
-
         self.centres = torch.as_tensor(ring_centers() if name == "ring8" else grid_centers(), dtype=torch.float32)
         self.meta = {"dataset": name, "arch": "nearest_centre", "n_classes": len(self.centres), "test_acc": None}
 
@@ -140,8 +149,6 @@ class StackedMNISTEvaluator:
 
 def resolve_evaluator(cfg, datamodule, device="cpu"):
     """(evaluator, None) or (None, reason) for the run's dataset."""
-    from lsgan.metrics.evaluator import load_evaluator
-
     name = cfg.data.name
     if name in TOY_CENTRES:
         return NearestCentreEvaluator(name), None
@@ -276,8 +283,6 @@ class MetricSuite:
 
     def generated(self, n: int):
         """The samples every metric of this call shares."""
-        from lsgan.sample import accepts_exemplars, exemplar_indices, generate, prior_weights
-
         if "gen" not in self._call:
             bs = int(self.mcfg.batch_size)
             if accepts_exemplars(self.method):
@@ -302,8 +307,6 @@ class MetricSuite:
     def reference(self) -> Reference:
         """``ref_n`` examples of ``ref_split``, a seed-0 subset (fixed, so the cache key identifies it)."""
         if self._reference is None:
-            from lsgan.data.datasets import load_dataset
-
             split = str(self.mcfg.ref_split)
             ds = self.dm.eval_set if split == self.cfg.data.eval_split else (
                 self.dm.train_set if split == self.cfg.data.train_split and not self.cfg.data.get("max_train")
@@ -316,8 +319,6 @@ class MetricSuite:
 
     def _inception_net(self):
         if self._inception is None:
-            from lsgan.metrics.inception import load_inception
-
             try:
                 self._inception = load_inception(self.mcfg.get("inception_weights"), self.method.device)
             except FileNotFoundError as exc:
@@ -326,9 +327,6 @@ class MetricSuite:
 
     def _inception_features(self, n: int):
         """(generated features, ReferenceStats) on the FID network."""
-        from lsgan.metrics.fid import ReferenceStats
-        from lsgan.metrics.inception import extract_features
-
         if not self.is_image:
             raise Skip(f"Inception metrics need images; dataset={self.cfg.data.name} is 2-D points")
         net = self._inception_net()
@@ -348,8 +346,6 @@ class MetricSuite:
         """The evaluator's features of the reference images, cached on disk per evaluator (by its
         weights' fingerprint), dataset, split, resolution and count: a second evaluation reads them."""
         if self._ref_eval_feats is None:
-            from lsgan.metrics.fid import ReferenceStats
-
             ref, ev = self.reference(), self._need_evaluator()
             if not hasattr(ev, "fingerprint"):  # the toy mixtures' exact classifier: nothing to save
                 self._ref_eval_feats = ev.features(ref.floats())
@@ -362,9 +358,6 @@ class MetricSuite:
 
     def _conditional(self, n: int) -> Dict[str, object]:
         """Evaluator predictions on the generated samples, with the condition → class mapping."""
-        from lsgan.metrics.conditional import cluster_conditional_accuracy, exemplar_conditional_accuracy
-        from lsgan.sample import accepts_exemplars
-
         if "cond" in self._call:
             return self._call["cond"]
         if not accepts_exemplars(self.method) and self.method.num_conditions == 0:
@@ -423,15 +416,11 @@ class MetricSuite:
 
     # ------------------------------------------------------------------ metrics
     def _m_fid(self, n):
-        from lsgan.metrics.fid import fid_against_reference
-
         feats, ref = self._inception_features(n)
         res = fid_against_reference(feats, ref)
         return {"value": res["fid"], "protocol": {**res["protocol"], "weights": self._weights_name()}}
 
     def _m_kid(self, n):
-        from lsgan.metrics.fid import kid_against_reference
-
         feats, ref = self._inception_features(n)
         size = min(int(self.mcfg.kid_subset_size), len(feats), ref.n)
         res = kid_against_reference(feats, ref, int(self.mcfg.kid_subsets), size, seed=int(self.mcfg.get("seed", 0)))
@@ -439,13 +428,9 @@ class MetricSuite:
                 "protocol": {**res["protocol"], "subsets": int(self.mcfg.kid_subsets), "subset_size": size}}
 
     def _m_is(self, n):
-        from lsgan.metrics.fid import NO_LOGITS_REASON
-
         raise Skip(NO_LOGITS_REASON)
 
     def _m_prdc(self, n):
-        from lsgan.metrics.prdc import prdc
-
         feats, ref = self._inception_features(n)
         m = min(len(feats), ref.n)  # equal set sizes, as in Kynkäänniemi et al.
         k = int(self.mcfg.prdc_k)
@@ -458,8 +443,6 @@ class MetricSuite:
         return getattr(self._inception, "weights_path", None)
 
     def _m_classifier_fid(self, n):
-        from lsgan.metrics.fid import fid_from_features
-
         ev = self._need_evaluator()
         gen = self.generated(n)
         real = self._eval_features_of_reference()
@@ -471,8 +454,6 @@ class MetricSuite:
 
     def _m_classifier_prdc(self, n):
         """PRDC where Inception is slow or ill-suited (CPU, 28-px digits): the evaluator's features."""
-        from lsgan.metrics.prdc import prdc
-
         ev = self._need_evaluator()
         gen_feats, real = self._generated_eval_features(n), self._eval_features_of_reference()
         m = min(len(gen_feats), len(real))  # equal set sizes, as in Kynkäänniemi et al.
@@ -494,9 +475,6 @@ class MetricSuite:
         return out
 
     def _m_variety(self, n):
-        from lsgan.metrics.conditional import within_condition_variety
-        from lsgan.metrics.prdc import prdc
-
         c = self._conditional(n)
         ev = self._need_evaluator()
         ref = self.reference()
@@ -525,9 +503,6 @@ class MetricSuite:
         changes: m exemplars × r draws, mean pairwise distance within each exemplar's r samples
         divided by that of the real images of the exemplar's class (1.0 = z alone spans the class,
         ≈ 0 = G ignores z)."""
-        from lsgan.metrics.conditional import mean_pairwise_distance
-        from lsgan.sample import accepts_exemplars, exemplar_indices, generate
-
         if not accepts_exemplars(self.method):
             raise Skip(f"method={self.method.mcfg.name} conditions on ids, not exemplars: its spread over z "
                        f"within a condition is `variety`")
@@ -554,8 +529,6 @@ class MetricSuite:
         """Does the model carry the data's class masses (NEMGAN's 02:98 claim)? n samples drawn as
         the method draws them (an engineered prior's P_Y, else its conditions evenly), each given
         the evaluator's class; value = the largest gap, in share, to the training split's class shares."""
-        from lsgan.sample import accepts_exemplars, prior_weights
-
         if accepts_exemplars(self.method):
             raise Skip(f"method={self.method.mcfg.name} draws what its exemplars are: its class shares are theirs")
         self._need_labels("class masses")
@@ -574,8 +547,6 @@ class MetricSuite:
                              "meaning": "max over classes |generated share - training share| (0 = masses carried)"}}
 
     def _m_cluster(self, n):
-        from lsgan.metrics.clustering import clustering_report
-
         self._need_labels("clustering")
         ev = self.dm.eval_set
         x, y = ev.images(), ev.clean_labels
@@ -601,9 +572,6 @@ class MetricSuite:
         return res
 
     def _m_modes(self, n):
-        from lsgan.metrics.modes import grid_centers, ring_centers, stacked_mnist_modes, toy_mode_stats
-        from lsgan.sample import generate, prior_weights
-
         name = self.cfg.data.name
         if name not in ("stacked_mnist",) + TOY_CENTRES:
             raise Skip(f"mode counting needs dataset=stacked_mnist, ring8 or grid25, not {name}")
@@ -625,8 +593,6 @@ class MetricSuite:
                              "covered": ">= 1 high-quality sample", "convention": "VEEGAN"}}
 
     def _m_knn(self, n):
-        from lsgan.metrics.knn import knn_label_agreement
-
         self._need_labels("k-NN label agreement")
         ev = self.dm.eval_set
         feats, label = self._representation(ev.images, "knn")
@@ -640,8 +606,6 @@ class MetricSuite:
         return out
 
     def _m_probe(self, n):
-        from lsgan.metrics.probe import linear_probe
-
         self._need_labels("linear probe")
         tr, te = self.dm.train_set, self.dm.eval_set
         if tr.clean_labels is None:
@@ -656,8 +620,6 @@ class MetricSuite:
                                            "classifier": "multinomial logistic regression on standardised features"}}
 
     def _m_class_kl(self, n):
-        from lsgan.metrics.modes import classwise_knn_kl_matrix
-
         c = self._conditional(n)
         ev = self._need_evaluator()
         ref = self.reference()
@@ -677,8 +639,6 @@ class MetricSuite:
 
 
 def _kmeans(features: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    from lsgan.metrics.clustering import kmeans_labels
-
     return torch.from_numpy(kmeans_labels(features, k, seed))
 
 
