@@ -16,8 +16,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lsgan.cli import CLIError, parse_override, sweep_error
+from lsgan.cli import parse_override, sweep_error
 from lsgan.compose import GROUPS, compose_config
+from lsgan.errors import CLIError, ConfigError
 
 _MISSING = object()
 
@@ -28,7 +29,6 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     ``overrides`` are Hydra override strings applied to the saved config before the method is
     rebuilt (e.g. ``data.root=../shared/data``; see ``apply_overrides``); they must not change the networks.
     """
-    from lsgan.errors import ConfigError
     from lsgan.methods import METHODS
     from lsgan.methods.base import DataInfo, upgrade_saved_config
     from lsgan.resume import read_checkpoint

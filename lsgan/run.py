@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lsgan.compose import (CONF_DIR, GROUPS, KEY_HINTS, PATH_KEYS, check_renamed_overrides, compose_config,  # noqa: F401
                            group_choices, precheck_overrides, quote_path_override, run_dir_name, run_name)
+from lsgan.errors import ConfigError
 
 
 @dataclass
@@ -38,8 +39,6 @@ def build_datamodule(cfg: DictConfig):
     dm.setup("fit")
     n, bs = len(dm.train_set), int(cfg.data.batch_size)
     if bs > n:
-        from lsgan.errors import ConfigError
-
         raise ConfigError(f"data.batch_size={bs} is larger than the training split of dataset={cfg.data.name} "
                           f"({n} examples); lower data.batch_size to at most {n}")
     return dm
@@ -232,7 +231,6 @@ def _hydra_entry():
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def _main(cfg: DictConfig) -> None:
-        from lsgan.errors import ConfigError
         from lsgan.methods.base import DivergenceError
 
         run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
@@ -248,8 +246,6 @@ def _hydra_entry():
 
 
 def main() -> None:
-    from lsgan.errors import ConfigError
-
     # Run dirs lsgan makes contain "=" (runs/<m>-<d>,seed=1,...), which Hydra's grammar reads as
     # syntax: path-valued keys are quoted for it, so `resume=<that path>` works as typed.
     sys.argv[1:] = [quote_path_override(a) for a in sys.argv[1:]]

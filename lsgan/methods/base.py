@@ -30,6 +30,7 @@ from lsgan.data.batch import Batch
 from lsgan.errors import merge_node
 from lsgan.losses.gan import ADV_FORMS
 from lsgan.methods.registry import METHODS
+from lsgan.nets.ema import EMA
 
 
 def inference(fn):
@@ -156,8 +157,6 @@ class GANMethod(pl.LightningModule):
             self.to(memory_format=torch.channels_last)
         self.g_ema = None
         if self.mcfg.ema_decay is not None:
-            from lsgan.nets.ema import EMA
-
             self.g_ema = EMA(self.G)
         # Fixed noise for sample grids, from its own generator so grids never touch the
         # global RNG (that would break exact resume).
