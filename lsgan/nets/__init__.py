@@ -15,7 +15,7 @@ from torch import nn
 from lsgan.errors import check_choice
 from lsgan.nets.dcgan import DCGANDiscriminator, DCGANEncoder, DCGANGenerator
 from lsgan.nets.ema import EMA
-from lsgan.nets.layers import (ClassEmbedding, ConditionalBatchNorm, ConditionalBatchNorm1d,
+from lsgan.nets.layers import (ClassEmbedding, ConditionalBatchNorm,
                                ConcatEncoder, ConditionalBatchNorm2d, Discriminator, Encoder, SharedTrunkEncoder,
                                add_spectral_norm_, score_and_encode)
 from lsgan.nets.mlp import MLPDiscriminator, MLPEncoder, MLPGenerator
@@ -25,7 +25,7 @@ ARCHS = ("dcgan", "resnet", "mlp")  # model.arch: the network families built bel
 
 __all__ = [
     "ARCHS", "build_generator", "build_discriminator", "build_encoder", "EMA", "ClassEmbedding",
-    "ConditionalBatchNorm", "ConditionalBatchNorm1d", "ConditionalBatchNorm2d", "Discriminator",
+    "ConditionalBatchNorm", "ConditionalBatchNorm2d", "Discriminator",
     "ConcatEncoder", "Encoder", "SharedTrunkEncoder", "add_spectral_norm_", "score_and_encode",
 ]
 

@@ -152,13 +152,6 @@ class ConditionalBatchNorm2d(ConditionalBatchNorm):
         super().__init__(num_features, cond_dim, dims=2)
 
 
-class ConditionalBatchNorm1d(ConditionalBatchNorm):
-    """Conditional BatchNorm over B×C features (the MLP generator's, Brock et al., 2019)."""
-
-    def __init__(self, num_features: int, cond_dim: int):
-        super().__init__(num_features, cond_dim, dims=1)
-
-
 class NoNorm(nn.Module):
     """Stands in for a generator norm when ``model.g_batchnorm`` is off; ignores the code c."""
 
