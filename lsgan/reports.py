@@ -40,11 +40,11 @@ def _save_grid(images: torch.Tensor, path: Path, nrow: int) -> Path:
 @torch.no_grad()
 def samples_by_condition(method, path: Path, datamodule=None, seed: int = 0) -> Optional[Path]:
     """One row per condition (up to MAX_ROWS), the same noise in every row."""
-    from lsgan.sample import accepts_exemplars, exemplar_indices, generate
+    from lsgan.sample import exemplar_indices, generate
 
     with torch.random.fork_rng(devices=[method.device] if method.device.type == "cuda" else []):
         torch.manual_seed(seed)
-        if accepts_exemplars(method) and datamodule is not None:
+        if method.accepts_exemplars and datamodule is not None:
             ev = datamodule.eval_set
             idx = exemplar_indices(len(ev), PER_ROW, seed)
             real = ev.images(idx)
@@ -196,7 +196,7 @@ def write_report(out_dir, results: Dict[str, dict], method, datamodule=None, run
     p = samples_by_condition(method, out / "samples_by_condition.png", datamodule, seed)
     if p is not None:
         cap = ("top row: real exemplars; below: samples generated from each" if
-               getattr(method, "accepts_exemplars", False) else
+               method.accepts_exemplars else
                "one row per condition, the same noise in every row" if method.num_conditions else "random samples")
         pictures.append(("Samples", p.name, cap))
     if "confusion" in artifacts:

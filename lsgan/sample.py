@@ -46,14 +46,6 @@ class Generated:
         return len(self.images)
 
 
-def accepts_exemplars(method) -> bool:
-    """Whether ``method.sample(n, condition=images)`` generates "more like these" real images.
-
-    Methods opt in with a class attribute ``accepts_exemplars = True`` (coupled).
-    """
-    return bool(getattr(method, "accepts_exemplars", False))
-
-
 def condition_counts(n: int, k: int, weights: Optional[Sequence[float]] = None) -> List[int]:
     """Samples per condition: even (first n % k get one more), or proportional to ``weights``
     by largest remainders, so the counts always sum to n."""
@@ -103,7 +95,7 @@ def generate(method, n: int, condition: Optional[int] = None, exemplar_set=None,
     if exemplar_set is not None:
         if condition is not None:
             raise CLIError("condition and exemplars: give one or the other, not both")
-        if not accepts_exemplars(method):
+        if not method.accepts_exemplars:
             raise CLIError(f"exemplars: method={name} does not generate from exemplar images "
                            f"(only methods with accepts_exemplars, e.g. coupled)")
         idx = torch.as_tensor(exemplar_indices, dtype=torch.long)
@@ -115,7 +107,7 @@ def generate(method, n: int, condition: Optional[int] = None, exemplar_set=None,
         return Generated(torch.cat(images), torch.full((len(idx),), -1, dtype=torch.long), idx.clone(),
                          None if labels is None else labels[idx].clone().long())
     if condition is not None:
-        if k == 0 and accepts_exemplars(method):
+        if k == 0 and method.accepts_exemplars:
             raise CLIError(f"condition={condition}: method={name} generates from exemplar images, not condition ids; "
                            f"use exemplars=test (or exemplars=train)")
         if k == 0:
@@ -238,7 +230,7 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
     torch.manual_seed(int(args["seed"]))
     exemplar_set, idx, exemplar_images = None, None, None
     if args["exemplars"] is not None:
-        if not accepts_exemplars(method):  # fail before loading data
+        if not method.accepts_exemplars:  # fail before loading data
             raise CLIError(f"exemplars: method={cfg.method.name} does not generate from exemplar images "
                            f"(only methods with accepts_exemplars, e.g. coupled)")
         dm = load_datamodule(cfg)

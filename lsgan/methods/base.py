@@ -19,7 +19,7 @@ import functools
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -128,6 +128,14 @@ class GANMethod(pl.LightningModule):
     # backward computes no weight gradients that would be thrown away. A method whose g_step
     # also updates another optimizer (slcgan's C) sets this False and manages freezing itself.
     freeze_others_in_g_step = True
+    # Optional hooks the sampler, the metric suite and the report read, declared here with their defaults;
+    # a method that has one overrides it (a class attribute, or a method for the two callables).
+    accepts_exemplars = False  # sample(n, condition=images) generates "more like these" real images (coupled)
+    # x -> B×d: the method's own feature space (slcgan: C's penultimate features); None: the suite's k-NN /
+    # linear-probe metrics use condition_of(x) when that returns feature vectors
+    features_of: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    # x -> B×d that the "cluster" metric also runs k-means on (clustergan: [ẑ_n, softmax(ẑ_c)]); None: not reported
+    cluster_features: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
     def __init__(self, cfg: DictConfig, data_info: DataInfo):
         super().__init__()

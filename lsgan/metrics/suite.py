@@ -38,7 +38,7 @@ from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, ring_cen
                                  toy_mode_stats)
 from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
-from lsgan.sample import accepts_exemplars, exemplar_indices, generate, prior_weights
+from lsgan.sample import exemplar_indices, generate, prior_weights
 
 # Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
 METRICS = {
@@ -285,7 +285,7 @@ class MetricSuite:
         """The samples every metric of this call shares."""
         if "gen" not in self._call:
             bs = int(self.mcfg.batch_size)
-            if accepts_exemplars(self.method):
+            if self.method.accepts_exemplars:
                 ev = self.dm.eval_set
                 idx = exemplar_indices(len(ev), n, int(self.mcfg.get("seed", 0)))
                 self._call["gen"] = generate(self.method, n, exemplar_set=ev, exemplar_indices=idx, batch_size=bs)
@@ -360,7 +360,7 @@ class MetricSuite:
         """Evaluator predictions on the generated samples, with the condition → class mapping."""
         if "cond" in self._call:
             return self._call["cond"]
-        if not accepts_exemplars(self.method) and self.method.num_conditions == 0:
+        if not self.method.accepts_exemplars and self.method.num_conditions == 0:
             raise Skip(f"method={self.method.mcfg.name} is unconditional: no conditions to check")
         ev = self._need_evaluator()
         self._need_labels("conditional accuracy")
@@ -368,7 +368,7 @@ class MetricSuite:
         C = int(ev.meta["n_classes"])
         pred = self._generated_predictions(n)
         proto = {"n_generated": len(gen), **evaluator_protocol(ev), "classes": C}
-        if accepts_exemplars(self.method):
+        if self.method.accepts_exemplars:
             if gen.source_label is None:
                 raise Skip("exemplar accuracy needs the source images' labels")
             res = exemplar_conditional_accuracy(gen.source_label, pred, C)
@@ -394,7 +394,7 @@ class MetricSuite:
     def _representation(self, x_loader: Callable[[], torch.Tensor], what: str) -> Tuple[torch.Tensor, str]:
         """The method's feature space on some images: ``features_of(x)`` if the method has it,
         else ``condition_of(x)`` when that returns feature vectors (coupled: E(x))."""
-        fn, label = getattr(self.method, "features_of", None), "features_of"
+        fn, label = self.method.features_of, "features_of"
         if fn is None:
             fn, label = self.method.condition_of, "condition_of"
         x = x_loader()
@@ -503,7 +503,7 @@ class MetricSuite:
         changes: m exemplars × r draws, mean pairwise distance within each exemplar's r samples
         divided by that of the real images of the exemplar's class (1.0 = z alone spans the class,
         ≈ 0 = G ignores z)."""
-        if not accepts_exemplars(self.method):
+        if not self.method.accepts_exemplars:
             raise Skip(f"method={self.method.mcfg.name} conditions on ids, not exemplars: its spread over z "
                        f"within a condition is `variety`")
         self._need_labels("z_variety")
@@ -529,7 +529,7 @@ class MetricSuite:
         """Does the model carry the data's class masses (NEMGAN's 02:98 claim)? n samples drawn as
         the method draws them (an engineered prior's P_Y, else its conditions evenly), each given
         the evaluator's class; value = the largest gap, in share, to the training split's class shares."""
-        if accepts_exemplars(self.method):
+        if self.method.accepts_exemplars:
             raise Skip(f"method={self.method.mcfg.name} draws what its exemplars are: its class shares are theirs")
         self._need_labels("class masses")
         labels = self.dm.train_set.clean_labels
@@ -563,7 +563,7 @@ class MetricSuite:
         self.artifacts["cluster_ids"] = ids.numpy()
         res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "balanced_acc", "nmi", "ari", "purity", "n_clusters")},
                "rule": rule, "protocol": {**proto, "classes": rep["n_classes"]}}
-        feats = getattr(self.method, "cluster_features", None)
+        feats = self.method.cluster_features
         if feats is not None:  # ClusterGAN's own protocol: k-means on the encoder output
             k = int(self.method.num_conditions) or int(ev.num_classes)
             km = clustering_report(y, _kmeans(self._batched(feats, x), k, int(self.mcfg.get("seed", 0))))
