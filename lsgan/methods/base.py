@@ -378,24 +378,6 @@ class GANMethod(pl.LightningModule):
         raise NotImplementedError
 
 
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module):
-    """Forward passes inside record no graph to ``module``'s parameters (they stay usable): a net
-    judged by another's loss (slcGAN's C in L_mi, an encoder frozen for G's samples) moves only the other.
-    ``None`` (a net a configuration leaves out) is accepted and does nothing."""
-    if module is None:
-        yield None
-        return
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
-
-
 def ema_decay_at(iteration: int, start: int, decay: float) -> float:
     """EMA decay used at ``iteration``: 0 (a plain copy) before ``start``, then the warm-up
     min(decay, (1 + t) / (10 + t)) with t = iteration − start (TensorFlow's num_updates rule), so

@@ -34,10 +34,11 @@ from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode_seeking_loss, perceptual_loss
 from lsgan.methods.registry import register
-from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, frozen, inference
+from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
+from lsgan.nets.modes import frozen
 from lsgan.priors import build_prior
 
 PRIORS = ("onehot_gaussian", "gmm")

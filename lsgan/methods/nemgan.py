@@ -50,10 +50,11 @@ from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, gradient_penalty, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods.registry import register
-from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, frozen, inference
+from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
+from lsgan.nets.modes import frozen
 from lsgan.priors import build_prior
 
 # loss name -> the terms (besides the adversarial one) that g and h minimise

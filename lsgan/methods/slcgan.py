@@ -39,8 +39,9 @@ from lsgan.io import atomic_torch_save
 from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_marginal_entropy, slcgan_mi_loss)
 from lsgan.methods.registry import register
-from lsgan.methods.base import GANMethod, MethodConfig, frozen, inference
+from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.nets import build_discriminator, build_encoder, build_generator
+from lsgan.nets.modes import eval_mode, frozen
 
 CLUSTERER_FILE = "clusterer.pt"
 
@@ -333,14 +334,10 @@ def write_figures(method: SLCGAN, images: torch.Tensor, out_dir: str, n_kmeans: 
     x = images[idx]
     from lsgan.metrics.clustering import kmeans_labels
 
-    was_training = method.training
-    method.eval()
-    try:
+    with eval_mode(method):
         k = method.num_conditions
         ids = method.condition_of(x.to(method.device)).cpu()
         km = kmeans_labels(method.C.embed(x), k, seed)
         return {"cluster_sizes": plot_cluster_sizes(ids, km, k, os.path.join(out_dir, "cluster_sizes.png"),
                                                     title=f"cluster sizes, K={k}, {len(x)} images"),
                 "real_vs_generated": save_real_vs_generated(method, x, os.path.join(out_dir, "real_vs_generated.png"))}
-    finally:
-        method.train(was_training)

@@ -38,6 +38,7 @@ from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, ring_cen
                                  toy_mode_stats)
 from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
+from lsgan.nets.modes import eval_mode
 from lsgan.sample import exemplar_indices, generate, prior_weights
 
 # Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
@@ -245,10 +246,8 @@ class MetricSuite:
         n = int(n_samples or self.mcfg.n_samples)
         results: Dict[str, dict] = {}
         self._call = {}
-        was_training = self.method.training
-        self.method.eval()
         try:
-            with _private_rng(int(self.mcfg.get("seed", 0)), self.method.device):
+            with eval_mode(self.method), _private_rng(int(self.mcfg.get("seed", 0)), self.method.device):
                 for name in names:
                     start = time.time()
                     try:
@@ -259,7 +258,6 @@ class MetricSuite:
                     results[name] = to_jsonable(res)
                     self.log(f"[lsgan] {name}: {summary(results[name])}")
         finally:
-            self.method.train(was_training)
             self._call = {}
         return results
 
