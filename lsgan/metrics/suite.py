@@ -34,8 +34,7 @@ from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_ref
                                kid_against_reference)
 from lsgan.metrics.inception import extract_features, load_inception
 from lsgan.metrics.knn import knn_label_agreement
-from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, ring_centers, stacked_mnist_modes,
-                                 toy_mode_stats)
+from lsgan.metrics.modes import TOY_DATASETS, classwise_knn_kl_matrix, stacked_mnist_modes, toy_centers, toy_mode_stats
 from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
 from lsgan.nets.modes import eval_mode
@@ -62,7 +61,7 @@ METRICS = {
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
 INCEPTION_METRICS = ("fid", "kid", "prdc")
 EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl", "class_masses")
-TOY_CENTRES = ("ring8", "grid25")
+TOY_CENTRES = TOY_DATASETS  # the 2-D toys: exact nearest-centre evaluator, mode counting
 
 DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
                   "cifar100": 40, "cifar100_coarse": 40}
@@ -118,7 +117,7 @@ class NearestCentreEvaluator:
     (the data module labels ring8 / grid25 points by the same centre order)."""
 
     def __init__(self, name: str):
-        self.centres = torch.as_tensor(ring_centers() if name == "ring8" else grid_centers(), dtype=torch.float32)
+        self.centres = torch.as_tensor(toy_centers(name), dtype=torch.float32)
         self.meta = {"dataset": name, "arch": "nearest_centre", "n_classes": len(self.centres), "test_acc": None}
 
     def predict(self, points) -> torch.Tensor:
@@ -582,7 +581,7 @@ class MetricSuite:
             return {"value": res["modes"], "kl": res["kl"], "n_modes": 1000,
                     "protocol": {"n_generated": m, "classifier": "MNIST evaluator per channel",
                                  "evaluator_test_acc": ev.meta.get("test_acc"), "convention": "VEEGAN / PacGAN"}}
-        centres = ring_centers() if name == "ring8" else grid_centers()
+        centres = toy_centers(name)
         std = float(self.cfg.data.std)
         res = toy_mode_stats(gen.images, centres, std)
         return {"value": res["modes"], "n_modes": res["n_modes"], "high_quality": res["high_quality"],
