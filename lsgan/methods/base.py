@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lsgan.data.batch import Batch
 from lsgan.errors import merge_node
-from lsgan.losses.gan import ADV_FORMS
+from lsgan.losses.gan import ADV_FORMS, gradient_penalty
 from lsgan.methods.registry import METHODS
 from lsgan.nets.ema import EMA
 
@@ -245,6 +245,26 @@ class GANMethod(pl.LightningModule):
 
     def opt(self, name: str):
         return self.optimizers()[self._opt_names.index(name)]
+
+    def adversarial_d_step(self, real: torch.Tensor, fake: torch.Tensor, d_real: torch.Tensor, d_fake: torch.Tensor,
+                           terms: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+        """D's update for a method with one adversarial D (sngan / cgan, nemgan, clustergan): the adversarial
+        loss of ``self.d_loss_fn`` (``ADVERSARIAL[method.adv_loss][0]``, set in ``build``) on D's scores
+        of the real and (detached) fake batch, plus the method's own D terms (``terms``: log name -> value,
+        added in order), plus λ·GP (``method.gp_weight``, the penalty on D itself, unconditional) when
+        ``method.adv_loss=wgan_gp``; steps D's optimizer and returns the log row
+        {loss_d, d_real, d_fake, *terms, gp}."""
+        loss = self.d_loss_fn(d_real, d_fake)
+        logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        for name, term in (terms or {}).items():
+            loss = loss + term
+            logs[name] = term.detach()
+        if self.mcfg.adv_loss == "wgan_gp":
+            gp = gradient_penalty(self.D, real, fake)
+            loss = loss + self.mcfg.gp_weight * gp
+            logs["gp"] = gp.detach()
+        self.step_opt("d", loss)
+        return {"loss_d": loss.detach(), **logs}
 
     def step_opt(self, name: str, loss: torch.Tensor) -> None:
         """zero_grad → backward → step for one named optimizer (only its params get grads)."""
