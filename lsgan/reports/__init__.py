@@ -10,6 +10,10 @@
 - ``curves.png``: training curves from the run's ``metrics.csv``;
 
 and a table of every metric with its protocol (skipped metrics with their reasons).
+
+A method's own figures live beside this, one module per method, so the method file holds only the method:
+``lsgan.reports.slcgan`` (cluster sizes, real vs generated per cluster) and ``lsgan.reports.nemgan``
+(mode-matching distance histograms, the nemgan benchmark's numbers).
 """
 from __future__ import annotations
 
