@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lsgan.data.batch import Batch
 from lsgan.errors import merge_node
+from lsgan.generation import per_condition_counts
 from lsgan.losses.gan import ADV_FORMS, gradient_penalty
 from lsgan.methods.registry import METHODS
 from lsgan.nets.ema import EMA
@@ -426,12 +427,6 @@ def _set_rng_state(state) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def per_condition_counts(n: int, k: int) -> List[int]:
-    """Split n samples evenly over k conditions (the first n % k get one more)."""
-    base, extra = divmod(n, k)
-    return [base + (1 if c < extra else 0) for c in range(k)]
 
 
 def even_conditions(n: int, k: int, device=None) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch
 
 from lsgan.data.datasets import load_dataset
 from lsgan.errors import ConfigError
+from lsgan.generation import exemplar_indices, generate, prior_weights
 from lsgan.metrics.clustering import clustering_report, kmeans_labels
 from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
                                        mean_pairwise_distance, within_condition_variety)
@@ -38,7 +39,6 @@ from lsgan.metrics.modes import TOY_DATASETS, classwise_knn_kl_matrix, stacked_m
 from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
 from lsgan.nets.modes import eval_mode
-from lsgan.sample import exemplar_indices, generate, prior_weights
 
 # Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
 METRICS = {

@@ -44,7 +44,7 @@ def _save_grid(images: torch.Tensor, path: Path, nrow: int) -> Path:
 @torch.no_grad()
 def samples_by_condition(method, path: Path, datamodule=None, seed: int = 0) -> Optional[Path]:
     """One row per condition (up to MAX_ROWS), the same noise in every row."""
-    from lsgan.sample import exemplar_indices, generate
+    from lsgan.generation import exemplar_indices, generate
 
     with torch.random.fork_rng(devices=[method.device] if method.device.type == "cuda" else []):
         torch.manual_seed(seed)
