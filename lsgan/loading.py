@@ -116,12 +116,11 @@ def _keys_near(cfg: DictConfig, key: str) -> str:
 
 
 def load_datamodule(cfg: DictConfig):
-    """The data module the run trained on (training split loaded; eval split on first use)."""
-    from lsgan.data.datamodule import GANDataModule
+    """The data module the run trained on (training split loaded; eval split on first use): the one
+    ``lsgan.data.datamodule.datamodule_of`` that training builds too."""
+    from lsgan.data.datamodule import datamodule_of
 
-    dm = GANDataModule(cfg.data, seed=int(cfg.get("seed", 0)))
-    dm.setup("fit")
-    return dm
+    return datamodule_of(cfg)
 
 
 def resolve_device(name: Optional[str]) -> torch.device:

@@ -33,15 +33,10 @@ class RunResult:
 
 
 def build_datamodule(cfg: DictConfig):
-    from lsgan.data.datamodule import GANDataModule
+    """The training data module (``lsgan.data.datamodule.datamodule_of``, the batch size checked)."""
+    from lsgan.data.datamodule import datamodule_of
 
-    dm = GANDataModule(cfg.data, seed=int(cfg.seed))
-    dm.setup("fit")
-    n, bs = len(dm.train_set), int(cfg.data.batch_size)
-    if bs > n:
-        raise ConfigError(f"data.batch_size={bs} is larger than the training split of dataset={cfg.data.name} "
-                          f"({n} examples); lower data.batch_size to at most {n}")
-    return dm
+    return datamodule_of(cfg, check_batch_size=True)
 
 
 def build_method(cfg: DictConfig, dm):
