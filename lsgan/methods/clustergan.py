@@ -334,8 +334,8 @@ class ClusterGAN(GANMethod):
 
     def cluster_kmeans(self, x_all: torch.Tensor, k: Optional[int] = None, seed: Optional[int] = None) -> torch.Tensor:
         """The authors' protocol: k-means (k = K by default, 10 restarts) on ``cluster_features`` of all images."""
-        from lsgan.metrics.clustering import kmeans_labels
+        from lsgan.metrics.clustering import kmeans_ids  # lsgan.metrics (scipy): evaluation only, not needed to train
 
         k = self.num_conditions if k is None else int(k)
         seed = int(self.mcfg.kmeans_seed) if seed is None else int(seed)
-        return torch.from_numpy(kmeans_labels(self.cluster_features(x_all), k, seed))
+        return kmeans_ids(self.cluster_features(x_all), k, seed)

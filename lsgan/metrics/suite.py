@@ -27,7 +27,7 @@ import torch
 from lsgan.data.datasets import load_dataset
 from lsgan.errors import ConfigError
 from lsgan.generation import exemplar_indices, generate, prior_weights
-from lsgan.metrics.clustering import clustering_report, kmeans_labels
+from lsgan.metrics.clustering import clustering_report, kmeans_ids
 from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
                                        mean_pairwise_distance, within_condition_variety)
 from lsgan.metrics.evaluator import evaluator_cache_path, load_evaluator
@@ -555,7 +555,7 @@ class MetricSuite:
         if out.dim() == 1 and not out.is_floating_point():
             ids, rule = out.long(), "argmax of condition_of(x)"
         else:  # feature-valued condition_of (coupled): k-means into as many clusters as classes
-            ids, rule = _kmeans(out, int(ev.num_classes), int(self.mcfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
+            ids, rule = kmeans_ids(out, int(ev.num_classes), int(self.mcfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
         rep = clustering_report(y, ids)
         self.artifacts["cluster_ids"] = ids.numpy()
         res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "balanced_acc", "nmi", "ari", "purity", "n_clusters")},
@@ -563,7 +563,7 @@ class MetricSuite:
         feats = self.method.cluster_features
         if feats is not None:  # ClusterGAN's own protocol: k-means on the encoder output
             k = int(self.method.num_conditions) or int(ev.num_classes)
-            km = clustering_report(y, _kmeans(self._batched(feats, x), k, int(self.mcfg.get("seed", 0))))
+            km = clustering_report(y, kmeans_ids(self._batched(feats, x), k, int(self.mcfg.get("seed", 0))))
             res["kmeans"] = {**{key: km[key] for key in ("acc", "nmi", "ari", "purity")},
                              "rule": f"k-means on cluster_features(x), k = {k}"}
         return res
@@ -633,10 +633,6 @@ class MetricSuite:
                 "protocol": {"n_generated": len(gen), "features": "evaluator penultimate, PCA 10",
                              "estimator": "1-NN KL (Wang et al. 2009)", "max_per_group": 500,
                              "value": "mean over modes of the smallest KL to a real class"}}
-
-
-def _kmeans(features: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    return torch.from_numpy(kmeans_labels(features, k, seed))
 
 
 def _spread_rows(n: int, m: int) -> np.ndarray:
