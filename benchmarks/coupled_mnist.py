@@ -75,7 +75,7 @@ def run_one(args, method: str, evaluator, out: Path) -> dict:
     from lsgan.metrics.conditional import exemplar_conditional_accuracy
     from lsgan.metrics.suite import MetricSuite
     from lsgan.run import compose_config, train
-    from lsgan.sample import exemplar_indices
+    from lsgan.generation import exemplar_indices
 
     cfg = compose_config(overrides_for(args, method))
     loss, adv = SETTINGS[method]

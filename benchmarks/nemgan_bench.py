@@ -55,7 +55,7 @@ def run_one(name: str, args, evaluator) -> dict:
     import torch
 
     from lsgan.config import validate
-    from lsgan.metrics.nemgan_report import evaluate_nemgan, mode_matching_report
+    from lsgan.reports.nemgan import evaluate_nemgan, mode_matching_report
     from lsgan.run import compose_config, train
 
     import pytorch_lightning as pl
@@ -149,7 +149,7 @@ def main() -> None:
 
     evaluator = None
     if any(n.startswith("mnist") for n in names):
-        from lsgan.metrics.nemgan_report import mnist_evaluator
+        from lsgan.reports.nemgan import mnist_evaluator
 
         t0 = time.time()
         evaluator = mnist_evaluator(args.data_root, args.cache_dir, args.evaluator_epochs)

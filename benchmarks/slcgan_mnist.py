@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from lsgan.methods.slcgan import write_figures
+from lsgan.reports.slcgan import write_figures
 from lsgan.run import compose_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/: the shared _budget module

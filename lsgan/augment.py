@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
-from lsgan.config import ConfigError, check_choice
+from lsgan.errors import ConfigError, check_choice
 
 KINDS = ("crop_jitter", "affine")
 

@@ -10,6 +10,7 @@ from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lsgan.io import atomic_path
+from lsgan.nets.modes import eval_mode
 
 
 class StopAtIteration(pl.Callback):
@@ -118,10 +119,8 @@ class SampleGrid(pl.Callback):
         self.steps = int(steps)
 
     def _write(self, pl_module) -> None:
-        was_training = pl_module.training
-        pl_module.eval()
-        images = pl_module.sample_grid()
-        pl_module.train(was_training)
+        with eval_mode(pl_module):
+            images = pl_module.sample_grid()
         nrow = 10 if pl_module.grid_conditions() is not None else 8
         save_sample_grid(images, self.dirpath / f"iter_{pl_module.iteration:07d}.png", nrow)
         save_sample_grid(images, self.dirpath / "latest.png", nrow)

@@ -34,16 +34,14 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from lsgan.errors import CLIError, ConfigError
+
 HELP_FLAGS = ("-h", "--help")
 MULTIRUN_FLAGS = ("-m", "--multirun")
 # Config keys holding paths (besides a command's own path keys): a value that is not valid override
 # syntax is taken literally. lsgan.run.PATH_KEYS plus the metric and feature caches' paths.
 CONFIG_PATH_KEYS = ("resume", "run_dir", "data.root", "data.path", "metrics.cache_dir", "metrics.evaluator",
                     "metrics.inception_weights", "extractor.weights", "extractor.cache_dir")
-
-
-class CLIError(ValueError):
-    """A bad command-line argument; its message is one line."""
 
 
 @dataclass(frozen=True)
@@ -282,8 +280,6 @@ def check_int(own: Dict[str, Any], key: str, minimum: Optional[int] = None, opti
 def run_cli(main) -> None:
     """Run a CLI's ``main()``; a user mistake prints one ``error: ...`` line and exits 2."""
     from hydra.errors import HydraException
-
-    from lsgan.config import ConfigError
 
     try:
         main()

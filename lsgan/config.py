@@ -4,28 +4,34 @@ Hydra composes the YAML; ``validate`` then merges each node onto its dataclass s
 wrong type, an unknown key or an unknown choice fails at once with one line naming the
 field and what it accepts. Method-specific nodes are validated against the schema the
 method registers (``lsgan.methods.METHODS[name].Config``).
+
+This module is the top of the configuration layer: it imports the registries and schemas it ties
+together from their owners (``DATASETS`` from the data readers, ``ARCHS`` from ``lsgan.nets``,
+``ADV_FORMS`` from the adversarial losses, ``MethodConfig`` / ``upgrade_saved_config`` from
+``lsgan.methods.base``, ``PriorConfig``, ``ExtractorConfig``). Nothing in the package below the
+entry points imports it: errors and the node helpers (``ConfigError``, ``check_choice``,
+``merge_node``) live in ``lsgan.errors``; they are re-exported here for callers that used them from here.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-
-class ConfigError(ValueError):
-    """A user-facing configuration mistake; its message is one line."""
+from lsgan.data.datasets import DATASETS
+from lsgan.errors import ConfigError, check_choice, merge_node
+from lsgan.features.extractors import ExtractorConfig
+from lsgan.losses.gan import ADV_FORMS
+from lsgan.methods import METHODS
+from lsgan.methods.base import COUPLED_G_LOSS, MethodConfig, upgrade_saved_config
+from lsgan.metrics.evaluator import EVALUATOR_ARCHS
+from lsgan.nets import ARCHS
+from lsgan.priors import PRIORS, PriorConfig
 
 
 # --------------------------------------------------------------------------- data
-DATASETS = (
-    "digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "cifar100_coarse",
-    "celeba32", "celeba64", "celeba128", "stacked_mnist",
-    "ring8", "grid25", "crescents", "npz", "image_folder",
-)
-
-
 @dataclass
 class DataConfig:
     name: str = "digits"
@@ -48,9 +54,6 @@ class DataConfig:
 
 
 # --------------------------------------------------------------------------- nets
-ARCHS = ("dcgan", "resnet", "mlp")
-
-
 @dataclass
 class ModelConfig:
     arch: str = "dcgan"
@@ -66,8 +69,8 @@ class ModelConfig:
 # Two axes, the same for every method: ``loss=`` (this node) names the objective / ablation (every method
 # accepts ``full``, its whole objective; coupled, nemgan and slcgan list their ablations in ``LOSSES``), and
 # ``method.adv_loss`` the adversarial form (each method lists the forms it can use in ``ADV_LOSSES``, a
-# subset of ADV_FORMS); ``method.gp_weight`` is wgan_gp's λ, a key of the methods that accept wgan_gp.
-ADV_FORMS = ("hinge", "ns", "minimax", "wgan_gp")
+# subset of ADV_FORMS, defined beside the adversarial losses in lsgan.losses.gan); ``method.gp_weight`` is
+# wgan_gp's λ, a key of the methods that accept wgan_gp.
 
 
 @dataclass
@@ -76,20 +79,8 @@ class LossConfig:
 
 
 # --------------------------------------------------------------------------- methods
-@dataclass
-class MethodConfig:
-    """Fields every method shares; methods subclass this with their own."""
-
-    name: str = "sngan"
-    z_dim: int = 128
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: List[float] = field(default_factory=lambda: [0.0, 0.9])
-    n_dis: int = 1   # D updates per G update
-    n_gen: int = 1   # G updates per D update (coupled, Algorithm 2: D only when i mod n == 0)
-    ema_decay: Optional[float] = None  # EMA of G (parameters averaged, buffers copied); None = off
-    ema_start: int = 1000              # iterations G is copied (not averaged) before the EMA warms up
-    adv_loss: str = "hinge"            # adversarial form (ADV_FORMS); each method sets its default and lists what it accepts
+# MethodConfig (the fields every method shares) lives with GANMethod in lsgan.methods.base; each method's
+# Config subclasses it there.
 
 
 # --------------------------------------------------------------------------- trainer
@@ -151,34 +142,13 @@ class MetricsConfig:
     seed: int = 0                    # seeds sampling and subsets inside a metric evaluation (global RNG untouched)
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
-
-
-def merge_node(schema, node, path: str):
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
-        msg = getattr(exc, "msg", None) or _one_line(exc)
-        msg = " ".join(str(msg).split("full_key")[0].split())
-        allowed = ", ".join(f.name for f in schema.__dataclass_fields__.values())
-        raise ConfigError(f"{path}.{key}: {msg} (fields of {path}: {allowed})") from None
-    return merged
-
-
-def check_choice(path: str, value, accepted) -> None:
-    if value not in accepted:
-        raise ConfigError(f"{path}={value!r} is not accepted; accepted values: {', '.join(map(str, accepted))}")
-
-
 # --------------------------------------------------------------------------- settings renamed by issue 11
 # Before, ``loss=`` named the adversarial form for sngan / cgan / clustergan (hinge | ns | minimax | wgan_gp,
 # with ``loss.gp_weight``) but the ablation for coupled / nemgan / slcgan, whose form was ``method.adv_loss``
 # (nemgan), ``method.g_loss`` (coupled: ns | saturating, BCE on pairs) or fixed (slcgan: hinge). The old
 # spellings on a command line fail with the line below saying what to write; configs saved by old runs
 # (checkpoints, config.yaml) are rewritten by ``upgrade_saved_config``.
-COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
+# COUPLED_G_LOSS (old method.g_loss -> method.adv_loss) and upgrade_saved_config live in lsgan.methods.base.
 
 
 def moved_loss_error(value: str, method: str, accepted, adv_accepted=None) -> ConfigError:
@@ -204,44 +174,8 @@ def moved_key_error(key: str, value=None) -> Optional[ConfigError]:
     return None
 
 
-def upgrade_saved_config(cfg) -> dict:
-    """A config saved before issue 11 (a checkpoint's hyper_parameters["cfg"], a run's config.yaml) in
-    today's spelling, as a plain dict; a config already in it comes back unchanged (a copy). The one place
-    old configs are translated (``lsgan.loading``, resume's settings check, ``GANMethod``, the collectors):
-
-    * ``loss.name`` hinge | ns | minimax | wgan_gp (sngan, cgan, clustergan) -> ``method.adv_loss`` of that
-      name and ``loss.name: full`` (those methods had no ablations);
-    * ``loss.gp_weight`` -> ``method.gp_weight`` for methods that have it (sngan, clustergan, nemgan),
-      dropped for the others (it was unused there);
-    * coupled's ``method.g_loss`` ns | saturating -> ``method.adv_loss`` ns | minimax (the same BCE game:
-      the pair D's loss is the BCE either way, only G's loss differs, exactly as ns / minimax).
-    """
-    import copy
-
-    out = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg)))
-    loss, method = out.get("loss"), out.get("method")
-    if not isinstance(loss, dict) or not isinstance(method, dict):
-        return out
-    if loss.get("name") in ADV_FORMS:
-        method.setdefault("adv_loss", loss["name"])
-        loss["name"] = "full"
-    if "gp_weight" in loss:
-        gp = loss.pop("gp_weight")
-        from lsgan.methods import METHODS  # late import: methods import this module
-
-        schema = getattr(METHODS.get(method.get("name")), "Config", None)
-        if schema is not None and "gp_weight" in schema.__dataclass_fields__:
-            method.setdefault("gp_weight", gp)
-    if "g_loss" in method:
-        g = method.pop("g_loss")
-        method.setdefault("adv_loss", COUPLED_G_LOSS.get(g, g))
-    return out
-
-
 def validate(cfg: DictConfig) -> DictConfig:
     """Type-check the composed config; returns a new config with schema defaults filled in."""
-    from lsgan.methods import METHODS  # late import: methods import this module
-
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.set_struct(out, False)
     check_choice("method", cfg.method.name, sorted(METHODS))
@@ -256,12 +190,8 @@ def validate(cfg: DictConfig) -> DictConfig:
     out.trainer = merge_node(TrainerConfig, cfg.trainer, "trainer")
     out.logger = merge_node(LoggerConfig, cfg.logger, "logger")
     out.metrics = merge_node(MetricsConfig, cfg.get("metrics", {}), "metrics")
-    from lsgan.priors import PRIORS, PriorConfig
-
     out.prior = merge_node(PriorConfig, cfg.get("prior", {"name": "none"}), "prior")
     check_choice("prior", out.prior.name, PRIORS)
-    from lsgan.features import ExtractorConfig
-
     out.extractor = merge_node(ExtractorConfig, cfg.get("extractor", {}), "extractor")
     check_choice("dataset", out.data.name, DATASETS)
     check_choice("model.arch", out.model.arch, ARCHS)
@@ -275,8 +205,6 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise ConfigError(f"method.adv_loss={out.method.adv_loss!r} is not accepted by method={cfg.method.name}; "
                           f"accepted values: {', '.join(method_cls.ADV_LOSSES)}")
     if out.metrics.evaluator_arch is not None:
-        from lsgan.metrics.evaluator import EVALUATOR_ARCHS
-
         check_choice("metrics.evaluator_arch", out.metrics.evaluator_arch, EVALUATOR_ARCHS)
     # Lightning's short spellings mean what they mean there ("16" and "bf16" are mixed precision).
     out.trainer.precision = PRECISION_ALIASES.get(str(out.trainer.precision), str(out.trainer.precision))
@@ -286,8 +214,6 @@ def validate(cfg: DictConfig) -> DictConfig:
                           "spectral-norm parametrizations do not pickle; accepted values: auto, ddp (trainer=ddp)")
     check_choice("trainer.strategy", out.trainer.strategy, ("auto", "ddp"))
     if out.logger.name == "tensorboard":
-        import importlib.util
-
         if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
             raise ConfigError("logger=tensorboard needs TensorBoard: pip install '.[tensorboard]' "
                               "(or pip install tensorboard); accepted values without it: csv, wandb")
@@ -321,3 +247,11 @@ def validate(cfg: DictConfig) -> DictConfig:
             raise ConfigError(f"data.class_ratio={list(out.data.class_ratio)}: must sum to 1")
     method_cls.check_config(out)
     return out
+
+
+__all__ = [
+    "ADV_FORMS", "ARCHS", "COUPLED_G_LOSS", "DATASETS", "LOGGERS", "PRECISIONS", "PRECISION_ALIASES",
+    "ConfigError", "DataConfig", "ExtractorConfig", "LoggerConfig", "LossConfig", "MethodConfig", "MetricsConfig",
+    "ModelConfig", "PriorConfig", "TrainerConfig", "check_choice", "merge_node", "moved_key_error",
+    "moved_loss_error", "upgrade_saved_config", "validate",
+]

@@ -15,13 +15,13 @@ from typing import List, Optional
 from omegaconf import DictConfig
 
 from lsgan.features.cache import CacheInfo
+from lsgan.errors import ConfigError, check_choice
 
 SPLIT_CHOICES = ("train", "test", "all")
 
 
 def extract(cfg: DictConfig, split: Optional[str] = None) -> List[CacheInfo]:
     """Build (or verify) the cache entries of ``split`` for ``cfg``; returns one CacheInfo per split."""
-    from lsgan.config import ConfigError, check_choice
     from lsgan.data.datasets import load_dataset
     from lsgan.features.cache import FeatureCache, default_cache_dir
     from lsgan.features.extractors import build_extractor

@@ -3,7 +3,7 @@
 A checkpoint written by ``lsgan.run`` holds the method's hyperparameters ({"cfg", "data_info"},
 saved by ``GANMethod.__init__``) and its state_dict, so the method is rebuilt exactly as it was
 trained, without re-reading the training data. A config saved before ``loss=`` / ``method.adv_loss``
-were split is translated first (``lsgan.config.upgrade_saved_config``). The data module is rebuilt from the saved config;
+were split is translated first (``lsgan.methods.base.upgrade_saved_config``). The data module is rebuilt from the saved config;
 ``data.root`` and friends can be overridden because a checkpoint often moves between machines.
 The command lines built on this (``lsgan.sample``, ``lsgan.evaluate``) are parsed by ``lsgan.cli``.
 """
@@ -16,7 +16,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lsgan.cli import CLIError, parse_override, sweep_error
+from lsgan.cli import parse_override, sweep_error
+from lsgan.compose import GROUPS, compose_config
+from lsgan.errors import CLIError, ConfigError
 
 _MISSING = object()
 
@@ -28,9 +30,7 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     rebuilt (e.g. ``data.root=../shared/data``; see ``apply_overrides``); they must not change the networks.
     """
     from lsgan.methods import METHODS
-    from lsgan.methods.base import DataInfo
-
-    from lsgan.config import ConfigError, upgrade_saved_config
+    from lsgan.methods.base import DataInfo, upgrade_saved_config
     from lsgan.resume import read_checkpoint
 
     try:  # a missing, truncated or foreign file is one line naming it
@@ -41,7 +41,7 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     if "cfg" not in hp or "data_info" not in hp or "state_dict" not in blob:
         raise CLIError(f"ckpt={ckpt_path}: not an lsgan checkpoint (no cfg/data_info hyperparameters or state_dict)")
     # a checkpoint written before loss= / method.adv_loss were split (loss.name: wgan_gp, loss.gp_weight,
-    # coupled's method.g_loss) is read in today's spelling; lsgan.config.upgrade_saved_config translates
+    # coupled's method.g_loss) is read in today's spelling; lsgan.methods.base.upgrade_saved_config translates
     cfg = apply_overrides(OmegaConf.create(upgrade_saved_config(hp["cfg"])), overrides)
     name = cfg.method.name
     if name not in METHODS:
@@ -64,8 +64,6 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     checkpoint predates when the current defaults know it (``conf/`` composed for its method); any
     other unknown key fails in one line. Config groups (``dataset=``) cannot change a trained model.
     """
-    from lsgan.run import GROUPS
-
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for arg in overrides:
         o = parse_override(arg)
@@ -101,8 +99,6 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
 def _known_key(cfg: DictConfig, key: str) -> bool:
     """Whether the current defaults for the checkpoint's method have ``key`` (one a checkpoint written
     before the key existed lacks)."""
-    from lsgan.run import compose_config
-
     try:
         base = compose_config([f"method={cfg.method.name}"])
     except Exception:  # a method conf/ no longer has: only the checkpoint's own keys
@@ -120,12 +116,11 @@ def _keys_near(cfg: DictConfig, key: str) -> str:
 
 
 def load_datamodule(cfg: DictConfig):
-    """The data module the run trained on (training split loaded; eval split on first use)."""
-    from lsgan.data.datamodule import GANDataModule
+    """The data module the run trained on (training split loaded; eval split on first use): the one
+    ``lsgan.data.datamodule.datamodule_of`` that training builds too."""
+    from lsgan.data.datamodule import datamodule_of
 
-    dm = GANDataModule(cfg.data, seed=int(cfg.get("seed", 0)))
-    dm.setup("fit")
-    return dm
+    return datamodule_of(cfg)
 
 
 def resolve_device(name: Optional[str]) -> torch.device:

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers import CSVLogger
 
+from lsgan.compose import run_name
 from lsgan.io import atomic_file
 
 
@@ -190,8 +191,6 @@ def log_evaluation(cfg, run_dir, iteration: int, scalars: Dict[str, float], figu
 def _log_evaluation_wandb(cfg, run_dir, iteration, scalars, figures) -> str:
     import wandb
     import yaml
-
-    from lsgan.run import run_name
 
     overrides_file = run_dir / "overrides.yaml"
     overrides = (yaml.safe_load(overrides_file.read_text()) or []) if overrides_file.is_file() else []

@@ -18,7 +18,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from lsgan.config import ConfigError, check_choice
+from lsgan.errors import ConfigError, check_choice
 
 PRIORS = ("none", "onehot_gaussian", "gmm", "engineered")
 

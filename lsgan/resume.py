@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from lsgan.config import ConfigError
+from lsgan.errors import ConfigError
 
 # Dotted-key prefixes whose change does not alter what the checkpoint's nets were trained as.
 SAFE_TO_CHANGE = ("trainer.", "metrics.", "logger.", "run_dir", "resume", "force_resume", "data.root",
@@ -111,7 +111,7 @@ def changed_settings(saved: dict, new: dict) -> List[str]:
 def check_compatible(blob: dict, new_cfg, ckpt: Path, force: bool) -> None:
     from omegaconf import OmegaConf
 
-    from lsgan.config import upgrade_saved_config
+    from lsgan.methods.base import upgrade_saved_config
 
     saved = (blob.get("hyper_parameters") or {}).get("cfg")
     if saved is None:

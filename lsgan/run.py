@@ -18,38 +18,9 @@ from typing import List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-# An installed wheel carries the configs as lsgan/conf; a source checkout has them at the top (conf/).
-CONF_DIR = next((d for d in (Path(__file__).resolve().parent / "conf", Path(__file__).resolve().parent.parent / "conf")
-                 if (d / "config.yaml").is_file()), Path(__file__).resolve().parent.parent / "conf")
-
-
-def run_dir_name(name: str, overrides: str = "") -> str:
-    """A run dir's name (the ``lsgan.dir_name`` resolver of conf/config.yaml's ``hydra.run.dir``):
-    ``name`` (``<method>-<dataset>``) alone, or ``name,<overrides>`` when the command line set other keys
-    (Hydra's ``override_dirname``: sorted ``key=value`` pairs joined by commas, without the keys of
-    ``hydra.job.config.override_dirname.exclude_keys``: method, dataset, budget in steps, cadence, logging ...).
-    A run with overrides is a sibling of the plain run's dir, never inside it, and the same command
-    always names the same dir (so it resumes). ``%``, ``/`` and ``\\`` in values (paths) are written
-    ``%25``, ``%2F``, ``%5C``: a value never makes a subfolder. A name over 200 bytes keeps its start
-    and ends with a hash of the whole (filesystems cap a name at 255 bytes)."""
-    name = str(name)
-    if overrides:
-        escaped = str(overrides).replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
-        name = f"{name},{escaped}"
-    if len(name.encode()) > 200:
-        import hashlib
-
-        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
-        name = name.encode()[:180].decode(errors="ignore") + "," + digest
-    return name
-
-
-OmegaConf.register_new_resolver("lsgan.dir_name", run_dir_name, replace=True)
-
-GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics", "experiment")
-# Keys other frameworks use for what lsgan calls otherwise: named in the unknown-key message.
-KEY_HINTS = {"trainer.max_steps": "trainer.steps", "trainer.max_epochs": "trainer.steps",
-             "trainer.max_time": "trainer.max_minutes", "data.path_root": "data.root"}
+from lsgan.compose import (CONF_DIR, GROUPS, KEY_HINTS, PATH_KEYS, check_renamed_overrides, compose_config,  # noqa: F401
+                           group_choices, precheck_overrides, quote_path_override, run_dir_name, run_name)
+from lsgan.errors import ConfigError
 
 
 @dataclass
@@ -61,121 +32,11 @@ class RunResult:
     iteration: int
 
 
-def compose_config(overrides=()) -> DictConfig:
-    """The composed config for ``overrides``, as the CLI would build it (tests, benchmarks, notebooks).
-    A setting renamed by issue 11 (``loss=wgan_gp``, ``loss.gp_weight=``, ``method.g_loss=``) is a one-line
-    ConfigError saying what to write instead."""
-    check_renamed_overrides(list(overrides))
-    return _compose(overrides)
-
-
-def _compose(overrides=()) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
-def check_renamed_overrides(argv: List[str]) -> None:
-    """``loss=<adversarial form>`` (hinge | ns | minimax | wgan_gp: now ``method.adv_loss``), ``loss.gp_weight=``
-    (now ``method.gp_weight``) and coupled's ``method.g_loss=`` (now ``method.adv_loss``) fail in one line
-    that says what to write instead (``lsgan.config.moved_loss_error`` / ``moved_key_error``)."""
-    from lsgan.config import ADV_FORMS, moved_key_error, moved_loss_error
-
-    for arg in argv:
-        if "=" not in arg or arg.startswith(("-", "~")):
-            continue
-        key, value = arg.split("=", 1)
-        key = key.lstrip("+")
-        error = moved_key_error(key, value) if key in ("loss.gp_weight", "method.g_loss") else None
-        if error is not None:
-            raise error
-        if key != "loss":
-            continue
-        old = [v for v in value.split(",") if v in ADV_FORMS and v not in group_choices("loss")]
-        if old:
-            from lsgan.methods import METHODS
-
-            method = _method_of(argv)
-            cls = METHODS.get(method)
-            accepted = cls.LOSSES if cls is not None else group_choices("loss")
-            raise moved_loss_error(old[0], method, accepted, cls.ADV_LOSSES if cls is not None else None)
-
-
-def _method_of(argv: List[str]) -> str:
-    """The method a command line trains (its first, in a sweep): method=, else its experiment's, else the default."""
-    picked = [a.lstrip("+") for a in argv if a.lstrip("+").startswith(("method=", "experiment="))]
-    picked = [a.split(",")[0] for a in picked]
-    try:
-        return str(_compose(picked).method.name)
-    except Exception:  # an unknown choice is reported by the group check
-        return next((a.split("=", 1)[1] for a in picked if a.startswith("method=")), "?")
-
-
-def group_choices(group: str) -> List[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-
-
-_MISSING = object()
-PATH_KEYS = ("resume", "run_dir", "data.root", "data.path")
-
-
-def quote_path_override(arg: str) -> str:
-    """``key=value`` with the value quoted for Hydra when key is a path key and value holds
-    characters of Hydra's grammar (=, comma, brackets, spaces); other arguments unchanged."""
-    key, sep, value = arg.partition("=")
-    if not sep or key not in PATH_KEYS or value[:1] in ("'", '"') or not any(c in value for c in "=,[]{}() "):
-        return arg
-    return f"{key}='{value}'" if "'" not in value else f'{key}="{value}"'
-
-
-def precheck_overrides(argv: List[str], check_keys: bool = False) -> None:
-    """Unknown config-group choices (and, with ``check_keys``, unknown keys) fail in one line before Hydra
-    prints its multi-line error."""
-    from lsgan.config import ConfigError
-
-    check_renamed_overrides(argv)
-    groups, keys = [], []
-    for arg in argv:
-        if "=" not in arg or arg.startswith(("-", "~", "hydra", "+hydra", "++hydra")):
-            continue
-        key, value = arg.split("=", 1)
-        key = key.lstrip("+")
-        if key in GROUPS:
-            accepted = group_choices(key)
-            for v in value.split(","):
-                if v not in accepted:
-                    raise ConfigError(f"{key}={v} is not a known choice; accepted values: {', '.join(accepted)}")
-            groups.append(f"{key}={value.split(',')[0]}")
-        elif "/" not in key:
-            keys.append(key)
-    if check_keys and keys:  # unknown keys, with or without "+", fail in one line naming the node's keys
-        # (lsgan.run's own CLI; the extract / train_evaluator CLIs add keys of their own)
-        base = compose_config(groups)
-        for key in keys:
-            if OmegaConf.select(base, key, default=_MISSING) is _MISSING:
-                parent = key.rpartition(".")[0]
-                while parent and not isinstance(OmegaConf.select(base, parent, default=None), DictConfig):
-                    parent = parent.rpartition(".")[0]  # the deepest node that exists
-                node = OmegaConf.select(base, parent) if parent else base
-                where = f"keys of {parent}" if parent else "top-level keys"
-                known = ", ".join(str(k) for k in node)
-                hint = f"; did you mean {KEY_HINTS[key]}?" if key in KEY_HINTS else ""
-                raise ConfigError(f"{key} is not a config key{hint} ({where}: {known})")
-
-
 def build_datamodule(cfg: DictConfig):
-    from lsgan.data.datamodule import GANDataModule
+    """The training data module (``lsgan.data.datamodule.datamodule_of``, the batch size checked)."""
+    from lsgan.data.datamodule import datamodule_of
 
-    dm = GANDataModule(cfg.data, seed=int(cfg.seed))
-    dm.setup("fit")
-    n, bs = len(dm.train_set), int(cfg.data.batch_size)
-    if bs > n:
-        from lsgan.config import ConfigError
-
-        raise ConfigError(f"data.batch_size={bs} is larger than the training split of dataset={cfg.data.name} "
-                          f"({n} examples); lower data.batch_size to at most {n}")
-    return dm
+    return datamodule_of(cfg, check_batch_size=True)
 
 
 def build_method(cfg: DictConfig, dm):
@@ -201,10 +62,6 @@ def build_strategy(cfg: DictConfig):
     # every manual_backward, so each pass is all-reduced; the cost is one autograd-graph walk
     # per backward, small next to the convolutions.
     return DDPStrategy(find_unused_parameters=True)
-
-
-def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.method.name}-{cfg.data.name}-{cfg.loss.name}-{cfg.method.adv_loss}-s{cfg.seed}"
 
 
 def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[list] = None,
@@ -369,7 +226,6 @@ def _hydra_entry():
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def _main(cfg: DictConfig) -> None:
-        from lsgan.config import ConfigError
         from lsgan.methods.base import DivergenceError
 
         run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
@@ -385,8 +241,6 @@ def _hydra_entry():
 
 
 def main() -> None:
-    from lsgan.config import ConfigError
-
     # Run dirs lsgan makes contain "=" (runs/<m>-<d>,seed=1,...), which Hydra's grammar reads as
     # syntax: path-valued keys are quoted for it, so `resume=<that path>` works as typed.
     sys.argv[1:] = [quote_path_override(a) for a in sys.argv[1:]]

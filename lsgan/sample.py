@@ -13,10 +13,12 @@ one more when N is not a multiple of K). Other arguments: ``seed=0``, ``device=a
 ``batch_size=256``, ``ema=true`` and dotted config overrides such as ``data.root=DIR`` (needed
 with ``exemplars`` when the data moved). Arguments use Hydra's override grammar (``lsgan.cli``);
 ``--help`` lists the keys, ``-m`` sweeps (``-m ckpt=... condition=0,1,2 out=samples/c${condition}``).
+
+This module is the command line and the files it writes; generating itself is ``lsgan.generation`` (its
+names are importable from here too).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -24,144 +26,11 @@ import numpy as np
 import torch
 
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
+from lsgan.generation import (Generated, GenerationError, condition_counts, exemplar_indices,  # noqa: F401
+                              generate, prior_weights, samples_arrays, to_uint8_hwc)
 from lsgan.loading import load_datamodule, load_method, resolve_device
 
 EXEMPLAR_SPLITS = ("train", "test")
-
-
-@dataclass
-class Generated:
-    """Generated samples and what they were conditioned on (all on CPU).
-
-    images: float32 N×C×H×W in [-1, 1] (or N×d points); conditions: int64 N (−1 = none);
-    source_index / source_label: int64 N for exemplar conditioning, else None.
-    """
-
-    images: torch.Tensor
-    conditions: torch.Tensor
-    source_index: Optional[torch.Tensor] = None
-    source_label: Optional[torch.Tensor] = None
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
-def accepts_exemplars(method) -> bool:
-    """Whether ``method.sample(n, condition=images)`` generates "more like these" real images.
-
-    Methods opt in with a class attribute ``accepts_exemplars = True`` (coupled).
-    """
-    return bool(getattr(method, "accepts_exemplars", False))
-
-
-def condition_counts(n: int, k: int, weights: Optional[Sequence[float]] = None) -> List[int]:
-    """Samples per condition: even (first n % k get one more), or proportional to ``weights``
-    by largest remainders, so the counts always sum to n."""
-    if weights is None:
-        from lsgan.methods.base import per_condition_counts
-
-        return per_condition_counts(n, k)
-    w = np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
-    raw = w * n
-    counts = np.floor(raw).astype(np.int64)
-    for c in np.argsort(-(raw - counts), kind="stable")[: n - int(counts.sum())]:
-        counts[c] += 1
-    return counts.tolist()
-
-
-def prior_weights(method) -> Optional[List[float]]:
-    """The method's mode proportions when it has an imbalanced-capable prior (nemgan, clustergan), else None."""
-    prior = getattr(method, "prior", None)
-    w = getattr(prior, "weights", None)
-    if w is None or len(w) != method.num_conditions:
-        return None
-    return [float(v) for v in torch.as_tensor(w).flatten()]
-
-
-def _chunks(n: int, size: int):
-    for start in range(0, n, size):
-        yield start, min(size, n - start)
-
-
-@torch.no_grad()
-def generate(method, n: int, condition: Optional[int] = None, exemplar_set=None,
-             exemplar_indices: Optional[torch.Tensor] = None, batch_size: int = 256,
-             use_ema: bool = True, weights: Optional[Sequence[float]] = None) -> Generated:
-    """n samples from ``method`` (in eval mode).
-
-    - ``exemplar_set`` (an ArrayDataset) with ``exemplar_indices`` (int64 n): one sample per
-      exemplar image, for methods that accept exemplars;
-    - ``condition`` = K: all n from condition K;
-    - otherwise a conditional method covers its conditions evenly (or by ``weights``), an
-      unconditional one samples freely.
-    """
-    if n < 1:
-        raise CLIError(f"n={n}: must be >= 1")
-    k = int(method.num_conditions)
-    name = method.mcfg.name
-    if exemplar_set is not None:
-        if condition is not None:
-            raise CLIError("condition and exemplars: give one or the other, not both")
-        if not accepts_exemplars(method):
-            raise CLIError(f"exemplars: method={name} does not generate from exemplar images "
-                           f"(only methods with accepts_exemplars, e.g. coupled)")
-        idx = torch.as_tensor(exemplar_indices, dtype=torch.long)
-        images = []
-        for start, size in _chunks(len(idx), batch_size):
-            x = exemplar_set.images(idx[start:start + size]).to(method.device)
-            images.append(method.sample(size, condition=x, use_ema=use_ema).float().cpu())
-        labels = exemplar_set.clean_labels
-        return Generated(torch.cat(images), torch.full((len(idx),), -1, dtype=torch.long), idx.clone(),
-                         None if labels is None else labels[idx].clone().long())
-    if condition is not None:
-        if k == 0 and accepts_exemplars(method):
-            raise CLIError(f"condition={condition}: method={name} generates from exemplar images, not condition ids; "
-                           f"use exemplars=test (or exemplars=train)")
-        if k == 0:
-            raise CLIError(f"condition={condition}: method={name} is unconditional (it has no conditions)")
-        if not isinstance(condition, int) or not 0 <= condition < k:
-            raise CLIError(f"condition={condition}: method={name} has conditions 0..{k - 1}")
-        counts = [0] * k
-        counts[condition] = n
-    elif k > 0:
-        counts = condition_counts(n, k, weights)
-    else:
-        images = [method.sample(size, use_ema=use_ema).float().cpu() for _, size in _chunks(n, batch_size)]
-        return Generated(torch.cat(images), torch.full((n,), -1, dtype=torch.long))
-    images, conds = [], []
-    for c, count in enumerate(counts):
-        for _, size in _chunks(count, batch_size):
-            images.append(method.sample(size, condition=c, use_ema=use_ema).float().cpu())
-            conds.append(torch.full((size,), c, dtype=torch.long))
-    return Generated(torch.cat(images), torch.cat(conds))
-
-
-def exemplar_indices(split_size: int, n: int, seed: int) -> torch.Tensor:
-    """n indices into a split: a seeded permutation (splits are stored grouped by class), cycled if n > size."""
-    perm = torch.randperm(split_size, generator=torch.Generator().manual_seed(int(seed)))
-    return perm.repeat((n + split_size - 1) // split_size)[:n]
-
-
-def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
-    """Float N×C×H×W in [-1, 1] → uint8 N×H×W×C (the rounding a PNG would apply)."""
-    x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def samples_arrays(gen: Generated) -> Dict[str, np.ndarray]:
-    """The samples.npz content for ``gen`` (see the module docstring)."""
-    out: Dict[str, np.ndarray] = {}
-    if gen.images.dim() == 4:
-        out["images"] = to_uint8_hwc(gen.images)
-    else:
-        out["points"] = gen.images.float().numpy().astype(np.float32)
-    out["conditions"] = gen.conditions.numpy().astype(np.int64)
-    if gen.source_index is not None:
-        out["source_index"] = gen.source_index.numpy().astype(np.int64)
-        if gen.source_label is not None:
-            out["source_label"] = gen.source_label.numpy().astype(np.int64)
-    return out
 
 
 def grid_columns(conditions: torch.Tensor) -> int:
@@ -238,7 +107,7 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
     torch.manual_seed(int(args["seed"]))
     exemplar_set, idx, exemplar_images = None, None, None
     if args["exemplars"] is not None:
-        if not accepts_exemplars(method):  # fail before loading data
+        if not method.accepts_exemplars:  # fail before loading data
             raise CLIError(f"exemplars: method={cfg.method.name} does not generate from exemplar images "
                            f"(only methods with accepts_exemplars, e.g. coupled)")
         dm = load_datamodule(cfg)
@@ -247,8 +116,11 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
         idx = exemplar_indices(len(exemplar_set), args["n"], args["seed"])
         exemplar_images = exemplar_set.images(idx)
         print(f"[lsgan] exemplars: {args['n']} images of the {split} split", flush=True)
-    gen = generate(method, args["n"], args["condition"], exemplar_set, idx, int(args["batch_size"]),
-                   bool(args["ema"]))
+    try:
+        gen = generate(method, args["n"], args["condition"], exemplar_set, idx, int(args["batch_size"]),
+                       bool(args["ema"]))
+    except GenerationError as exc:  # the library's one-line error is this command line's argument error
+        raise CLIError(str(exc)) from None
     paths = write_samples(gen, out, exemplar_images)
     print(f"[lsgan] {len(gen)} samples from {cfg.method.name} (iteration {method.iteration})\n"
           + "\n".join(f"  {k}: {v}" for k, v in paths.items()), flush=True)

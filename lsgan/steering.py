@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Union
 
 import torch
-from torch import nn
+
+from lsgan.nets.modes import eval_mode
 
 __all__ = ["SteeringResult", "steer_latent"]
 
@@ -23,15 +24,6 @@ class SteeringResult:
     z: torch.Tensor              # B×d steered latents
     images: torch.Tensor         # G(z) for the steered latents
     target_prob: List[torch.Tensor]  # per step (before each update, then final), B probabilities of target
-
-
-def _set_eval(*nets) -> list:
-    modes = []
-    for net in nets:
-        if isinstance(net, nn.Module):
-            modes.append((net, net.training))
-            net.eval()
-    return modes
 
 
 def steer_latent(generator: Callable[[torch.Tensor], torch.Tensor], classifier: Callable[[torch.Tensor], torch.Tensor],
@@ -52,9 +44,8 @@ def steer_latent(generator: Callable[[torch.Tensor], torch.Tensor], classifier: 
     z0 = z0.detach()
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
-    modes = _set_eval(generator, classifier)
     history: List[torch.Tensor] = []
-    try:
+    with eval_mode(generator, classifier):
         for _ in range(steps):
             log_p = classifier(generator(z)).log_softmax(dim=1).gather(1, target[:, None]).squeeze(1)
             history.append(log_p.detach().exp())
@@ -68,7 +59,4 @@ def steer_latent(generator: Callable[[torch.Tensor], torch.Tensor], classifier: 
         with torch.no_grad():
             images = generator(z)
             history.append(classifier(images).softmax(dim=1).gather(1, target[:, None]).squeeze(1))
-    finally:
-        for net, mode in modes:
-            net.train(mode)
     return SteeringResult(z=z.detach(), images=images.detach(), target_prob=history)

@@ -107,7 +107,7 @@ def main(argv: Optional[Sequence[str]] = None):
 
 def _job(own: Dict[str, object], overrides: List[str]) -> Dict[str, object]:
     from lsgan.config import validate
-    from lsgan.run import compose_config, precheck_overrides
+    from lsgan.compose import compose_config, precheck_overrides
 
     check_bool(own, "force")
     check_int(own, "batch_size", 1)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lsgan.errors import ConfigError, check_choice
+
 
 def default_weights_path(cfg: DictConfig) -> Path:
     from lsgan.data.datasets import target_size
@@ -37,7 +39,6 @@ def default_weights_path(cfg: DictConfig) -> Path:
 
 def train_extractor(cfg: DictConfig) -> Path:
     """Train ``cfg.extractor.name`` (rotnet | supervised) on ``cfg.data``'s training split; returns the weights path."""
-    from lsgan.config import ConfigError, check_choice
     from lsgan.data.datasets import load_dataset
     from lsgan.features.extractors import TRAINED, check_extractor_config, save_extractor_checkpoint
     from lsgan.features.pipeline import _device

@@ -451,11 +451,12 @@ def test_callback_rejects_unknown_metric_names(tmp_path):
 
 
 def test_condition_id_on_an_exemplar_method_points_to_exemplars():
-    from lsgan.loading import CLIError
-    from lsgan.sample import generate
+    from lsgan.generation import GenerationError, generate
 
-    with pytest.raises(CLIError, match="generates from exemplar images, not condition ids; use exemplars=test"):
+    # the generation library raises its own error (the metric suite calls it); lsgan.sample reports it as a CLIError
+    with pytest.raises(GenerationError, match="generates from exemplar images, not condition ids; use exemplars=test") as info:
         generate(MirrorMethod(), 4, condition=3)
+    assert not isinstance(info.value, CLIError)
 
 
 def test_prdc_reference_rows_span_a_class_sorted_split():

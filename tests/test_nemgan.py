@@ -13,7 +13,7 @@ import lsgan.methods.nemgan as nem
 from lsgan.config import ConfigError, validate
 from lsgan.losses import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.metrics.clustering import balanced_cluster_acc
-from lsgan.metrics.nemgan_report import class_mean_distances, evaluate_nemgan, mode_matching_report, nearest_mean_agreement
+from lsgan.reports.nemgan import class_mean_distances, evaluate_nemgan, mode_matching_report, nearest_mean_agreement
 from lsgan.priors import PriorConfig, build_prior
 from lsgan.run import build_datamodule, build_method, train
 

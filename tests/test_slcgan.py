@@ -13,8 +13,8 @@ from lsgan.config import ConfigError, validate
 from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_mi_loss)
 from lsgan.methods.base import DataInfo
-from lsgan.methods.slcgan import (CLUSTERER_FILE, SLCGAN, Clusterer, plot_cluster_sizes,
-                                  real_vs_generated_grid, sorted_cluster_sizes)
+from lsgan.methods.slcgan import CLUSTERER_FILE, SLCGAN, Clusterer
+from lsgan.reports.slcgan import plot_cluster_sizes, real_vs_generated_grid, sorted_cluster_sizes
 from lsgan.metrics.clustering import kmeans_labels
 from lsgan.run import train
 from tests.conftest import make_cfg

@@ -5,7 +5,7 @@ one row per setting (mean ± std over seeds).
         [--out experiments/nemgan/results] [--data-root ../shared/data] [--n-gen 2000] [--device cpu]
 
 Every ``<run>/checkpoints/last.ckpt`` of method=nemgan below the folders is rebuilt with
-``lsgan.loading.load_method`` and scored by ``lsgan.metrics.nemgan_report.evaluate_nemgan``: h(x)
+``lsgan.loading.load_method`` and scored by ``lsgan.reports.nemgan.evaluate_nemgan``: h(x)
 accuracy / NMI / ARI on the test split, conditional accuracy and classifier FID (MNIST evaluator,
 cached or trained once), ring8 modes and high-quality %, stacked-MNIST modes. Scores are cached
 in ``<run>/nemgan_eval.json`` (reused while the checkpoint's iteration is unchanged). Writes
@@ -70,7 +70,7 @@ def run_setting(overrides: Dict[str, str], cfg: dict) -> Dict[str, str]:
 
 def evaluate_run(run: Path, iteration: int, args, evaluators: Dict[str, object]) -> Dict[str, object]:
     from lsgan.loading import load_datamodule, load_method
-    from lsgan.metrics.nemgan_report import evaluate_nemgan, mnist_evaluator
+    from lsgan.reports.nemgan import evaluate_nemgan, mnist_evaluator
 
     ckpt = run / "checkpoints" / "last.ckpt"
     cached = run / EVAL_FILE

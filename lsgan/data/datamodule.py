@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from lsgan.data.batch import Batch
 from lsgan.data.datasets import ArrayDataset, load_dataset, prepare_dataset
 from lsgan.data.sampler import ResumableBatchSampler
+from lsgan.errors import ConfigError
 
 
 def identity_collate(batch):
@@ -109,3 +110,18 @@ class GANDataModule(pl.LightningDataModule):
     @property
     def class_names(self) -> List[str]:
         return self.train_set.class_names
+
+
+def datamodule_of(cfg, check_batch_size: bool = False) -> GANDataModule:
+    """The data module of a run's config (``cfg.data``, seeded by ``cfg.seed``, 0 when absent) with its training
+    split loaded (the eval split loads on first use): what training builds (``lsgan.run.build_datamodule``)
+    and what a checkpoint's readers rebuild (``lsgan.loading.load_datamodule``). ``check_batch_size``
+    (training): a batch larger than the training split is a one-line ConfigError."""
+    dm = GANDataModule(cfg.data, seed=int(cfg.get("seed", 0)))
+    dm.setup("fit")
+    if check_batch_size:
+        n, bs = len(dm.train_set), int(cfg.data.batch_size)
+        if bs > n:
+            raise ConfigError(f"data.batch_size={bs} is larger than the training split of dataset={cfg.data.name} "
+                              f"({n} examples); lower data.batch_size to at most {n}")
+    return dm

@@ -26,10 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from lsgan.config import DATASETS, ConfigError
+from lsgan.errors import ConfigError, one_line
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_file
 
+# data.name: every dataset load_dataset reads (lsgan.config.validate checks the choice)
+DATASETS = (
+    "digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "cifar100_coarse",
+    "celeba32", "celeba64", "celeba128", "stacked_mnist",
+    "ring8", "grid25", "crescents", "npz", "image_folder",
+)
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 HAIR_COLORS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Bald")
@@ -282,10 +288,6 @@ def _root(cfg) -> Path:
     return Path(str(cfg.root)).expanduser().absolute()
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
-
-
 def _labels(y) -> torch.Tensor:
     return torch.as_tensor(np.asarray(y).astype(np.int64).reshape(-1))
 
@@ -297,7 +299,7 @@ def _read_npz(path: Path, split: str, where: str, default_names: Sequence[str] =
         with open(path, "rb") as fh:
             magic = fh.read(4)
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path} ({_one_line(exc)})") from None
+        raise ConfigError(f"{where}: cannot read {path} ({one_line(exc)})") from None
     if magic != b"PK\x03\x04":  # every .npz (numpy.savez) is a zip archive
         raise ConfigError(f"{where}: {path} is not an .npz archive (it does not start as a zip file; "
                           f"write it with numpy.savez)")
@@ -317,7 +319,7 @@ def _read_npz(path: Path, split: str, where: str, default_names: Sequence[str] =
     except ConfigError:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ConfigError(f"{where}: {path} is truncated or corrupt ({_one_line(exc)[:120]}); "
+        raise ConfigError(f"{where}: {path} is truncated or corrupt ({one_line(exc)[:120]}); "
                           f"re-create or re-download it") from None
     xt = _to_nchw(x, where)
     yt = None if y is None else _labels(y)
@@ -362,7 +364,7 @@ def _torchvision_reader(name: str, tv_class: str, default_names: Sequence[str] =
                     f"dataset {who} not found: expected {npz} (arrays x_train, y_train, x_test, y_test) "
                     f"or torchvision's {tv_class} files under {root}; set data.root=<folder holding them> "
                     f"or data.download=true") from None
-            raise ConfigError(f"dataset {who}: download into {root} failed ({_one_line(exc)}); "
+            raise ConfigError(f"dataset {who}: download into {root} failed ({one_line(exc)}); "
                               f"download it elsewhere and set data.root=<that folder>") from None
         x = ds.data.numpy() if torch.is_tensor(ds.data) else np.asarray(ds.data)
         names = list(default_names) or [str(c) for c in ds.classes]
@@ -504,7 +506,7 @@ def decode_images(files: Sequence[Path], size: int, key: str) -> Tuple[torch.Ten
         try:
             arr[len(kept)] = _decode_one(f, size).transpose(2, 0, 1)
         except (OSError, ValueError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
-            first_fault = first_fault or _one_line(exc)[:120]
+            first_fault = first_fault or one_line(exc)[:120]
             continue
         kept.append(i)
     if not kept:
@@ -530,7 +532,7 @@ def _atomic_save(path: Path, **arrays: np.ndarray) -> None:
         with atomic_file(path) as fh:
             np.savez(fh, **arrays)
     except OSError as exc:  # a read-only or full cache folder costs speed, not the run
-        warnings.warn(f"lsgan: cannot write image cache in {path.parent} ({_one_line(exc)}); decoding every time")
+        warnings.warn(f"lsgan: cannot write image cache in {path.parent} ({one_line(exc)}); decoding every time")
 
 
 def _image_files(folder: Path) -> List[Path]:
@@ -554,7 +556,7 @@ def _read_celeba(cfg, split: str, seed: int) -> _Split:
         try:  # torchvision unpacks into ROOT/celeba/img_align_celeba
             tvd.CelebA(str(root), split="all", target_type="attr", download=True)
         except (RuntimeError, OSError) as exc:
-            raise ConfigError(f"dataset {cfg.name}: download into {root} failed ({_one_line(exc)}); "
+            raise ConfigError(f"dataset {cfg.name}: download into {root} failed ({one_line(exc)}); "
                               f"download CelebA manually and set data.root=<folder>") from None
         base = _celeba_dir(root)
     if base is None:

@@ -28,6 +28,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from lsgan.data.datasets import target_size
+from lsgan.features.extractors import extract_features, weights_digest
 from lsgan.io import atomic_file, atomic_path
 
 CACHE_VERSION = 1
@@ -61,9 +63,6 @@ def data_fingerprint(data: torch.Tensor) -> str:
 
 def feature_key(data_cfg, split: str, extractor, dataset) -> Dict[str, object]:
     """Everything ``extractor``'s raw features of ``dataset`` (split ``split`` of ``data_cfg``) depend on."""
-    from lsgan.data.datasets import target_size
-    from lsgan.features.extractors import weights_digest
-
     train = split == data_cfg.train_split
     listify = lambda v: None if v is None else [float(x) if isinstance(x, float) else x for x in v]  # noqa: E731
     desc = extractor.description
@@ -193,8 +192,6 @@ class FeatureCache:
     def features(self, data_cfg, split: str, dataset, extractor, batch_size: int = 256,
                  device=None) -> Tuple[torch.Tensor, CacheInfo]:
         """Raw (unprojected) N×d features of ``dataset`` under ``extractor``: cached, or extracted and cached."""
-        from lsgan.features.pipeline import extract_features
-
         key = feature_key(data_cfg, split, extractor, dataset)
         desc = extractor.description
         stem = f"{data_cfg.name}-{split}-{desc['name']}-{desc['layer']}"
@@ -206,22 +203,6 @@ class FeatureCache:
     def _say(self, msg: str) -> None:
         if self.verbose:
             print(f"[lsgan.features] {msg}", flush=True)
-
-
-def cached_features(data_cfg, split: str, extractor_cfg, dataset, extractor=None, device=None) -> torch.Tensor:
-    """N×d raw features of ``dataset`` (split ``split``) under ``extractor_cfg``, via the on-disk cache.
-
-    ``extractor`` (optional) is a prebuilt ``build_extractor(extractor_cfg, ...)`` to reuse.
-    """
-    from lsgan.features.extractors import build_extractor, extractor_config
-
-    extractor_cfg = extractor_config(extractor_cfg)
-    if extractor is None:
-        extractor = build_extractor(extractor_cfg, tuple(dataset.data.shape[1:]))
-    cache = FeatureCache(default_cache_dir(extractor_cfg))
-    feats, _ = cache.features(data_cfg, split, dataset, extractor, int(extractor_cfg.batch_size),
-                              device if device is not None else extractor_cfg.device)
-    return feats
 
 
 # --------------------------------------------------------------------------- helpers

@@ -13,6 +13,9 @@ from typing import Callable, List
 
 from omegaconf import DictConfig, OmegaConf
 
+from lsgan.compose import CONF_DIR, precheck_overrides
+from lsgan.errors import ConfigError, check_choice, merge_node
+
 # Added to argv unless the user sets the same key. A sweep still writes multirun.yaml into its sweep dir: keep that out of the working directory.
 QUIET_HYDRA = ["hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none",
                "hydra.run.dir=.", f"hydra.sweep.dir={os.path.join(tempfile.gettempdir(), 'lsgan-feature-sweeps')}",
@@ -31,9 +34,6 @@ def with_quiet_hydra(argv: List[str]) -> List[str]:
 def run_hydra_cli(task: Callable[[DictConfig], None], extra_keys: List[str] = ()) -> None:
     """Run ``task(cfg)`` as a Hydra app; ``extra_keys`` (e.g. ``split``) are accepted as plain ``key=value``."""
     import hydra
-
-    from lsgan.config import ConfigError
-    from lsgan.run import CONF_DIR, precheck_overrides
 
     argv = sys.argv[1:]
     try:
@@ -62,7 +62,8 @@ def validate_feature_nodes(cfg: DictConfig) -> DictConfig:
     Unlike ``lsgan.config.validate`` it skips the method's checks: training a RotNet must not
     fail because the default method would want that RotNet's weights already.
     """
-    from lsgan.config import DATASETS, ConfigError, DataConfig, TrainerConfig, merge_node, check_choice
+    from lsgan.config import DataConfig, TrainerConfig
+    from lsgan.data.datasets import DATASETS
     from lsgan.features.extractors import extractor_config
 
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))

@@ -21,15 +21,40 @@ import copy
 import functools
 import hashlib
 import os
+import time
+from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lsgan.config import ConfigError, check_choice
+from lsgan.errors import ConfigError, check_choice, merge_node
 from lsgan.io import atomic_torch_save
 from lsgan.nets.perceptual import IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass
+class ExtractorConfig:
+    """The ``extractor`` config node (conf/extractor/*.yaml)."""
+
+    name: str = "alexnet_random"   # alexnet_random | rotnet | supervised
+    layer: str = "conv3"           # intermediate layer whose feature map is used: alexnet conv1..conv5, others conv1..conv4
+    weights: Optional[str] = None  # checkpoint of a trained extractor (rotnet / supervised; required for those)
+    seed: int = 0                  # alexnet_random: seed of the random weights
+    input_size: Optional[int] = None  # images are resized to this before E; None = the extractor's own (alexnet 64, trained: their training size)
+    pool: Optional[int] = None     # average-pool the feature map to pool×pool before flattening (None = full map)
+    pca_dim: Optional[int] = None  # project features onto their top principal components (fit on the training split)
+    cache: bool = True             # precompute training-split features into the on-disk cache (False: compute in memory)
+    cache_dir: Optional[str] = None  # feature cache folder; None = $LSGAN_CACHE/features or ~/.cache/lsgan/features
+    batch_size: int = 256          # images per forward pass when extracting
+    device: Optional[str] = None   # extraction device; None = cuda when available, else cpu
+    width: int = 16                # rotnet / supervised backbone: channels of the first block (then 2w, 4w, 4w)
+    train_steps: int = 1000        # lsgan.train_extractor: optimizer steps
+    train_batch_size: int = 64     # lsgan.train_extractor: images per step (rotnet: ×4 rotations)
+    train_lr: float = 1e-3         # lsgan.train_extractor: Adam learning rate
+
 
 EXTRACTORS = ("alexnet_random", "rotnet", "supervised")
 TRAINED = ("rotnet", "supervised")
@@ -48,9 +73,6 @@ def layers_of(name: str) -> Tuple[str, ...]:
 
 def extractor_config(node):
     """``node`` (a DictConfig, dict or ExtractorConfig) merged onto the ExtractorConfig schema: every field present."""
-    from lsgan.config import merge_node
-    from lsgan.features import ExtractorConfig
-
     return merge_node(ExtractorConfig, node, "extractor")
 
 
@@ -274,3 +296,43 @@ def load_extractor_checkpoint(path) -> dict:
         raise ConfigError(f"extractor.weights={path}: not an lsgan extractor checkpoint "
                           f"(write one with `python -m lsgan.train_extractor`)")
     return ckpt
+
+
+# --------------------------------------------------------------------------- a whole split
+def extract_features(extractor: FeatureExtractor, source, batch_size: int = 256, device=None, out=None,
+                     label: str = "", verbose: bool = True, raw: bool = True):
+    """Features of every example of ``source`` (an ArrayDataset or a float/uint8 image tensor), in batches.
+
+    ``raw`` skips the projection (what the cache stores). ``out`` (an N×d array or tensor) is
+    filled in place (the cache passes its memory-mapped file); otherwise a new tensor is returned.
+    """
+    n = len(source)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    extractor.to(device)
+    fn = extractor.raw_features if raw else extractor
+    dim = extractor.raw_dim if raw else extractor.out_dim
+    if out is None:
+        out = torch.empty(n, dim, dtype=torch.float32)
+    to_out = (lambda f: f.numpy()) if isinstance(out, np.ndarray) else (lambda f: f)  # noqa: E731
+    say = (lambda m: print(f"[lsgan.features] {m}", flush=True)) if verbose else (lambda m: None)  # noqa: E731
+    desc = extractor.description
+    say(f"extracting {label or 'images'}: {n} images -> {dim}-d features ({desc['name']} {desc['layer']}, "
+        f"{extractor.input_size}px, pool={extractor.pool}) on {device}")
+    t0 = last = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, n, int(batch_size)):
+            stop = min(n, start + int(batch_size))
+            x = _images(source, start, stop).to(device)
+            out[start:stop] = to_out(fn(x).float().cpu())
+            now = time.perf_counter()
+            if now - last > 10 or stop == n:  # progress every 10 s, and at the end
+                last = now
+                say(f"  {stop}/{n} ({100 * stop // max(n, 1)}%) {stop / max(now - t0, 1e-9):.0f} img/s")
+    return out
+
+
+def _images(source, start: int, stop: int) -> torch.Tensor:
+    if hasattr(source, "images"):
+        return source.images(range(start, stop))
+    x = torch.as_tensor(source[start:stop])
+    return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from lsgan.config import ConfigError
+from lsgan.errors import ConfigError
 
 
 class PCAProjection(nn.Module):

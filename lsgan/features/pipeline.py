@@ -12,56 +12,16 @@ to the returned features, so cached features and on-the-fly ones live in the sam
 """
 from __future__ import annotations
 
-import time
 from typing import Tuple
 
 import numpy as np
 import torch
 
 from lsgan.features.cache import FeatureCache, default_cache_dir, feature_key
-from lsgan.features.extractors import FeatureExtractor, build_extractor, extractor_config
+from lsgan.features.extractors import FeatureExtractor, build_extractor, extract_features, extractor_config
 from lsgan.features.pca import PCAProjection, fit_pca
 
 PCA_MAX_ROWS = 20000
-
-
-def extract_features(extractor: FeatureExtractor, source, batch_size: int = 256, device=None, out=None,
-                     label: str = "", verbose: bool = True, raw: bool = True):
-    """Features of every example of ``source`` (an ArrayDataset or a float/uint8 image tensor), in batches.
-
-    ``raw`` skips the projection (what the cache stores). ``out`` (an N×d array or tensor) is
-    filled in place (the cache passes its memory-mapped file); otherwise a new tensor is returned.
-    """
-    n = len(source)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    extractor.to(device)
-    fn = extractor.raw_features if raw else extractor
-    dim = extractor.raw_dim if raw else extractor.out_dim
-    if out is None:
-        out = torch.empty(n, dim, dtype=torch.float32)
-    to_out = (lambda f: f.numpy()) if isinstance(out, np.ndarray) else (lambda f: f)  # noqa: E731
-    say = (lambda m: print(f"[lsgan.features] {m}", flush=True)) if verbose else (lambda m: None)  # noqa: E731
-    desc = extractor.description
-    say(f"extracting {label or 'images'}: {n} images -> {dim}-d features ({desc['name']} {desc['layer']}, "
-        f"{extractor.input_size}px, pool={extractor.pool}) on {device}")
-    t0 = last = time.perf_counter()
-    with torch.no_grad():
-        for start in range(0, n, int(batch_size)):
-            stop = min(n, start + int(batch_size))
-            x = _images(source, start, stop).to(device)
-            out[start:stop] = to_out(fn(x).float().cpu())
-            now = time.perf_counter()
-            if now - last > 10 or stop == n:  # progress every 10 s, and at the end
-                last = now
-                say(f"  {stop}/{n} ({100 * stop // max(n, 1)}%) {stop / max(now - t0, 1e-9):.0f} img/s")
-    return out
-
-
-def _images(source, start: int, stop: int) -> torch.Tensor:
-    if hasattr(source, "images"):
-        return source.images(range(start, stop))
-    x = torch.as_tensor(source[start:stop])
-    return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
 
 
 def _device(cfg) -> str:

@@ -50,6 +50,7 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, **critic_kw
 
 
 # name -> (D loss, G loss). "ns" and "minimax" share the BCE discriminator loss.
+ADV_FORMS = ("hinge", "ns", "minimax", "wgan_gp")  # the method.adv_loss values (each method accepts a subset)
 ADVERSARIAL = {
     "hinge": (d_hinge, g_hinge),
     "ns": (d_bce, g_nonsaturating),

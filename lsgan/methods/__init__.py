@@ -1,25 +1,12 @@
-"""Method registry: every module in this package registers its LightningModule(s) by name.
+"""Method registry: each method module registers its LightningModule(s) by name (``@register``).
 
-Adding a method = adding one module with a class decorated by ``@register``; nothing else
-needs editing.
+Adding a method = adding one module with a class decorated by ``@register`` and naming that module
+in the import line below (the explicit list of method modules; helper modules such as ``base``,
+``registry`` and ``clustering_term`` are imported only by what uses them).
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from lsgan.methods.registry import METHODS, register
+from lsgan.methods import clustergan, coupled, nemgan, slcgan, sngan  # noqa: F401,E402  the methods; each registers itself
 
-METHODS = {}
-
-
-def register(cls):
-    METHODS[cls.Config.name] = cls
-    return cls
-
-
-def _discover() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name != "base":
-            importlib.import_module(f"{__name__}.{info.name}")
-
-
-_discover()
+__all__ = ["METHODS", "register"]

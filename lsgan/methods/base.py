@@ -14,19 +14,24 @@ functions, ``d_step`` and ``g_step`` (mimicry style). The base owns what is comm
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lsgan.config import ADV_FORMS, MethodConfig, merge_node, upgrade_saved_config
 from lsgan.data.batch import Batch
+from lsgan.errors import merge_node
+from lsgan.generation import per_condition_counts
+from lsgan.losses.gan import ADV_FORMS, gradient_penalty
+from lsgan.methods.registry import METHODS
+from lsgan.nets.ema import EMA
 
 
 def inference(fn):
@@ -56,6 +61,56 @@ class DivergenceError(RuntimeError):
 
 
 @dataclass
+class MethodConfig:
+    """Fields every method shares; methods subclass this with their own."""
+
+    name: str = "sngan"
+    z_dim: int = 128
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: List[float] = field(default_factory=lambda: [0.0, 0.9])
+    n_dis: int = 1   # D updates per G update
+    n_gen: int = 1   # G updates per D update (coupled, Algorithm 2: D only when i mod n == 0)
+    ema_decay: Optional[float] = None  # EMA of G (parameters averaged, buffers copied); None = off
+    ema_start: int = 1000              # iterations G is copied (not averaged) before the EMA warms up
+    adv_loss: str = "hinge"            # adversarial form (ADV_FORMS); each method sets its default and lists what it accepts
+
+
+# Settings renamed by issue 11 (see lsgan.config.moved_loss_error / moved_key_error for the command line).
+COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
+
+
+def upgrade_saved_config(cfg) -> dict:
+    """A config saved before issue 11 (a checkpoint's hyper_parameters["cfg"], a run's config.yaml) in
+    today's spelling, as a plain dict; a config already in it comes back unchanged (a copy). The one place
+    old configs are translated (``lsgan.loading``, resume's settings check, ``GANMethod``, the collectors):
+
+    * ``loss.name`` hinge | ns | minimax | wgan_gp (sngan, cgan, clustergan) -> ``method.adv_loss`` of that
+      name and ``loss.name: full`` (those methods had no ablations);
+    * ``loss.gp_weight`` -> ``method.gp_weight`` for methods that have it (sngan, clustergan, nemgan),
+      dropped for the others (it was unused there);
+    * coupled's ``method.g_loss`` ns | saturating -> ``method.adv_loss`` ns | minimax (the same BCE game:
+      the pair D's loss is the BCE either way, only G's loss differs, exactly as ns / minimax).
+    """
+    out = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg)))
+    loss, method = out.get("loss"), out.get("method")
+    if not isinstance(loss, dict) or not isinstance(method, dict):
+        return out
+    if loss.get("name") in ADV_FORMS:
+        method.setdefault("adv_loss", loss["name"])
+        loss["name"] = "full"
+    if "gp_weight" in loss:
+        gp = loss.pop("gp_weight")
+        schema = getattr(METHODS.get(method.get("name")), "Config", None)
+        if schema is not None and "gp_weight" in schema.__dataclass_fields__:
+            method.setdefault("gp_weight", gp)
+    if "g_loss" in method:
+        g = method.pop("g_loss")
+        method.setdefault("adv_loss", COUPLED_G_LOSS.get(g, g))
+    return out
+
+
+@dataclass
 class DataInfo:
     """What a method needs to know about its data to build its networks."""
 
@@ -74,6 +129,14 @@ class GANMethod(pl.LightningModule):
     # backward computes no weight gradients that would be thrown away. A method whose g_step
     # also updates another optimizer (slcgan's C) sets this False and manages freezing itself.
     freeze_others_in_g_step = True
+    # Optional hooks the sampler, the metric suite and the report read, declared here with their defaults;
+    # a method that has one overrides it (a class attribute, or a method for the two callables).
+    accepts_exemplars = False  # sample(n, condition=images) generates "more like these" real images (coupled)
+    # x -> B×d: the method's own feature space (slcgan: C's penultimate features); None: the suite's k-NN /
+    # linear-probe metrics use condition_of(x) when that returns feature vectors
+    features_of: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    # x -> B×d that the "cluster" metric also runs k-means on (clustergan: [ẑ_n, softmax(ẑ_c)]); None: not reported
+    cluster_features: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
     def __init__(self, cfg: DictConfig, data_info: DataInfo):
         super().__init__()
@@ -103,8 +166,6 @@ class GANMethod(pl.LightningModule):
             self.to(memory_format=torch.channels_last)
         self.g_ema = None
         if self.mcfg.ema_decay is not None:
-            from lsgan.nets.ema import EMA
-
             self.g_ema = EMA(self.G)
         # Fixed noise for sample grids, from its own generator so grids never touch the
         # global RNG (that would break exact resume).
@@ -185,6 +246,26 @@ class GANMethod(pl.LightningModule):
 
     def opt(self, name: str):
         return self.optimizers()[self._opt_names.index(name)]
+
+    def adversarial_d_step(self, real: torch.Tensor, fake: torch.Tensor, d_real: torch.Tensor, d_fake: torch.Tensor,
+                           terms: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+        """D's update for a method with one adversarial D (sngan / cgan, nemgan, clustergan): the adversarial
+        loss of ``self.d_loss_fn`` (``ADVERSARIAL[method.adv_loss][0]``, set in ``build``) on D's scores
+        of the real and (detached) fake batch, plus the method's own D terms (``terms``: log name -> value,
+        added in order), plus λ·GP (``method.gp_weight``, the penalty on D itself, unconditional) when
+        ``method.adv_loss=wgan_gp``; steps D's optimizer and returns the log row
+        {loss_d, d_real, d_fake, *terms, gp}."""
+        loss = self.d_loss_fn(d_real, d_fake)
+        logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        for name, term in (terms or {}).items():
+            loss = loss + term
+            logs[name] = term.detach()
+        if self.mcfg.adv_loss == "wgan_gp":
+            gp = gradient_penalty(self.D, real, fake)
+            loss = loss + self.mcfg.gp_weight * gp
+            logs["gp"] = gp.detach()
+        self.step_opt("d", loss)
+        return {"loss_d": loss.detach(), **logs}
 
     def step_opt(self, name: str, loss: torch.Tensor) -> None:
         """zero_grad → backward → step for one named optimizer (only its params get grads)."""
@@ -318,24 +399,6 @@ class GANMethod(pl.LightningModule):
         raise NotImplementedError
 
 
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module):
-    """Forward passes inside record no graph to ``module``'s parameters (they stay usable): a net
-    judged by another's loss (slcGAN's C in L_mi, an encoder frozen for G's samples) moves only the other.
-    ``None`` (a net a configuration leaves out) is accepted and does nothing."""
-    if module is None:
-        yield None
-        return
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield module
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
-
-
 def ema_decay_at(iteration: int, start: int, decay: float) -> float:
     """EMA decay used at ``iteration``: 0 (a plain copy) before ``start``, then the warm-up
     min(decay, (1 + t) / (10 + t)) with t = iteration − start (TensorFlow's num_updates rule), so
@@ -364,12 +427,6 @@ def _set_rng_state(state) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def per_condition_counts(n: int, k: int) -> List[int]:
-    """Split n samples evenly over k conditions (the first n % k get one more)."""
-    base, extra = divmod(n, k)
-    return [base + (1 if c < extra else 0) for c in range(k)]
 
 
 def even_conditions(n: int, k: int, device=None) -> torch.Tensor:

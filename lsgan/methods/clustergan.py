@@ -30,14 +30,15 @@ import torch
 import torch.nn.functional as F
 
 from lsgan.augment import AugmentConfig
-from lsgan.config import ConfigError, MethodConfig, check_choice
+from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
-from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, gradient_penalty, mode_seeking_loss, perceptual_loss
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions, frozen, inference
+from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, mode_seeking_loss, perceptual_loss
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
+from lsgan.nets.modes import frozen
 from lsgan.priors import build_prior
 
 PRIORS = ("onehot_gaussian", "gmm")
@@ -229,29 +230,18 @@ class ClusterGAN(GANMethod):
         with torch.no_grad():
             fake = self.G(z)
         d_real = self.D(batch.x)
+        terms = {}
         if self.mcfg.encoder == "infogan":
             # InfoGAN: Q's body is D's, so D's trunk also learns to read the codes of (detached) fakes
             d_fake, e = score_and_encode(self.D, self.E, fake)
-            code, _ = self.code_loss(z, modes, e)
+            terms["d_code"] = self.code_loss(z, modes, e)[0]
         else:
-            d_fake, code = self.D(fake), None
-        loss = self.d_loss_fn(d_real, d_fake)
-        logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
-        if code is not None:
-            loss = loss + code
-            logs["d_code"] = code.detach()
+            d_fake = self.D(fake)
         if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # E reads D's trunk, so the trunk itself learns to cluster real images, an auxiliary
             # task of D (as SS-GAN's rotation task); E's head learns in g_step
-            cluster, _ = self.cluster_term(batch.x, self.cluster_logits)
-            loss = loss + cluster
-            logs["d_consistency"] = cluster.detach()
-        if self.mcfg.adv_loss == "wgan_gp":
-            gp = gradient_penalty(self.D, batch.x, fake)
-            loss = loss + self.mcfg.gp_weight * gp
-            logs["gp"] = gp.detach()
-        self.step_opt("d", loss)
-        return {"loss_d": loss.detach(), **logs}
+            terms["d_consistency"] = self.cluster_term(batch.x, self.cluster_logits)[0]
+        return self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms)
 
     def g_step(self, batch: Batch):
         z, modes = self.draw_latent(len(batch))
@@ -345,8 +335,8 @@ class ClusterGAN(GANMethod):
 
     def cluster_kmeans(self, x_all: torch.Tensor, k: Optional[int] = None, seed: Optional[int] = None) -> torch.Tensor:
         """The authors' protocol: k-means (k = K by default, 10 restarts) on ``cluster_features`` of all images."""
-        from lsgan.metrics.clustering import kmeans_labels
+        from lsgan.metrics.clustering import kmeans_ids  # lsgan.metrics (scipy): evaluation only, not needed to train
 
         k = self.num_conditions if k is None else int(k)
         seed = int(self.mcfg.kmeans_seed) if seed is None else int(seed)
-        return torch.from_numpy(kmeans_labels(self.cluster_features(x_all), k, seed))
+        return kmeans_ids(self.cluster_features(x_all), k, seed)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from lsgan.augment import MultiViewAugment, check_augment_config
-from lsgan.config import ConfigError, check_choice
+from lsgan.errors import ConfigError, check_choice
 from lsgan.losses import assignment_loss, invariant_clustering_loss, marginal_kl, sinkhorn_assignments
 
 

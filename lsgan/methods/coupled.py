@@ -21,12 +21,12 @@ from typing import Dict, Tuple
 
 import torch
 
-from lsgan.config import ConfigError, MethodConfig, check_choice
+from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.data.pairs import nearest_farthest
 from lsgan.losses import d_bce, mode_seeking_loss, triple_coupled_d_loss, triple_coupled_g_loss
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, inference
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.nets import build_discriminator, build_generator
 from lsgan.nets.pair import PairDiscriminator
 

@@ -45,15 +45,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsgan.augment import AugmentConfig
-from lsgan.config import ConfigError, MethodConfig, check_choice
+from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
-from lsgan.losses import ADVERSARIAL, gradient_penalty, mode_seeking_loss
+from lsgan.losses import ADVERSARIAL, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, even_conditions, frozen, inference
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
+from lsgan.nets.modes import frozen
 from lsgan.priors import build_prior
 
 # loss name -> the terms (besides the adversarial one) that g and h minimise
@@ -239,30 +240,18 @@ class NEMGAN(GANMethod):
         with torch.no_grad():
             fake = self.G(z)
         d_real = self.D(batch.x)
-        code = None
+        terms = {}
         if self.mcfg.encoder == "infogan" and self.terms:
             # InfoGAN: Q's body is D's, so D's trunk also learns to invert (detached) fakes
             d_fake, z_hat = score_and_encode(self.D, self.h1, fake)
-            code = self.inversion_loss(z, y, z_hat)[0]
+            terms["d_code"] = self.inversion_loss(z, y, z_hat)[0]
         else:
             d_fake = self.D(fake)
-        loss = self.d_loss_fn(d_real, d_fake)
-        logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
-        if code is not None:
-            loss = loss + code
-            logs["d_code"] = code.detach()
         if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
             # task of D); h1's head and h2 learn in g_step
-            cluster, _ = self.cluster_term(batch.x, self.scaled_cluster_logits)
-            loss = loss + cluster
-            logs["d_consistency"] = cluster.detach()
-        if self.mcfg.adv_loss == "wgan_gp":
-            gp = gradient_penalty(self.D, batch.x, fake)
-            loss = loss + self.mcfg.gp_weight * gp
-            logs["gp"] = gp.detach()
-        self.step_opt("d", loss)
-        return {"loss_d": loss.detach(), **logs, **self._maybe_semi()}
+            terms["d_consistency"] = self.cluster_term(batch.x, self.scaled_cluster_logits)[0]
+        return {**self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms), **self._maybe_semi()}
 
     def generator_objective(self, z: torch.Tensor, y: torch.Tensor):
         """(loss, logs): the joint objective of g and h on latents z of modes y. Only the terms

@@ -16,8 +16,8 @@ Per iteration (their Algorithm 1, hinge loss, all weights 1 by default):
 
 ``loss=no_mi`` / ``loss=no_aug`` drop L_mi / L_aug. C is a standalone :class:`Clusterer` with its
 own optimizer ("c") and its own state file (``<run_dir>/clusterer.pt`` at the end of training).
-The bottom of the module has the paper's figures: cluster sizes of C against k-means on C's
-penultimate features (their Fig. 4) and real images per cluster next to generated ones (Fig. 1).
+The paper's figures (cluster sizes of C against k-means on C's penultimate features, their Fig. 4;
+real images per cluster next to generated ones, Fig. 1) are drawn by ``lsgan.reports.slcgan``.
 """
 from __future__ import annotations
 
@@ -26,21 +26,21 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
-from lsgan.config import ConfigError, MethodConfig
+from lsgan.errors import ConfigError
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_torch_save
 from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_marginal_entropy, slcgan_mi_loss)
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, frozen, inference
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.nets import build_discriminator, build_encoder, build_generator
+from lsgan.nets.modes import frozen
 
 CLUSTERER_FILE = "clusterer.pt"
 
@@ -266,81 +266,3 @@ class SLCGAN(GANMethod):
     def features_of(self, x: torch.Tensor) -> torch.Tensor:
         """C's penultimate features (the representation the paper probes linearly)."""
         return self.C.features(x.to(self.device))
-
-
-# ---------------------------------------------------------------------------- figures
-def sorted_cluster_sizes(ids: Union[np.ndarray, torch.Tensor], k: int) -> np.ndarray:
-    """Sizes of clusters 0..k−1 (empty ones included), largest first."""
-    ids = ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
-    return np.sort(np.bincount(ids.astype(np.int64), minlength=k))[::-1]
-
-
-def plot_cluster_sizes(c_ids, kmeans_ids, k: int, path: str, title: Optional[str] = None) -> str:
-    """Bar chart of sorted cluster sizes, C's argmax next to k-means on C's features (Fig. 4)."""
-    from lsgan.metrics.clustering import agg_figure
-
-    ours, base = sorted_cluster_sizes(c_ids, k), sorted_cluster_sizes(kmeans_ids, k)
-    fig = agg_figure(figsize=(max(4.0, 0.25 * k + 2), 3))
-    ax = fig.add_subplot()
-    pos = np.arange(k)
-    ax.bar(pos - 0.2, ours, width=0.4, label="C (argmax)")
-    ax.bar(pos + 0.2, base, width=0.4, label="k-means on C's features")
-    ax.set_xlabel("cluster (sorted by size)")
-    ax.set_ylabel("images")
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
-
-
-@torch.no_grad()
-def real_vs_generated_grid(method: SLCGAN, real: torch.Tensor, clusters: Optional[Sequence[int]] = None,
-                           per_side: int = 8) -> torch.Tensor:
-    """Rows of [per_side real images C puts in cluster k | per_side samples of G(·, k)] (Fig. 1).
-
-    Clusters default to the 10 largest on ``real``; a cluster with fewer real members is
-    padded with blank (−1) tiles. Returns (rows·2·per_side)×C×H×W in [-1, 1].
-    """
-    ids = method.condition_of(real.to(method.device)).cpu()
-    if clusters is None:
-        sizes = torch.bincount(ids, minlength=method.num_conditions)
-        clusters = sizes.argsort(descending=True)[: min(10, method.num_conditions)].tolist()
-    tiles = []
-    for k in clusters:
-        members = real[ids == k][:per_side].cpu()
-        blank = -torch.ones((per_side - len(members),) + tuple(real.shape[1:]))
-        tiles += [members, blank, method.sample(per_side, condition=int(k)).cpu()]
-    return torch.cat(tiles)
-
-
-def save_real_vs_generated(method: SLCGAN, real: torch.Tensor, path: str,
-                           clusters: Optional[Sequence[int]] = None, per_side: int = 8) -> str:
-    """PNG of :func:`real_vs_generated_grid`, one cluster per row."""
-    from torchvision.utils import save_image
-
-    grid = real_vs_generated_grid(method, real, clusters, per_side)
-    save_image((grid + 1) / 2, path, nrow=2 * per_side, padding=1, pad_value=1.0)
-    return path
-
-
-def write_figures(method: SLCGAN, images: torch.Tensor, out_dir: str, n_kmeans: int = 2000, seed: int = 0) -> Dict[str, str]:
-    """Both figures for ``images`` (real, in [-1, 1]): ``cluster_sizes.png`` (C against k-means on
-    C's features, over a seeded subset of ``n_kmeans`` images) and ``real_vs_generated.png``."""
-    os.makedirs(out_dir, exist_ok=True)
-    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n_kmeans]
-    x = images[idx]
-    from lsgan.metrics.clustering import kmeans_labels
-
-    was_training = method.training
-    method.eval()
-    try:
-        k = method.num_conditions
-        ids = method.condition_of(x.to(method.device)).cpu()
-        km = kmeans_labels(method.C.embed(x), k, seed)
-        return {"cluster_sizes": plot_cluster_sizes(ids, km, k, os.path.join(out_dir, "cluster_sizes.png"),
-                                                    title=f"cluster sizes, K={k}, {len(x)} images"),
-                "real_vs_generated": save_real_vs_generated(method, x, os.path.join(out_dir, "real_vs_generated.png"))}
-    finally:
-        method.train(was_training)

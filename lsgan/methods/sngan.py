@@ -12,11 +12,11 @@ from typing import Optional
 
 import torch
 
-from lsgan.config import ConfigError, MethodConfig
+from lsgan.errors import ConfigError
 from lsgan.data.batch import Batch
-from lsgan.losses import ADVERSARIAL, gradient_penalty
-from lsgan.methods import register
-from lsgan.methods.base import GANMethod, inference
+from lsgan.losses import ADVERSARIAL
+from lsgan.methods.registry import register
+from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.nets import build_discriminator, build_generator
 
 
@@ -54,14 +54,8 @@ class SNGAN(GANMethod):
             fake = self.G(self.draw_z(n), y_fake)
         d_real = self.D(batch.x, batch.y)
         d_fake = self.D(fake, y_fake)
-        loss = self.d_loss_fn(d_real, d_fake)
-        logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
-        if self.mcfg.adv_loss == "wgan_gp":
-            gp = gradient_penalty(self.D, batch.x, fake)  # unconditional critic only (cgan refuses wgan_gp)
-            loss = loss + self.mcfg.gp_weight * gp
-            logs["gp"] = gp.detach()
-        self.step_opt("d", loss)
-        return {"loss_d": loss.detach(), **logs}
+        # wgan_gp's penalty is on the unconditional critic only (cgan refuses wgan_gp)
+        return self.adversarial_d_step(batch.x, fake, d_real, d_fake)
 
     def g_step(self, batch: Batch):
         n = len(batch)

@@ -3,7 +3,9 @@
 Feature extractors (FID Inception, evaluator classifiers) live in ``inception`` and
 ``evaluator``; everything else takes arrays/tensors and returns numbers or dicts. The metric
 *names* a user passes (``metrics.names``, ``lsgan.evaluate metrics=[...]``) are the keys of
-``METRICS`` (``suite``), which maps each to the functions below.
+``lsgan.metrics.suite.METRICS``, which maps each to the functions below. The suite (which generates
+from a trained method) is not imported here: it sits above the methods, and the methods use the
+measures below (k-means, figures) without pulling it in.
 """
 from lsgan.metrics.clustering import (ari, balanced_cluster_acc, cluster_acc, clustering_report, contingency,
                                       map_conditions_to_classes, nmi, plot_confusion, purity)
@@ -15,13 +17,12 @@ from lsgan.metrics.evaluator import (EVALUATOR_ARCHS, Evaluator, build_evaluator
 from lsgan.metrics.fid import (ReferenceStats, feature_stats, fid_against_reference, fid_from_features,
                                frechet_distance, inception_score, kid_against_reference, kid_from_features)
 from lsgan.metrics.inception import (InceptionFeatures, extract_features, load_inception, resolve_inception_weights,
-                                     to_inception_input, wheel_weights_path)
+                                     wheel_weights_path)
 from lsgan.metrics.knn import knn_indices, knn_label_agreement, tsne_plot
 from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, kl_to_uniform, knn_kl_divergence,
                                  ring_centers, stacked_mnist_modes, toy_mode_stats)
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
-from lsgan.metrics.suite import ALIASES, METRICS, MetricSuite, canonical_names
 
 __all__ = [
     "ari", "balanced_cluster_acc", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi",
@@ -32,12 +33,11 @@ __all__ = [
     "load_evaluator", "prepare_images", "save_evaluator", "train_evaluator",
     "ReferenceStats", "feature_stats", "fid_against_reference", "fid_from_features", "frechet_distance",
     "inception_score", "kid_against_reference", "kid_from_features",
-    "InceptionFeatures", "extract_features", "load_inception", "resolve_inception_weights", "to_inception_input",
+    "InceptionFeatures", "extract_features", "load_inception", "resolve_inception_weights",
     "wheel_weights_path",
     "knn_indices", "knn_label_agreement", "tsne_plot",
     "classwise_knn_kl_matrix", "grid_centers", "kl_to_uniform", "knn_kl_divergence", "ring_centers",
     "stacked_mnist_modes", "toy_mode_stats",
     "kth_neighbour_distances", "prdc",
     "linear_probe",
-    "ALIASES", "METRICS", "MetricSuite", "canonical_names",
 ]

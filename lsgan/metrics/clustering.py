@@ -85,6 +85,11 @@ def kmeans_labels(features: ArrayLike, k: int, seed: int = 0) -> np.ndarray:
     return KMeans(n_clusters=int(k), n_init=10, random_state=int(seed)).fit_predict(x.astype(np.float64)).astype(np.int64)
 
 
+def kmeans_ids(features: ArrayLike, k: int, seed: int = 0) -> torch.Tensor:
+    """:func:`kmeans_labels` as an int64 CPU tensor (what the metric suite and clustergan's protocol compare)."""
+    return torch.from_numpy(kmeans_labels(features, k, seed))
+
+
 def balanced_cluster_acc(y_true, y_pred, K: int, C: int) -> float:
     """Mean per-class recall under the best one-to-one cluster → class map (Hungarian on the
     recall matrix); classes left unmatched (K < C) count 0. Unlike plain ACC it does not reward

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from lsgan.io import atomic_torch_save
 from lsgan.metrics.fid import fid_from_features
+from lsgan.nets.modes import eval_mode
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 EVALUATOR_ARCHS = ("lenet", "resnet")
@@ -152,16 +153,12 @@ class Evaluator(nn.Module):
 
     @torch.no_grad()
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor], images: ArrayLike, batch_size: int) -> torch.Tensor:
-        was_training = self.net.training
-        self.net.eval()
-        try:
+        with eval_mode(self.net):
             outs = []
             for start in range(0, len(images), batch_size):
                 x = prepare_images(images[start:start + batch_size], self.meta["size"], self.meta["channels"])
                 outs.append(fn(x.to(self.device)).float().cpu())
             return torch.cat(outs)
-        finally:
-            self.net.train(was_training)
 
     def logits(self, images: ArrayLike, batch_size: int = 512) -> torch.Tensor:
         return self._map(self.net, images, batch_size)

@@ -117,12 +117,6 @@ def to_uint8_levels(images: ImagesLike) -> torch.Tensor:
     return x
 
 
-def to_inception_input(images: ImagesLike) -> torch.Tensor:
-    """Images → N×3×299×299 float in [-1, 0.9921875] (uint8/128 − 1), the network's input."""
-    x = to_uint8_levels(images)
-    return tf1_bilinear_resize(x) / 128.0 - 1.0
-
-
 class InceptionFeatures(torch.nn.Module):
     """FID InceptionV3: images (uint8 0..255 or float [-1, 1], N×C×H×W) → N×2048 float32 features.
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from lsgan.metrics.knn import knn_indices, knn_label_agreement
+from lsgan.nets.modes import eval_mode
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -120,16 +121,12 @@ def latent_report(method, dataset, evaluator, n: int = 2000, seed: int = 0, k: i
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(dataset), generator=gen)[:n]
     feats, preds = [], []
-    was_training = method.training
-    method.eval()
-    try:
+    with eval_mode(method):
         for chunk in idx.split(batch_size):
             x = dataset.images(chunk).to(method.device)
             f = method.condition_of(x)
             feats.append(f.float().cpu())
             preds.append(evaluator.predict(method.sample(len(x), condition=f).float().cpu()))
-    finally:
-        method.train(was_training)
     f, pred, y = torch.cat(feats), torch.cat(preds), labels_all[idx].long()
     correct = pred == y
     out: Dict[str, object] = {"n": int(len(y)), "accuracy": float(correct.double().mean()),

@@ -59,6 +59,17 @@ def grid_centers(side: int = 5, spacing: float = 2.0) -> np.ndarray:
     return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
 
+TOY_DATASETS = ("ring8", "grid25")  # the 2-D mixtures whose modes are known centres
+
+
+def toy_centers(name: str) -> Optional[np.ndarray]:
+    """Mode centres of a 2-D toy dataset, in the order its reader (``lsgan.data.datasets``) numbers the
+    modes (ring8: 8 on a circle of radius 2; grid25: {-4,-2,0,2,4}², mode = 5·row + col); None for other data."""
+    if name == "ring8":
+        return ring_centers(8, 2.0)
+    return grid_centers(5, 2.0) if name == "grid25" else None
+
+
 def toy_mode_stats(samples: ArrayLike, centers: ArrayLike, std: float, min_count: int = 1) -> Dict[str, object]:
     """2-D mode coverage: {"modes", "n_modes", "high_quality" (fraction), "reverse_kl", "counts"}.
 

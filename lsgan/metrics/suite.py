@@ -18,12 +18,27 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from lsgan.config import ConfigError
+from lsgan.data.datasets import load_dataset
+from lsgan.errors import ConfigError
+from lsgan.generation import exemplar_indices, generate, prior_weights
+from lsgan.metrics.clustering import clustering_report, kmeans_ids
+from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
+                                       mean_pairwise_distance, within_condition_variety)
+from lsgan.metrics.evaluator import evaluator_cache_path, load_evaluator
+from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_reference, fid_from_features,
+                               kid_against_reference)
+from lsgan.metrics.inception import extract_features, load_inception
+from lsgan.metrics.knn import knn_label_agreement
+from lsgan.metrics.modes import TOY_DATASETS, classwise_knn_kl_matrix, stacked_mnist_modes, toy_centers, toy_mode_stats
+from lsgan.metrics.prdc import prdc
+from lsgan.metrics.probe import linear_probe
+from lsgan.nets.modes import eval_mode
 
 # Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
 METRICS = {
@@ -46,7 +61,7 @@ METRICS = {
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
 INCEPTION_METRICS = ("fid", "kid", "prdc")
 EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl", "class_masses")
-TOY_CENTRES = ("ring8", "grid25")
+TOY_CENTRES = TOY_DATASETS  # the 2-D toys: exact nearest-centre evaluator, mode counting
 
 DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
                   "cifar100": 40, "cifar100_coarse": 40}
@@ -80,8 +95,6 @@ def dataset_tag(data_cfg) -> str:
     if data_cfg.get("attr"):
         tag += f"-{data_cfg.attr}"
     if data_cfg.name in ("npz", "image_folder") and data_cfg.get("path"):
-        from pathlib import Path
-
         tag += f"-{Path(str(data_cfg.path)).stem}"
     if data_cfg.get("channels") is not None:
         tag += f"-ch{int(data_cfg.channels)}"
@@ -90,8 +103,6 @@ def dataset_tag(data_cfg) -> str:
 
 def evaluator_path(cfg, size: int, channels: int) -> str:
     """Where the evaluator for ``cfg``'s data lives (``metrics.evaluator`` or the cache)."""
-    from lsgan.metrics.evaluator import evaluator_cache_path
-
     if cfg.metrics.get("evaluator"):
         return str(cfg.metrics.evaluator)
     if cfg.data.name == "stacked_mnist":  # each channel is an MNIST digit
@@ -106,9 +117,7 @@ class NearestCentreEvaluator:
     (the data module labels ring8 / grid25 points by the same centre order)."""
 
     def __init__(self, name: str):
-        from lsgan.metrics.modes import grid_centers, ring_centers
-
-        self.centres = torch.as_tensor(ring_centers() if name == "ring8" else grid_centers(), dtype=torch.float32)
+        self.centres = torch.as_tensor(toy_centers(name), dtype=torch.float32)
         self.meta = {"dataset": name, "arch": "nearest_centre", "n_classes": len(self.centres), "test_acc": None}
 
     def predict(self, points) -> torch.Tensor:
@@ -140,8 +149,6 @@ class StackedMNISTEvaluator:
 
 def resolve_evaluator(cfg, datamodule, device="cpu"):
     """(evaluator, None) or (None, reason) for the run's dataset."""
-    from lsgan.metrics.evaluator import load_evaluator
-
     name = cfg.data.name
     if name in TOY_CENTRES:
         return NearestCentreEvaluator(name), None
@@ -238,10 +245,8 @@ class MetricSuite:
         n = int(n_samples or self.mcfg.n_samples)
         results: Dict[str, dict] = {}
         self._call = {}
-        was_training = self.method.training
-        self.method.eval()
         try:
-            with _private_rng(int(self.mcfg.get("seed", 0)), self.method.device):
+            with eval_mode(self.method), _private_rng(int(self.mcfg.get("seed", 0)), self.method.device):
                 for name in names:
                     start = time.time()
                     try:
@@ -252,7 +257,6 @@ class MetricSuite:
                     results[name] = to_jsonable(res)
                     self.log(f"[lsgan] {name}: {summary(results[name])}")
         finally:
-            self.method.train(was_training)
             self._call = {}
         return results
 
@@ -276,11 +280,9 @@ class MetricSuite:
 
     def generated(self, n: int):
         """The samples every metric of this call shares."""
-        from lsgan.sample import accepts_exemplars, exemplar_indices, generate, prior_weights
-
         if "gen" not in self._call:
             bs = int(self.mcfg.batch_size)
-            if accepts_exemplars(self.method):
+            if self.method.accepts_exemplars:
                 ev = self.dm.eval_set
                 idx = exemplar_indices(len(ev), n, int(self.mcfg.get("seed", 0)))
                 self._call["gen"] = generate(self.method, n, exemplar_set=ev, exemplar_indices=idx, batch_size=bs)
@@ -302,8 +304,6 @@ class MetricSuite:
     def reference(self) -> Reference:
         """``ref_n`` examples of ``ref_split``, a seed-0 subset (fixed, so the cache key identifies it)."""
         if self._reference is None:
-            from lsgan.data.datasets import load_dataset
-
             split = str(self.mcfg.ref_split)
             ds = self.dm.eval_set if split == self.cfg.data.eval_split else (
                 self.dm.train_set if split == self.cfg.data.train_split and not self.cfg.data.get("max_train")
@@ -316,8 +316,6 @@ class MetricSuite:
 
     def _inception_net(self):
         if self._inception is None:
-            from lsgan.metrics.inception import load_inception
-
             try:
                 self._inception = load_inception(self.mcfg.get("inception_weights"), self.method.device)
             except FileNotFoundError as exc:
@@ -326,9 +324,6 @@ class MetricSuite:
 
     def _inception_features(self, n: int):
         """(generated features, ReferenceStats) on the FID network."""
-        from lsgan.metrics.fid import ReferenceStats
-        from lsgan.metrics.inception import extract_features
-
         if not self.is_image:
             raise Skip(f"Inception metrics need images; dataset={self.cfg.data.name} is 2-D points")
         net = self._inception_net()
@@ -348,8 +343,6 @@ class MetricSuite:
         """The evaluator's features of the reference images, cached on disk per evaluator (by its
         weights' fingerprint), dataset, split, resolution and count: a second evaluation reads them."""
         if self._ref_eval_feats is None:
-            from lsgan.metrics.fid import ReferenceStats
-
             ref, ev = self.reference(), self._need_evaluator()
             if not hasattr(ev, "fingerprint"):  # the toy mixtures' exact classifier: nothing to save
                 self._ref_eval_feats = ev.features(ref.floats())
@@ -362,12 +355,9 @@ class MetricSuite:
 
     def _conditional(self, n: int) -> Dict[str, object]:
         """Evaluator predictions on the generated samples, with the condition → class mapping."""
-        from lsgan.metrics.conditional import cluster_conditional_accuracy, exemplar_conditional_accuracy
-        from lsgan.sample import accepts_exemplars
-
         if "cond" in self._call:
             return self._call["cond"]
-        if not accepts_exemplars(self.method) and self.method.num_conditions == 0:
+        if not self.method.accepts_exemplars and self.method.num_conditions == 0:
             raise Skip(f"method={self.method.mcfg.name} is unconditional: no conditions to check")
         ev = self._need_evaluator()
         self._need_labels("conditional accuracy")
@@ -375,7 +365,7 @@ class MetricSuite:
         C = int(ev.meta["n_classes"])
         pred = self._generated_predictions(n)
         proto = {"n_generated": len(gen), **evaluator_protocol(ev), "classes": C}
-        if accepts_exemplars(self.method):
+        if self.method.accepts_exemplars:
             if gen.source_label is None:
                 raise Skip("exemplar accuracy needs the source images' labels")
             res = exemplar_conditional_accuracy(gen.source_label, pred, C)
@@ -401,7 +391,7 @@ class MetricSuite:
     def _representation(self, x_loader: Callable[[], torch.Tensor], what: str) -> Tuple[torch.Tensor, str]:
         """The method's feature space on some images: ``features_of(x)`` if the method has it,
         else ``condition_of(x)`` when that returns feature vectors (coupled: E(x))."""
-        fn, label = getattr(self.method, "features_of", None), "features_of"
+        fn, label = self.method.features_of, "features_of"
         if fn is None:
             fn, label = self.method.condition_of, "condition_of"
         x = x_loader()
@@ -423,15 +413,11 @@ class MetricSuite:
 
     # ------------------------------------------------------------------ metrics
     def _m_fid(self, n):
-        from lsgan.metrics.fid import fid_against_reference
-
         feats, ref = self._inception_features(n)
         res = fid_against_reference(feats, ref)
         return {"value": res["fid"], "protocol": {**res["protocol"], "weights": self._weights_name()}}
 
     def _m_kid(self, n):
-        from lsgan.metrics.fid import kid_against_reference
-
         feats, ref = self._inception_features(n)
         size = min(int(self.mcfg.kid_subset_size), len(feats), ref.n)
         res = kid_against_reference(feats, ref, int(self.mcfg.kid_subsets), size, seed=int(self.mcfg.get("seed", 0)))
@@ -439,13 +425,9 @@ class MetricSuite:
                 "protocol": {**res["protocol"], "subsets": int(self.mcfg.kid_subsets), "subset_size": size}}
 
     def _m_is(self, n):
-        from lsgan.metrics.fid import NO_LOGITS_REASON
-
         raise Skip(NO_LOGITS_REASON)
 
     def _m_prdc(self, n):
-        from lsgan.metrics.prdc import prdc
-
         feats, ref = self._inception_features(n)
         m = min(len(feats), ref.n)  # equal set sizes, as in Kynkäänniemi et al.
         k = int(self.mcfg.prdc_k)
@@ -458,8 +440,6 @@ class MetricSuite:
         return getattr(self._inception, "weights_path", None)
 
     def _m_classifier_fid(self, n):
-        from lsgan.metrics.fid import fid_from_features
-
         ev = self._need_evaluator()
         gen = self.generated(n)
         real = self._eval_features_of_reference()
@@ -471,8 +451,6 @@ class MetricSuite:
 
     def _m_classifier_prdc(self, n):
         """PRDC where Inception is slow or ill-suited (CPU, 28-px digits): the evaluator's features."""
-        from lsgan.metrics.prdc import prdc
-
         ev = self._need_evaluator()
         gen_feats, real = self._generated_eval_features(n), self._eval_features_of_reference()
         m = min(len(gen_feats), len(real))  # equal set sizes, as in Kynkäänniemi et al.
@@ -494,9 +472,6 @@ class MetricSuite:
         return out
 
     def _m_variety(self, n):
-        from lsgan.metrics.conditional import within_condition_variety
-        from lsgan.metrics.prdc import prdc
-
         c = self._conditional(n)
         ev = self._need_evaluator()
         ref = self.reference()
@@ -525,10 +500,7 @@ class MetricSuite:
         changes: m exemplars × r draws, mean pairwise distance within each exemplar's r samples
         divided by that of the real images of the exemplar's class (1.0 = z alone spans the class,
         ≈ 0 = G ignores z)."""
-        from lsgan.metrics.conditional import mean_pairwise_distance
-        from lsgan.sample import accepts_exemplars, exemplar_indices, generate
-
-        if not accepts_exemplars(self.method):
+        if not self.method.accepts_exemplars:
             raise Skip(f"method={self.method.mcfg.name} conditions on ids, not exemplars: its spread over z "
                        f"within a condition is `variety`")
         self._need_labels("z_variety")
@@ -554,9 +526,7 @@ class MetricSuite:
         """Does the model carry the data's class masses (NEMGAN's 02:98 claim)? n samples drawn as
         the method draws them (an engineered prior's P_Y, else its conditions evenly), each given
         the evaluator's class; value = the largest gap, in share, to the training split's class shares."""
-        from lsgan.sample import accepts_exemplars, prior_weights
-
-        if accepts_exemplars(self.method):
+        if self.method.accepts_exemplars:
             raise Skip(f"method={self.method.mcfg.name} draws what its exemplars are: its class shares are theirs")
         self._need_labels("class masses")
         labels = self.dm.train_set.clean_labels
@@ -574,8 +544,6 @@ class MetricSuite:
                              "meaning": "max over classes |generated share - training share| (0 = masses carried)"}}
 
     def _m_cluster(self, n):
-        from lsgan.metrics.clustering import clustering_report
-
         self._need_labels("clustering")
         ev = self.dm.eval_set
         x, y = ev.images(), ev.clean_labels
@@ -587,23 +555,20 @@ class MetricSuite:
         if out.dim() == 1 and not out.is_floating_point():
             ids, rule = out.long(), "argmax of condition_of(x)"
         else:  # feature-valued condition_of (coupled): k-means into as many clusters as classes
-            ids, rule = _kmeans(out, int(ev.num_classes), int(self.mcfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
+            ids, rule = kmeans_ids(out, int(ev.num_classes), int(self.mcfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
         rep = clustering_report(y, ids)
         self.artifacts["cluster_ids"] = ids.numpy()
         res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "balanced_acc", "nmi", "ari", "purity", "n_clusters")},
                "rule": rule, "protocol": {**proto, "classes": rep["n_classes"]}}
-        feats = getattr(self.method, "cluster_features", None)
+        feats = self.method.cluster_features
         if feats is not None:  # ClusterGAN's own protocol: k-means on the encoder output
             k = int(self.method.num_conditions) or int(ev.num_classes)
-            km = clustering_report(y, _kmeans(self._batched(feats, x), k, int(self.mcfg.get("seed", 0))))
+            km = clustering_report(y, kmeans_ids(self._batched(feats, x), k, int(self.mcfg.get("seed", 0))))
             res["kmeans"] = {**{key: km[key] for key in ("acc", "nmi", "ari", "purity")},
                              "rule": f"k-means on cluster_features(x), k = {k}"}
         return res
 
     def _m_modes(self, n):
-        from lsgan.metrics.modes import grid_centers, ring_centers, stacked_mnist_modes, toy_mode_stats
-        from lsgan.sample import generate, prior_weights
-
         name = self.cfg.data.name
         if name not in ("stacked_mnist",) + TOY_CENTRES:
             raise Skip(f"mode counting needs dataset=stacked_mnist, ring8 or grid25, not {name}")
@@ -616,7 +581,7 @@ class MetricSuite:
             return {"value": res["modes"], "kl": res["kl"], "n_modes": 1000,
                     "protocol": {"n_generated": m, "classifier": "MNIST evaluator per channel",
                                  "evaluator_test_acc": ev.meta.get("test_acc"), "convention": "VEEGAN / PacGAN"}}
-        centres = ring_centers() if name == "ring8" else grid_centers()
+        centres = toy_centers(name)
         std = float(self.cfg.data.std)
         res = toy_mode_stats(gen.images, centres, std)
         return {"value": res["modes"], "n_modes": res["n_modes"], "high_quality": res["high_quality"],
@@ -625,8 +590,6 @@ class MetricSuite:
                              "covered": ">= 1 high-quality sample", "convention": "VEEGAN"}}
 
     def _m_knn(self, n):
-        from lsgan.metrics.knn import knn_label_agreement
-
         self._need_labels("k-NN label agreement")
         ev = self.dm.eval_set
         feats, label = self._representation(ev.images, "knn")
@@ -640,8 +603,6 @@ class MetricSuite:
         return out
 
     def _m_probe(self, n):
-        from lsgan.metrics.probe import linear_probe
-
         self._need_labels("linear probe")
         tr, te = self.dm.train_set, self.dm.eval_set
         if tr.clean_labels is None:
@@ -656,8 +617,6 @@ class MetricSuite:
                                            "classifier": "multinomial logistic regression on standardised features"}}
 
     def _m_class_kl(self, n):
-        from lsgan.metrics.modes import classwise_knn_kl_matrix
-
         c = self._conditional(n)
         ev = self._need_evaluator()
         ref = self.reference()
@@ -674,12 +633,6 @@ class MetricSuite:
                 "protocol": {"n_generated": len(gen), "features": "evaluator penultimate, PCA 10",
                              "estimator": "1-NN KL (Wang et al. 2009)", "max_per_group": 500,
                              "value": "mean over modes of the smallest KL to a real class"}}
-
-
-def _kmeans(features: torch.Tensor, k: int, seed: int) -> torch.Tensor:
-    from lsgan.metrics.clustering import kmeans_labels
-
-    return torch.from_numpy(kmeans_labels(features, k, seed))
 
 
 def _spread_rows(n: int, m: int) -> np.ndarray:

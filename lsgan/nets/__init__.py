@@ -12,18 +12,20 @@ from typing import Sequence
 
 from torch import nn
 
-from lsgan.config import ARCHS, check_choice
+from lsgan.errors import check_choice
 from lsgan.nets.dcgan import DCGANDiscriminator, DCGANEncoder, DCGANGenerator
 from lsgan.nets.ema import EMA
-from lsgan.nets.layers import (ClassEmbedding, ConditionalBatchNorm, ConditionalBatchNorm1d,
+from lsgan.nets.layers import (ClassEmbedding, ConditionalBatchNorm,
                                ConcatEncoder, ConditionalBatchNorm2d, Discriminator, Encoder, SharedTrunkEncoder,
                                add_spectral_norm_, score_and_encode)
 from lsgan.nets.mlp import MLPDiscriminator, MLPEncoder, MLPGenerator
 from lsgan.nets.resnet import ResNetDiscriminator, ResNetEncoder, ResNetGenerator
 
+ARCHS = ("dcgan", "resnet", "mlp")  # model.arch: the network families built below
+
 __all__ = [
-    "build_generator", "build_discriminator", "build_encoder", "EMA", "ClassEmbedding",
-    "ConditionalBatchNorm", "ConditionalBatchNorm1d", "ConditionalBatchNorm2d", "Discriminator",
+    "ARCHS", "build_generator", "build_discriminator", "build_encoder", "EMA", "ClassEmbedding",
+    "ConditionalBatchNorm", "ConditionalBatchNorm2d", "Discriminator",
     "ConcatEncoder", "Encoder", "SharedTrunkEncoder", "add_spectral_norm_", "score_and_encode",
 ]
 

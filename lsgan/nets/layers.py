@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from lsgan.config import ConfigError
+from lsgan.errors import ConfigError
 
 SN_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 INITS = ("normal", "xavier", "default")
@@ -150,13 +150,6 @@ class ConditionalBatchNorm2d(ConditionalBatchNorm):
 
     def __init__(self, num_features: int, cond_dim: int):
         super().__init__(num_features, cond_dim, dims=2)
-
-
-class ConditionalBatchNorm1d(ConditionalBatchNorm):
-    """Conditional BatchNorm over B×C features (the MLP generator's, Brock et al., 2019)."""
-
-    def __init__(self, num_features: int, cond_dim: int):
-        super().__init__(num_features, cond_dim, dims=1)
 
 
 class NoNorm(nn.Module):

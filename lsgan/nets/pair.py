@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from lsgan.config import ConfigError
+from lsgan.errors import ConfigError
 
 
 class PairDiscriminator(nn.Module):

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import nn
 
-from lsgan.config import ConfigError
+from lsgan.errors import ConfigError
 
 # VGG16 "D" configuration (Simonyan & Zisserman, 2015) laid out exactly as torchvision's
 # ``vgg16().features`` (conv, ReLU, ..., max-pool), so its state_dict keys load unchanged.

@@ -18,14 +18,7 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 import torch
 
-
-def _toy_centers(name: str) -> Optional[np.ndarray]:
-    """Mode centres of a 2-D toy dataset (as its reader draws them), None for other data."""
-    from lsgan.metrics import grid_centers, ring_centers
-
-    if name == "ring8":
-        return ring_centers(8, 2.0)
-    return grid_centers(5, 2.0) if name == "grid25" else None
+from lsgan.metrics.modes import toy_centers
 
 
 # --------------------------------------------------------------------------- Fig. 2
@@ -115,7 +108,7 @@ def mnist_evaluator(data_root: str, cache_dir: str = "~/.cache/lsgan", epochs: f
     """The cached 10-class MNIST evaluator at 32 px: ``lsgan.train_evaluator``'s (trained once and
     cached when absent; its test accuracy is in ``meta["test_acc"]``)."""
     from lsgan.metrics import load_evaluator
-    from lsgan.run import compose_config
+    from lsgan.compose import compose_config
     from lsgan.train_evaluator import train_and_cache
 
     cfg = compose_config(["dataset=mnist", f"data.root={data_root}", f"metrics.cache_dir={cache_dir}",
@@ -163,7 +156,7 @@ def evaluate_nemgan(method, datamodule, evaluator=None, class_ids: Optional[Sequ
         out.update(h_acc=rep["acc"], h_bal_acc=balanced_cluster_acc(y_real, pred, method.num_conditions,
                                                                      ev_set.num_classes),
                    h_nmi=rep["nmi"], h_ari=rep["ari"])
-    centers = _toy_centers(name)
+    centers = toy_centers(name)
     if centers is not None:
         samples = method.sample(n_gen).cpu()
         stats = toy_mode_stats(samples, centers, float(method.cfg.data.std))

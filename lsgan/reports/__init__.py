@@ -10,6 +10,10 @@
 - ``curves.png``: training curves from the run's ``metrics.csv``;
 
 and a table of every metric with its protocol (skipped metrics with their reasons).
+
+A method's own figures live beside this, one module per method, so the method file holds only the method:
+``lsgan.reports.slcgan`` (cluster sizes, real vs generated per cluster) and ``lsgan.reports.nemgan``
+(mode-matching distance histograms, the nemgan benchmark's numbers).
 """
 from __future__ import annotations
 
@@ -40,11 +44,11 @@ def _save_grid(images: torch.Tensor, path: Path, nrow: int) -> Path:
 @torch.no_grad()
 def samples_by_condition(method, path: Path, datamodule=None, seed: int = 0) -> Optional[Path]:
     """One row per condition (up to MAX_ROWS), the same noise in every row."""
-    from lsgan.sample import accepts_exemplars, exemplar_indices, generate
+    from lsgan.generation import exemplar_indices, generate
 
     with torch.random.fork_rng(devices=[method.device] if method.device.type == "cuda" else []):
         torch.manual_seed(seed)
-        if accepts_exemplars(method) and datamodule is not None:
+        if method.accepts_exemplars and datamodule is not None:
             ev = datamodule.eval_set
             idx = exemplar_indices(len(ev), PER_ROW, seed)
             real = ev.images(idx)
@@ -196,7 +200,7 @@ def write_report(out_dir, results: Dict[str, dict], method, datamodule=None, run
     p = samples_by_condition(method, out / "samples_by_condition.png", datamodule, seed)
     if p is not None:
         cap = ("top row: real exemplars; below: samples generated from each" if
-               getattr(method, "accepts_exemplars", False) else
+               method.accepts_exemplars else
                "one row per condition, the same noise in every row" if method.num_conditions else "random samples")
         pictures.append(("Samples", p.name, cap))
     if "confusion" in artifacts:

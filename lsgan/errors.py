@@ -1,0 +1,45 @@
+"""The bottom of the package: user-facing errors and the config-node helpers every layer uses.
+
+Imports nothing from ``lsgan``, so any module (data readers, nets, priors, features, methods,
+the CLIs) can raise a one-line ``ConfigError`` or check a node without pulling in the config
+schema or the registries that ``lsgan.config.validate`` ties together.
+"""
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration mistake; its message is one line."""
+
+
+class CLIError(ValueError):
+    """A bad command-line argument; its message is one line."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message with its white space (newlines included) folded to single spaces."""
+    return " ".join(str(exc).split())
+
+
+def merge_node(schema, node, path: str):
+    """``node`` merged onto the dataclass ``schema`` (defaults filled in); a wrong type or unknown key is
+    a one-line ConfigError naming ``path.key`` and the node's fields."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
+        msg = getattr(exc, "msg", None) or one_line(exc)
+        msg = " ".join(str(msg).split("full_key")[0].split())
+        allowed = ", ".join(f.name for f in schema.__dataclass_fields__.values())
+        raise ConfigError(f"{path}.{key}: {msg} (fields of {path}: {allowed})") from None
+    return merged
+
+
+def check_choice(path: str, value, accepted) -> None:
+    if value not in accepted:
+        raise ConfigError(f"{path}={value!r} is not accepted; accepted values: {', '.join(map(str, accepted))}")
+
+
+__all__ = ["CLIError", "ConfigError", "check_choice", "merge_node", "one_line"]
