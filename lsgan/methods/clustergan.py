@@ -143,8 +143,7 @@ class ClusterGAN(GANMethod):
                                   f"dataset={self.data_info.name} is {len(shape)}-D; set method.beta_p=0")
             self.perceptual = build_perceptual_net(self.mcfg)
         # E's clustering of real images (consistency_weight > 0; None = off, the authors' objective)
-        self.cluster_term = RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.k,
-                                                     self.prior.weights)
+        self.cluster_term = RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
 
     @property
     def latent_dim(self) -> int:

@@ -36,7 +36,8 @@ SINKHORN_ITERS = 100  # enough to meet a 02:98 marginal at eps 0.05 (3, SwAV's c
 
 
 def check_clustering_term_config(m) -> None:
-    """One-line errors for ``method.{consistency_weight, balance_weight, balance_kl, augment}``."""
+    """One-line errors for ``method.{consistency_weight, balance_weight, balance_kl, augment, assign,
+    sinkhorn_pool, sinkhorn_every, sinkhorn_eps}``."""
     check_augment_config(m.augment)
     check_choice("method.balance_kl", m.balance_kl, BALANCE_KL)
     check_choice("method.assign", m.assign, ASSIGN)
@@ -81,9 +82,9 @@ class RealClusteringTerm(nn.Module):
             self.register_buffer(name, torch.zeros((), dtype=torch.long), persistent=self.sinkhorn)
 
     @classmethod
-    def build(cls, m, image_shape: Sequence[int], dataset: str, k: int,
+    def build(cls, m, image_shape: Sequence[int], dataset: str,
               prior_weights: Optional[torch.Tensor] = None) -> Optional["RealClusteringTerm"]:
-        """The term over k clusters from a method config; None when ``method.consistency_weight`` is 0 (off)."""
+        """The term from a method config; None when ``method.consistency_weight`` is 0 (off)."""
         if float(m.consistency_weight) <= 0:
             return None
         if len(tuple(image_shape)) != 3:

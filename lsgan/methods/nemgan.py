@@ -205,8 +205,7 @@ class NEMGAN(GANMethod):
         # h's clustering of real images, balanced to P_Y (consistency_weight > 0; None = off, the paper).
         # loss=no_h2 / gan_only remove h2 and with it this term, which trains it: so a recipe's ablation
         # sweep composes (experiment=nemgan_mnist loss=no_h2), the term is dropped, not refused
-        self.cluster_term = (RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.k,
-                                                        self.prior.weights)
+        self.cluster_term = (RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
                              if "mode" in self.terms else None)
         self.semi_index: Optional[torch.Tensor] = None  # labelled subset, drawn at fit start when semi is on
         self._semi_due = False
@@ -272,7 +271,7 @@ class NEMGAN(GANMethod):
         if "mode" in self.terms and self.iteration < int(self.mcfg.mode_warmup):
             # the mode term waits until h has modes of real images: at 02:98 g's small mode, pushed at once
             # towards a still-random h, locked onto one texture h calls mode 0 (docs/nemgan.md, session 10)
-            inv, inv_logs = self.inversion_loss(z, y, z_hat, mode_weight=0.0)
+            inv, inv_logs = self.inversion_loss(z, y, z_hat, with_mode=False)
             return loss + inv, {**logs, **inv_logs}
         if "mode" in self.terms and not self.mcfg.h_reads_fakes:
             # h frozen for g's samples: the mode term moves g towards h's modes and leaves h's
@@ -285,19 +284,19 @@ class NEMGAN(GANMethod):
         return loss + inv, {**logs, **inv_logs}
 
     def inversion_loss(self, z: torch.Tensor, y: torch.Tensor, z_hat: torch.Tensor,
-                       mode_logits: Optional[torch.Tensor] = None, mode_weight: Optional[float] = None):
+                       mode_logits: Optional[torch.Tensor] = None, with_mode: bool = True):
         """(weighted norm + mode terms of the configured ablation, logs) for h1's output z_hat;
-        the mode term reads ``mode_logits`` when given, else h2(z_hat); ``mode_weight`` 0 skips it."""
-        mode_weight = self.mcfg.mode_weight if mode_weight is None else mode_weight
+        the mode term reads ``mode_logits`` when given, else h2(z_hat); ``with_mode=False`` leaves it out
+        (``method.mode_warmup``)."""
         loss, logs = z_hat.new_zeros(()), {}
         if "norm" in self.terms:
             norm = latent_norm_loss(z, z_hat, self.mcfg.norm_p)
             loss = loss + self.mcfg.norm_weight * norm
             logs["norm"] = norm.detach()
-        if "mode" in self.terms and mode_weight > 0:
+        if "mode" in self.terms and with_mode:
             logits = self.h2(z_hat) if mode_logits is None else mode_logits
             mode = mode_matching_loss(logits, y, self.mcfg.am_margin, self._logit_scale)
-            loss = loss + mode_weight * mode
+            loss = loss + self.mcfg.mode_weight * mode
             logs["mode"] = mode.detach()
             logs["mode_acc"] = (logits.argmax(1) == y).float().mean().detach()
             logs["mode_kl"] = predicted_mode_kl(self.prior.weights, logits.detach())
