@@ -377,3 +377,29 @@ def test_mode_warmup_holds_the_mode_term_back_for_its_iterations(tiny_cfg):
     assert "mode" in m.generator_objective(z, y)[1]
     with pytest.raises(ConfigError, match="method.mode_warmup=-1"):
         validate(tiny_cfg("method=nemgan", "method.mode_warmup=-1"))
+
+
+def test_stratify_modes_draws_every_mode_evenly_and_weights_d_back_to_the_prior(tiny_cfg, tmp_path, monkeypatch):
+    """method.stratify_modes: training latents hold the k modes in equal numbers (sample() still follows P_Y),
+    and D's step gets the weights k·P_Y(y); the default draws from P_Y with no weight. Real steps run."""
+    skew = ("prior.k=2", "prior.weights=[0.1,0.9]")
+    cfg = validate(tiny_cfg(*DIGITS, *skew, "method.stratify_modes=true"))
+    m = build_method(cfg, build_datamodule(cfg))
+    z, y, w = m.draw_training_latent(8)
+    assert torch.bincount(y, minlength=2).tolist() == [4, 4]
+    assert torch.allclose(w, torch.tensor([0.2, 1.8])[y])
+    assert (z[:, :20].view(8, 2, 10).mean(2).argmax(1) == y).all()  # the latents are the drawn modes' codes
+    plain = build_method(validate(tiny_cfg(*DIGITS, *skew)), build_datamodule(cfg))
+    assert plain.draw_training_latent(8)[2] is None
+    seen = []
+    step = nem.NEMGAN.adversarial_d_step
+
+    def spy(self, *args, fake_weight=None, **kwargs):
+        seen.append(fake_weight)
+        return step(self, *args, fake_weight=fake_weight, **kwargs)
+
+    monkeypatch.setattr(nem.NEMGAN, "adversarial_d_step", spy)
+    train(tiny_cfg(*DIGITS, *skew, "method.stratify_modes=true", "trainer.steps=2"), tmp_path)
+    assert len(seen) == 2 and all(torch.allclose(s.sort().values, torch.tensor([0.2] * 4 + [1.8] * 4)) for s in seen)
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"loss_d", "mode", "norm"} <= set(header)

@@ -89,6 +89,7 @@ class NEMGANConfig(MethodConfig):
     balance_kl: str = "forward"      # forward: KL(marginal ‖ P_Y) | reverse: KL(P_Y ‖ marginal), for skewed P_Y
     assign: str = "soft"             # soft: views are each other's targets | sinkhorn: SeLa labels balanced to P_Y
     mode_warmup: int = 0             # iterations before the mode term on g's samples switches on
+    stratify_modes: bool = False     # train on latents of every mode in equal numbers (D's fakes importance-weighted back to P_Y)
     sinkhorn_eps: float = 0.05       # the transport's temperature (assign=sinkhorn)
     sinkhorn_pool: int = 4096        # real images held and labelled by the transport (assign=sinkhorn)
     sinkhorn_every: int = 100        # steps between labellings (assign=sinkhorn)
@@ -233,9 +234,21 @@ class NEMGAN(GANMethod):
         """(z, y): n engineered latents and their modes (modes drawn from P_Y when None)."""
         return self.prior.sample(n, modes=modes, generator=generator, device=self.device)
 
+    def draw_training_latent(self, n: int):
+        """(z, y, weight) for one training step. ``stratify_modes``: the k modes in equal numbers, and
+        weight = P_Y(y)·k, the importance weight that keeps D's fake term an expectation under P_Y (at 02:98 a
+        batch of 64 holds a mode-0 sample about once in a batch: D and g's mode-0 terms were mostly absent). g's terms are
+        not weighted: each mode gets an equal share of g's gradient, which leaves the equilibrium (p_g = p_data for
+        every mode's region, where every per-sample gradient vanishes) where it was. Otherwise modes follow P_Y, weight None."""
+        if not self.mcfg.stratify_modes:
+            return (*self.draw_latent(n), None)
+        y = even_conditions(n, self.prior.k, self.device)
+        z, y = self.draw_latent(n, y)
+        return z, y, self.prior.weights.to(self.device)[y] * self.prior.k
+
     def d_step(self, batch: Batch):
         n = len(batch)
-        z, y = self.draw_latent(n)
+        z, y, weight = self.draw_training_latent(n)
         with torch.no_grad():
             fake = self.G(z)
         d_real = self.D(batch.x)
@@ -250,7 +263,8 @@ class NEMGAN(GANMethod):
             # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
             # task of D); h1's head and h2 learn in g_step
             terms["d_consistency"] = self.cluster_term(batch.x, self.scaled_cluster_logits)[0]
-        return {**self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms), **self._maybe_semi()}
+        return {**self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms, fake_weight=weight),
+                **self._maybe_semi()}
 
     def generator_objective(self, z: torch.Tensor, y: torch.Tensor):
         """(loss, logs): the joint objective of g and h on latents z of modes y. Only the terms
@@ -307,7 +321,7 @@ class NEMGAN(GANMethod):
         return self.mcfg.am_scale if self.mcfg.am_margin > 0 else 1.0
 
     def g_step(self, batch: Batch):
-        z, y = self.draw_latent(len(batch))
+        z, y, _ = self.draw_training_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
         if self.cluster_term is not None:
             cluster, parts = self.cluster_term(batch.x, self.scaled_cluster_logits)
