@@ -45,6 +45,9 @@ def test_fake_weight_is_an_importance_weighted_fake_term():
     sp = torch.nn.functional.softplus
     assert torch.isclose(L.d_bce(d_real, d_fake, w), sp(-d_real).mean() + (w * sp(d_fake)).mean())
     assert torch.equal(L.d_bce(d_real, d_fake, None), L.d_bce(d_real, d_fake))
+    # real_weight the same way on the real term: hinge relu(1-2)=0, relu(0.5)=0.5 -> (0.5*0 + 1.5*0.5)/2
+    assert torch.isclose(L.d_hinge(d_real, d_fake, None, w), torch.tensor(0.375 + 0.5))
+    assert torch.isclose(L.d_wasserstein(d_real, d_fake, None, w), torch.tensor(-1.0 - (0.5 * 2.0 + 1.5 * 0.5) / 2))
     # two modes at 02:98 with fake logits -1 / +1: the exact fake term under P_Y equals the weighted mean of an even
     # batch (weight = P_Y(y) * k)
     p, logit = torch.tensor([0.02, 0.98]), torch.tensor([-1.0, 1.0])

@@ -379,27 +379,46 @@ def test_mode_warmup_holds_the_mode_term_back_for_its_iterations(tiny_cfg):
         validate(tiny_cfg("method=nemgan", "method.mode_warmup=-1"))
 
 
-def test_stratify_modes_draws_every_mode_evenly_and_weights_d_back_to_the_prior(tiny_cfg, tmp_path, monkeypatch):
-    """method.stratify_modes: training latents hold the k modes in equal numbers (sample() still follows P_Y),
-    and D's step gets the weights k·P_Y(y); the default draws from P_Y with no weight. Real steps run."""
+def test_stratify_modes_draws_every_mode_evenly_and_weights_d(tiny_cfg, tmp_path, monkeypatch):
+    """method.stratify_modes: training latents hold the k modes in equal numbers (sample() still follows P_Y).
+    fakes: D's fake term gets the weights k·P_Y(y); balanced: no fake weight, and D's real term gets weights that
+    give each mode h assigns an equal share. The default draws from P_Y with no weight. Real steps run."""
     skew = ("prior.k=2", "prior.weights=[0.1,0.9]")
-    cfg = validate(tiny_cfg(*DIGITS, *skew, "method.stratify_modes=true"))
+    cfg = validate(tiny_cfg(*DIGITS, *skew, "method.stratify_modes=fakes"))
     m = build_method(cfg, build_datamodule(cfg))
     z, y, w = m.draw_training_latent(8)
     assert torch.bincount(y, minlength=2).tolist() == [4, 4]
     assert torch.allclose(w, torch.tensor([0.2, 1.8])[y])
     assert (z[:, :20].view(8, 2, 10).mean(2).argmax(1) == y).all()  # the latents are the drawn modes' codes
+    assert m.real_mode_weight(torch.zeros(8, 1, 32, 32)) is None
     plain = build_method(validate(tiny_cfg(*DIGITS, *skew)), build_datamodule(cfg))
     assert plain.draw_training_latent(8)[2] is None
+    bal = build_method(validate(tiny_cfg(*DIGITS, *skew, "method.stratify_modes=balanced")), build_datamodule(cfg))
+    z, y, w = bal.draw_training_latent(8)
+    assert torch.bincount(y, minlength=2).tolist() == [4, 4] and w is None
+    # h puts 2 of 8 real images in mode 0: those get 8 / (2 · 2) = 2 each, the other six 8 / (2 · 6)
+    monkeypatch.setattr(bal, "cluster_logits", lambda x: torch.tensor([[1.0, 0.0]] * 2 + [[0.0, 1.0]] * 6))
+    assert torch.allclose(bal.real_mode_weight(torch.zeros(8, 1, 32, 32)), torch.tensor([2.0] * 2 + [2 / 3] * 6))
+    monkeypatch.setattr(bal, "cluster_logits", lambda x: torch.tensor([[0.0, 1.0]] * 8))
+    assert torch.allclose(bal.real_mode_weight(torch.zeros(8, 1, 32, 32)), torch.ones(8))  # one mode present
+    monkeypatch.undo()
     seen = []
     step = nem.NEMGAN.adversarial_d_step
 
-    def spy(self, *args, fake_weight=None, **kwargs):
-        seen.append(fake_weight)
-        return step(self, *args, fake_weight=fake_weight, **kwargs)
+    def spy(self, *args, fake_weight=None, real_weight=None, **kwargs):
+        seen.append((fake_weight, real_weight))
+        return step(self, *args, fake_weight=fake_weight, real_weight=real_weight, **kwargs)
 
     monkeypatch.setattr(nem.NEMGAN, "adversarial_d_step", spy)
-    train(tiny_cfg(*DIGITS, *skew, "method.stratify_modes=true", "trainer.steps=2"), tmp_path)
-    assert len(seen) == 2 and all(torch.allclose(s.sort().values, torch.tensor([0.2] * 4 + [1.8] * 4)) for s in seen)
-    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    train(tiny_cfg(*DIGITS, *skew, "method.stratify_modes=fakes", "trainer.steps=2"), tmp_path / "fakes")
+    assert len(seen) == 2 and all(torch.allclose(f.sort().values, torch.tensor([0.2] * 4 + [1.8] * 4)) and r is None
+                                  for f, r in seen)
+    seen.clear()
+    train(tiny_cfg(*DIGITS, *skew, "method.stratify_modes=balanced", "trainer.steps=2"), tmp_path / "balanced")
+    assert len(seen) == 2 and all(f is None and torch.isclose(r.mean(), torch.tensor(1.0)) for f, r in seen)
+    header = (tmp_path / "balanced" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"loss_d", "mode", "norm"} <= set(header)
+    with pytest.raises(ConfigError, match="method.stratify_modes='sometimes' is not accepted; accepted values: none, fakes, balanced"):
+        validate(tiny_cfg(*DIGITS, "method.stratify_modes=sometimes"))
+    with pytest.raises(ConfigError, match="method.stratify_modes=balanced reads h's modes"):
+        validate(tiny_cfg(*DIGITS, "method.stratify_modes=balanced", "loss=no_h2"))

@@ -1,8 +1,9 @@
 """Adversarial losses as pure functions of discriminator logits (StudioGAN style).
 
 Every D loss is the scalar the discriminator *minimises*; every G loss the scalar the
-generator minimises. Inputs are raw logits (no sigmoid), shape (B,). D losses take an optional per-sample
-``fake_weight`` (importance weights, mean 1 in expectation) for fakes drawn off their prior.
+generator minimises. Inputs are raw logits (no sigmoid), shape (B,). D losses take optional per-sample weights
+``fake_weight`` / ``real_weight`` (mean 1): importance weights for fakes drawn off their prior, or a
+reweighting that gives every mode's region an equal share of D's objective.
 """
 from __future__ import annotations
 
@@ -13,22 +14,24 @@ import torch.nn.functional as F
 
 
 def _mean(v: torch.Tensor, weight: Optional[torch.Tensor]) -> torch.Tensor:
-    """mean(v), or the importance-weighted mean(weight * v) when fakes were drawn from another
-    distribution than the one D must judge (weight = p_target / p_drawn per sample)."""
+    """mean(v), or the weighted mean(weight * v) (weight = p_target / p_drawn per sample: samples drawn
+    from another distribution than the one D must judge)."""
     return v.mean() if weight is None else (weight * v).mean()
 
 
-def d_hinge(d_real: torch.Tensor, d_fake: torch.Tensor, fake_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
-    return F.relu(1.0 - d_real).mean() + _mean(F.relu(1.0 + d_fake), fake_weight)
+def d_hinge(d_real: torch.Tensor, d_fake: torch.Tensor, fake_weight: Optional[torch.Tensor] = None,
+            real_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return _mean(F.relu(1.0 - d_real), real_weight) + _mean(F.relu(1.0 + d_fake), fake_weight)
 
 
 def g_hinge(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean()
 
 
-def d_bce(d_real: torch.Tensor, d_fake: torch.Tensor, fake_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+def d_bce(d_real: torch.Tensor, d_fake: torch.Tensor, fake_weight: Optional[torch.Tensor] = None,
+          real_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
     """-E[log D(x)] - E[log(1 - D(G(z)))], written with softplus for stability."""
-    return F.softplus(-d_real).mean() + _mean(F.softplus(d_fake), fake_weight)
+    return _mean(F.softplus(-d_real), real_weight) + _mean(F.softplus(d_fake), fake_weight)
 
 
 def g_nonsaturating(d_fake: torch.Tensor) -> torch.Tensor:
@@ -41,8 +44,9 @@ def g_minimax(d_fake: torch.Tensor) -> torch.Tensor:
     return -F.softplus(d_fake).mean()
 
 
-def d_wasserstein(d_real: torch.Tensor, d_fake: torch.Tensor, fake_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
-    return _mean(d_fake, fake_weight) - d_real.mean()
+def d_wasserstein(d_real: torch.Tensor, d_fake: torch.Tensor, fake_weight: Optional[torch.Tensor] = None,
+                  real_weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    return _mean(d_fake, fake_weight) - _mean(d_real, real_weight)
 
 
 def g_wasserstein(d_fake: torch.Tensor) -> torch.Tensor:

@@ -54,13 +54,22 @@ from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inferen
 from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
 from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
-from lsgan.nets.modes import frozen
+from lsgan.nets.modes import eval_mode, frozen
 from lsgan.priors import build_prior
 
 # loss name -> the terms (besides the adversarial one) that g and h minimise
 TERMS = {"full": ("norm", "mode"), "no_h1": ("mode",), "no_h2": ("norm",), "gan_only": ()}
 ENCODERS = ("separate", "shared", "infogan", "hybrid")
 MODE_NET_OUTS = ("k", "latent")
+# method.stratify_modes: how training steps treat the modes of an imbalanced P_Y (02:98: a batch of 64 holds a
+# mode-0 latent about once, so D and g's mode-0 terms were mostly absent).
+#   none: latents drawn from P_Y (the paper).
+#   fakes: the k modes in equal numbers; D's fake term importance-weighted by k·P_Y(y), so D's objective is
+#     unchanged in expectation; g's terms unweighted (each mode an equal share of g's gradient).
+#   balanced: fakes as above but unweighted, and D's real term weighted so that every mode h assigns to the
+#     real batch has an equal share: D judges each mode's region as a class-balanced data set would let it (the
+#     modes are h's, no labels), and g's mode y is matched to the real images h puts in mode y.
+STRATIFY = ("none", "fakes", "balanced")
 
 
 @dataclass
@@ -89,7 +98,7 @@ class NEMGANConfig(MethodConfig):
     balance_kl: str = "forward"      # forward: KL(marginal ‖ P_Y) | reverse: KL(P_Y ‖ marginal), for skewed P_Y
     assign: str = "soft"             # soft: views are each other's targets | sinkhorn: SeLa labels balanced to P_Y
     mode_warmup: int = 0             # iterations before the mode term on g's samples switches on
-    stratify_modes: bool = False     # train on latents of every mode in equal numbers (D's fakes importance-weighted back to P_Y)
+    stratify_modes: str = "none"     # none: training latents follow P_Y (paper) | fakes | balanced (see STRATIFY)
     sinkhorn_eps: float = 0.05       # the transport's temperature (assign=sinkhorn)
     sinkhorn_pool: int = 4096        # real images held and labelled by the transport (assign=sinkhorn)
     sinkhorn_every: int = 100        # steps between labellings (assign=sinkhorn)
@@ -150,6 +159,10 @@ class NEMGAN(GANMethod):
             raise ConfigError(f"prior={cfg.prior.name} is not accepted by method=nemgan; accepted values: engineered")
         check_choice("method.encoder", m.encoder, ENCODERS)
         check_choice("method.mode_net_out", m.mode_net_out, MODE_NET_OUTS)
+        check_choice("method.stratify_modes", m.stratify_modes, STRATIFY)
+        if m.stratify_modes == "balanced" and "mode" not in TERMS[cfg.loss.name]:
+            raise ConfigError(f"method.stratify_modes=balanced reads h's modes of real images, which loss={cfg.loss.name} "
+                              f"does not train; accepted with loss: full, no_h1 (or stratify_modes: none, fakes)")
         if m.encoder == "hybrid" and m.mode_net_out == "k" and m.am_margin > 0:
             raise ConfigError(f"method.am_margin={m.am_margin} needs h2's cosine head, which encoder=hybrid with "
                               f"method.mode_net_out=k does not have; accepted: method.mode_net_out=latent, or am_margin=0")
@@ -235,16 +248,25 @@ class NEMGAN(GANMethod):
         return self.prior.sample(n, modes=modes, generator=generator, device=self.device)
 
     def draw_training_latent(self, n: int):
-        """(z, y, weight) for one training step. ``stratify_modes``: the k modes in equal numbers, and
-        weight = P_Y(y)·k, the importance weight that keeps D's fake term an expectation under P_Y (at 02:98 a
-        batch of 64 holds a mode-0 sample about once in a batch: D and g's mode-0 terms were mostly absent). g's terms are
-        not weighted: each mode gets an equal share of g's gradient, which leaves the equilibrium (p_g = p_data for
-        every mode's region, where every per-sample gradient vanishes) where it was. Otherwise modes follow P_Y, weight None."""
-        if not self.mcfg.stratify_modes:
+        """(z, y, fake weight) for one training step (``method.stratify_modes``, see STRATIFY): modes from
+        P_Y (weight None), or the k modes in equal numbers (weight k·P_Y(y) for ``fakes``, None for
+        ``balanced``). g's terms are never weighted: an equal share of g's gradient per mode leaves the
+        equilibrium (p_g = p_data in every mode's region, where every per-sample gradient vanishes) where it was."""
+        if self.mcfg.stratify_modes == "none":
             return (*self.draw_latent(n), None)
-        y = even_conditions(n, self.prior.k, self.device)
-        z, y = self.draw_latent(n, y)
-        return z, y, self.prior.weights.to(self.device)[y] * self.prior.k
+        z, y = self.draw_latent(n, even_conditions(n, self.prior.k, self.device))
+        weight = self.prior.weights.to(self.device)[y] * self.prior.k if self.mcfg.stratify_modes == "fakes" else None
+        return z, y, weight
+
+    def real_mode_weight(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """``stratify_modes=balanced``: weights (mean 1) that give each mode h assigns to the real batch an equal
+        share of D's real term (w_i = B / (modes present · count of i's mode)); None otherwise."""
+        if self.mcfg.stratify_modes != "balanced":
+            return None
+        with torch.no_grad(), eval_mode(self.h1, self.h2, self.mode_net):
+            y = self.cluster_logits(x).argmax(1)
+        counts = torch.bincount(y, minlength=self.prior.k).float()
+        return len(y) / (counts[y] * (counts > 0).sum())
 
     def d_step(self, batch: Batch):
         n = len(batch)
@@ -263,7 +285,8 @@ class NEMGAN(GANMethod):
             # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
             # task of D); h1's head and h2 learn in g_step
             terms["d_consistency"] = self.cluster_term(batch.x, self.scaled_cluster_logits)[0]
-        return {**self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms, fake_weight=weight),
+        return {**self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms, fake_weight=weight,
+                                          real_weight=self.real_mode_weight(batch.x)),
                 **self._maybe_semi()}
 
     def generator_objective(self, z: torch.Tensor, y: torch.Tensor):
