@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
 from lsgan.loading import resolve_device
+from lsgan.toys import TOY_DATASETS
 
 COMMAND = Command(
     prog="lsgan.train_evaluator",
@@ -62,9 +63,9 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
     """Train (or reuse) the evaluator for ``cfg``'s dataset. Returns {"path", "cached", "test_acc", "seconds", "meta"}."""
     from lsgan.data.datasets import load_dataset
     from lsgan.metrics.evaluator import load_evaluator, save_evaluator, train_evaluator
-    from lsgan.metrics.suite import DEFAULT_EPOCHS, TOY_CENTRES, evaluator_path
+    from lsgan.metrics.suite import DEFAULT_EPOCHS, evaluator_path
 
-    if cfg.data.name in TOY_CENTRES:
+    if cfg.data.name in TOY_DATASETS:
         raise CLIError(f"dataset={cfg.data.name}: 2-D toy data needs no trained evaluator "
                        f"(points are classified by their nearest mode centre)")
     data = evaluator_data_cfg(cfg)

@@ -19,10 +19,11 @@ from lsgan.metrics.fid import (ReferenceStats, feature_stats, fid_against_refere
 from lsgan.metrics.inception import (InceptionFeatures, extract_features, load_inception, resolve_inception_weights,
                                      wheel_weights_path)
 from lsgan.metrics.knn import knn_indices, knn_label_agreement, tsne_plot
-from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, kl_to_uniform, knn_kl_divergence,
-                                 ring_centers, stacked_mnist_modes, toy_mode_stats)
+from lsgan.metrics.modes import (classwise_knn_kl_matrix, kl_to_uniform, knn_kl_divergence, stacked_mnist_modes,
+                                 toy_mode_stats)
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
+from lsgan.toys import grid_centers, ring_centers  # the toys' geometry (one copy, beside neither data nor metrics)
 
 __all__ = [
     "ari", "balanced_cluster_acc", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi",

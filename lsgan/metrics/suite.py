@@ -35,10 +35,11 @@ from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_ref
                                kid_against_reference)
 from lsgan.metrics.inception import extract_features, load_inception
 from lsgan.metrics.knn import knn_label_agreement
-from lsgan.metrics.modes import TOY_DATASETS, classwise_knn_kl_matrix, stacked_mnist_modes, toy_centers, toy_mode_stats
+from lsgan.metrics.modes import classwise_knn_kl_matrix, stacked_mnist_modes, toy_mode_stats
 from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
 from lsgan.nets.modes import eval_mode
+from lsgan.toys import TOY_DATASETS, toy_centers
 
 # Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
 METRICS = {
@@ -61,7 +62,6 @@ METRICS = {
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
 INCEPTION_METRICS = ("fid", "kid", "prdc")
 EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl", "class_masses")
-TOY_CENTRES = TOY_DATASETS  # the 2-D toys: exact nearest-centre evaluator, mode counting
 
 DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
                   "cifar100": 40, "cifar100_coarse": 40}
@@ -150,7 +150,7 @@ class StackedMNISTEvaluator:
 def resolve_evaluator(cfg, datamodule, device="cpu"):
     """(evaluator, None) or (None, reason) for the run's dataset."""
     name = cfg.data.name
-    if name in TOY_CENTRES:
+    if name in TOY_DATASETS:
         return NearestCentreEvaluator(name), None
     shape = tuple(datamodule.image_shape)
     if len(shape) != 3:
@@ -570,7 +570,7 @@ class MetricSuite:
 
     def _m_modes(self, n):
         name = self.cfg.data.name
-        if name not in ("stacked_mnist",) + TOY_CENTRES:
+        if name not in ("stacked_mnist",) + TOY_DATASETS:
             raise Skip(f"mode counting needs dataset=stacked_mnist, ring8 or grid25, not {name}")
         default = 26000 if name == "stacked_mnist" else 2500
         m = int(self.mcfg.get("modes_n") or default)

@@ -18,7 +18,7 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from lsgan.metrics.modes import toy_centers
+from lsgan.toys import toy_centers
 
 
 # --------------------------------------------------------------------------- Fig. 2
