@@ -19,7 +19,7 @@ import torch
 
 from lsgan.evaluate import evaluate
 from lsgan.loading import load_method
-from lsgan.metrics.suite import evaluator_path
+from lsgan.metrics.resolve import evaluator_path
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
     """Train (or reuse) the evaluator for ``cfg``'s dataset. Returns {"path", "cached", "test_acc", "seconds", "meta"}."""
     from lsgan.data.datasets import load_dataset
     from lsgan.metrics.evaluator import load_evaluator, save_evaluator, train_evaluator
-    from lsgan.metrics.suite import DEFAULT_EPOCHS, evaluator_path
+    from lsgan.metrics.resolve import DEFAULT_EPOCHS, evaluator_path
 
     if cfg.data.name in TOY_DATASETS:
         raise CLIError(f"dataset={cfg.data.name}: 2-D toy data needs no trained evaluator "

@@ -1,11 +1,13 @@
 """Evaluation metrics: pure functions on features, labels and predictions.
 
 Feature extractors (FID Inception, evaluator classifiers) live in ``inception`` and
-``evaluator``; everything else takes arrays/tensors and returns numbers or dicts. The metric
-*names* a user passes (``metrics.names``, ``lsgan.evaluate metrics=[...]``) are the keys of
-``lsgan.metrics.suite.METRICS``, which maps each to the functions below. The suite (which generates
-from a trained method) is not imported here: it sits above the methods, and the methods use the
-measures below (k-means, figures) without pulling it in.
+``evaluator``; which evaluator a run's data gets (its cache path, the toy / stacked adapters) in
+``resolve``; the JSON helpers of a result in ``results``; everything else takes arrays/tensors and
+returns numbers or dicts. The metric *names* a user passes (``metrics.names``, ``lsgan.evaluate
+metrics=[...]``) are the keys of ``lsgan.metrics.suite.METRICS``, which maps each to the functions
+below. The suite (which generates from a trained method) is not imported here: it sits above the
+methods and the data modules, and the methods use the measures below (k-means, figures) without
+pulling it in.
 """
 from lsgan.metrics.clustering import (ari, balanced_cluster_acc, cluster_acc, clustering_report, contingency,
                                       map_conditions_to_classes, nmi, plot_confusion, purity)
@@ -23,6 +25,9 @@ from lsgan.metrics.modes import (classwise_knn_kl_matrix, kl_to_uniform, knn_kl_
                                  toy_mode_stats)
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
+from lsgan.metrics.resolve import (DEFAULT_EPOCHS, NearestCentreEvaluator, StackedMNISTEvaluator, dataset_tag,
+                                   evaluator_path, evaluator_protocol, resolve_evaluator, train_evaluator_command)
+from lsgan.metrics.results import flatten_scalars, summary, to_jsonable
 from lsgan.toys import grid_centers, ring_centers  # the toys' geometry (one copy, beside neither data nor metrics)
 
 __all__ = [
@@ -41,4 +46,7 @@ __all__ = [
     "stacked_mnist_modes", "toy_mode_stats",
     "kth_neighbour_distances", "prdc",
     "linear_probe",
+    "DEFAULT_EPOCHS", "NearestCentreEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
+    "evaluator_protocol", "resolve_evaluator", "train_evaluator_command",
+    "flatten_scalars", "summary", "to_jsonable",
 ]

@@ -10,15 +10,16 @@ Generated samples: ``n_samples`` per evaluation; a conditional method covers its
 proportion to its prior (evenly when it has none); an exemplar-conditioned method generates one
 sample per real image of the evaluation split. The same samples feed every metric of one call.
 Reference: ``ref_n`` images of ``ref_split`` (a fixed seeded subset, so the cache key holds).
+
+Which evaluator classifier reads the samples is ``lsgan.metrics.resolve``'s answer; writing a result
+down (JSON, one line, a logger row) is ``lsgan.metrics.results``'.
 """
 from __future__ import annotations
 
 import math
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,7 +31,6 @@ from lsgan.generation import exemplar_indices, generate, prior_weights
 from lsgan.metrics.clustering import clustering_report, kmeans_ids
 from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
                                        mean_pairwise_distance, within_condition_variety)
-from lsgan.metrics.evaluator import evaluator_cache_path, load_evaluator
 from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_reference, fid_from_features,
                                kid_against_reference)
 from lsgan.metrics.inception import extract_features, load_inception
@@ -38,6 +38,11 @@ from lsgan.metrics.knn import knn_label_agreement
 from lsgan.metrics.modes import classwise_knn_kl_matrix, stacked_mnist_modes, toy_mode_stats
 from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
+# evaluator resolution and the JSON helpers live in their own modules; the names are re-exported below
+# (``from lsgan.metrics.suite import resolve_evaluator / to_jsonable ...`` keeps working)
+from lsgan.metrics.resolve import (DEFAULT_EPOCHS, NearestCentreEvaluator, StackedMNISTEvaluator, dataset_tag,
+                                   evaluator_path, evaluator_protocol, resolve_evaluator, train_evaluator_command)
+from lsgan.metrics.results import flatten_scalars, summary, to_jsonable
 from lsgan.nets.modes import eval_mode
 from lsgan.toys import TOY_DATASETS, toy_centers
 
@@ -63,9 +68,6 @@ ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_a
 INCEPTION_METRICS = ("fid", "kid", "prdc")
 EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl", "class_masses")
 
-DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
-                  "cifar100": 40, "cifar100_coarse": 40}
-
 
 class Skip(Exception):
     """A metric does not apply; the message is the stated reason."""
@@ -84,111 +86,6 @@ def canonical_names(names: Sequence[str], field: str = "metrics.names") -> List[
         if name == "cond_acc" and "variety" not in out:
             out.append("variety")
     return out
-
-
-# --------------------------------------------------------------------------- evaluators
-def dataset_tag(data_cfg) -> str:
-    """Names the real distribution in cache keys: dataset + class subset / attribute / file."""
-    tag = str(data_cfg.name)
-    if data_cfg.get("classes") is not None:
-        tag += "-c" + "_".join(str(int(c)) for c in data_cfg.classes)
-    if data_cfg.get("attr"):
-        tag += f"-{data_cfg.attr}"
-    if data_cfg.name in ("npz", "image_folder") and data_cfg.get("path"):
-        tag += f"-{Path(str(data_cfg.path)).stem}"
-    if data_cfg.get("channels") is not None:
-        tag += f"-ch{int(data_cfg.channels)}"
-    return tag
-
-
-def evaluator_path(cfg, size: int, channels: int) -> str:
-    """Where the evaluator for ``cfg``'s data lives (``metrics.evaluator`` or the cache)."""
-    if cfg.metrics.get("evaluator"):
-        return str(cfg.metrics.evaluator)
-    if cfg.data.name == "stacked_mnist":  # each channel is an MNIST digit
-        tag, channels = "mnist", 1
-    else:
-        tag = dataset_tag(cfg.data)
-    return evaluator_cache_path(cfg.metrics.cache_dir, tag, size, channels)
-
-
-class NearestCentreEvaluator:
-    """The exact classifier of the 2-D toy mixtures: a point's class is its nearest mode centre
-    (the data module labels ring8 / grid25 points by the same centre order)."""
-
-    def __init__(self, name: str):
-        self.centres = torch.as_tensor(toy_centers(name), dtype=torch.float32)
-        self.meta = {"dataset": name, "arch": "nearest_centre", "n_classes": len(self.centres), "test_acc": None}
-
-    def predict(self, points) -> torch.Tensor:
-        return torch.cdist(torch.as_tensor(points).float().cpu(), self.centres).argmin(dim=1)
-
-    def features(self, points) -> torch.Tensor:
-        return torch.as_tensor(points).float().cpu()
-
-
-class StackedMNISTEvaluator:
-    """Stacked MNIST through an MNIST evaluator, channel by channel: class 100·d0 + 10·d1 + d2."""
-
-    def __init__(self, mnist):
-        self.mnist = mnist
-        self.meta = {**mnist.meta, "dataset": "stacked_mnist", "n_classes": 1000, "per_channel": "mnist"}
-
-    def digits(self, images) -> torch.Tensor:
-        x = torch.as_tensor(images)
-        return torch.stack([self.mnist.predict(x[:, c:c + 1]) for c in range(3)], dim=1)
-
-    def predict(self, images) -> torch.Tensor:
-        d = self.digits(images)
-        return d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
-
-    def features(self, images) -> torch.Tensor:
-        x = torch.as_tensor(images)
-        return torch.cat([self.mnist.features(x[:, c:c + 1]) for c in range(3)], dim=1)
-
-
-def resolve_evaluator(cfg, datamodule, device="cpu"):
-    """(evaluator, None) or (None, reason) for the run's dataset."""
-    name = cfg.data.name
-    if name in TOY_DATASETS:
-        return NearestCentreEvaluator(name), None
-    shape = tuple(datamodule.image_shape)
-    if len(shape) != 3:
-        return None, f"dataset={name} has no image classifier (2-D data without known mode centres)"
-    if datamodule.num_classes < 1 and name != "stacked_mnist":
-        return None, f"dataset={name} has no labels (CelebA needs data.attr and its attribute file)"
-    path = evaluator_path(cfg, shape[-1], shape[0])
-    how = train_evaluator_command(cfg, shape[-1])
-    if not os.path.isfile(os.path.expanduser(path)):
-        return None, f"no evaluator classifier at {path}; train it with `{how}`"
-    ev = load_evaluator(os.path.expanduser(path), device)
-    if name == "stacked_mnist":
-        return StackedMNISTEvaluator(ev), None
-    if int(ev.meta["n_classes"]) != datamodule.num_classes:
-        return None, (f"evaluator {path} has {ev.meta['n_classes']} classes, dataset has {datamodule.num_classes}; "
-                      f"retrain with `{how} force=true`")
-    return ev, None
-
-
-def train_evaluator_command(cfg, size: int) -> str:
-    """The command that trains the evaluator ``resolve_evaluator`` looks for."""
-    args = [f"dataset={'mnist' if cfg.data.name == 'stacked_mnist' else cfg.data.name}"]
-    if int(size) != 32:
-        args.append(f"data.size={int(size)}")
-    for key in ("classes", "attr", "path", "channels"):
-        value = cfg.data.get(key)
-        if value is not None and not (cfg.data.name == "stacked_mnist" and key == "channels"):
-            args.append(f"data.{key}=" + (f"[{','.join(str(int(v)) for v in value)}]" if key == "classes" else str(value)))
-    if cfg.data.get("root") not in (None, "data"):
-        args.append(f"data.root={cfg.data.root}")
-    if str(cfg.metrics.get("cache_dir")) != "~/.cache/lsgan":
-        args.append(f"metrics.cache_dir={cfg.metrics.cache_dir}")
-    return "python -m lsgan.train_evaluator " + " ".join(args)
-
-
-def evaluator_protocol(ev) -> Dict[str, object]:
-    meta = ev.meta
-    return {"evaluator": f"{meta.get('arch')}:{meta.get('dataset')}", "evaluator_test_acc": meta.get("test_acc")}
 
 
 # --------------------------------------------------------------------------- the suite
@@ -651,48 +548,8 @@ def _private_rng(seed: int, device):
         yield
 
 
-# --------------------------------------------------------------------------- output helpers
-def to_jsonable(obj):
-    """Arrays → lists, numpy scalars → Python, NaN/inf → None (JSON has no NaN), int keys → str."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return to_jsonable(obj.detach().cpu().numpy())
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    return obj
-
-
-def summary(result: dict) -> str:
-    """One line: the numbers of a result (or why it was skipped)."""
-    if "skipped" in result:
-        return f"skipped ({result['skipped']})"
-    parts = [f"{k}={_fmt(v)}" for k, v in result.items()
-             if k not in ("protocol", "seconds") and isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return ", ".join(parts)
-
-
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def flatten_scalars(results: Dict[str, dict]) -> Dict[str, float]:
-    """{name: value, "name/key": number} for logging; protocols, lists and skips are left out."""
-    row: Dict[str, float] = {}
-    for name, res in results.items():
-        for key, v in res.items():
-            if key in ("protocol", "seconds", "skipped") or isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            row[name if key == "value" else f"{name}/{key}"] = float(v)
-    return row
-
-
-__all__ = ["ALIASES", "DEFAULT_EPOCHS", "METRICS", "MetricSuite", "NearestCentreEvaluator", "Reference", "Skip",
-           "StackedMNISTEvaluator", "canonical_names", "dataset_tag", "evaluator_path", "flatten_scalars",
-           "resolve_evaluator", "summary", "to_jsonable"]
+__all__ = ["ALIASES", "METRICS", "MetricSuite", "Reference", "Skip", "canonical_names",
+           # re-exported from lsgan.metrics.resolve and lsgan.metrics.results (their homes)
+           "DEFAULT_EPOCHS", "NearestCentreEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
+           "evaluator_protocol", "flatten_scalars", "resolve_evaluator", "summary", "to_jsonable",
+           "train_evaluator_command"]
