@@ -492,3 +492,24 @@ def test_class_masses_compares_the_generated_class_shares_with_the_data(ckpts, c
     method.sample = lambda n, condition=None, use_ema=True: by_class[0][torch.arange(n) % len(by_class[0])]
     biased = MetricSuite(method, dm, cfg, log=None).compute(["class_masses"], n_samples=200)["class_masses"]
     assert biased["generated"][0] > 0.9 and biased["value"] > 0.8
+
+
+def test_spread_even_gives_every_condition_the_same_count_whatever_the_prior(ckpts, cache_dir):
+    """compute(spread="even"): every condition scored alike (nemgan's per-mode accuracy at 02:98);
+    the default follows the prior's weights, and class_masses needs that default."""
+    from lsgan.generation import condition_counts
+    from lsgan.metrics.suite import MetricSuite
+
+    method, cfg = load_method(ckpts["cgan"], overrides=[f"metrics.cache_dir={cache_dir[0]}"])
+    dm = load_datamodule(cfg)
+    weights = [0.91] + [0.01] * 9
+    method.prior = SimpleNamespace(weights=torch.tensor(weights))
+    suite = MetricSuite(method, dm, cfg, log=None)
+    by_prior = suite.compute(["cond_acc"], n_samples=200)["cond_acc"]
+    even = suite.compute(["cond_acc"], n_samples=200, spread="even")["cond_acc"]
+    assert np.asarray(by_prior["confusion"]).sum(1).tolist() == condition_counts(200, 10, weights)
+    assert np.asarray(even["confusion"]).sum(1).tolist() == [20] * 10
+    assert "spread" not in by_prior["protocol"] and even["protocol"]["spread"] == "even"
+    assert "spread=prior" in suite.compute(["class_masses"], 200, spread="even")["class_masses"]["skipped"]
+    with pytest.raises(ValueError, match="spread='bogus' is not accepted"):
+        suite.compute(["cond_acc"], spread="bogus")

@@ -358,3 +358,29 @@ def test_evaluator_flips_colour_images_only():
     ev = train_evaluator(rgb, y, arch="resnet", **kw)
     assert ev.meta["flip"] is True and ev.meta["arch"] == "resnet" and ev.meta["steps"] == 2
     assert train_evaluator(gray, y, arch="lenet", flip=True, **kw).meta["flip"] is True
+
+
+def test_class_subset_evaluator_reads_the_wrapped_one_on_some_classes():
+    from lsgan.metrics import ClassSubsetEvaluator
+
+    class Full:  # a 10-class evaluator whose logits are its input
+        meta = {"n_classes": 10, "arch": "lenet", "dataset": "mnist", "test_acc": 0.99}
+
+        def logits(self, x):
+            return torch.as_tensor(x, dtype=torch.float32)
+
+        def features(self, x):
+            return 2 * torch.as_tensor(x, dtype=torch.float32)
+
+        def fingerprint(self):
+            return "abc"
+
+    x = torch.zeros(3, 10)
+    x[0, 8], x[0, 4] = 9.0, 1.0  # an "8" to the full evaluator; of 0 and 4, a "4"
+    x[1, 0], x[2, 4] = 2.0, 3.0
+    ev = ClassSubsetEvaluator(Full(), [0, 4])
+    assert ev.predict(x).tolist() == [1, 0, 1]
+    assert ev.meta["n_classes"] == 2 and ev.meta["class_ids"] == [0, 4] and ev.meta["test_acc"] == 0.99
+    assert torch.equal(ev.features(x), 2 * x) and ev.fingerprint() == "abc"
+    with pytest.raises(ValueError, match="class_ids=\\[0, 10\\]"):
+        ClassSubsetEvaluator(Full(), [0, 10])

@@ -6,7 +6,8 @@
   there (epochs: ``metrics.evaluator_epochs`` or ``DEFAULT_EPOCHS``), ``resolve_evaluator`` reads there.
 - ``resolve_evaluator(cfg, datamodule)``: (evaluator, None), or (None, the reason and the command that
   trains it). The 2-D toys need no trained net (``NearestCentreEvaluator``); stacked MNIST is read channel
-  by channel by the MNIST evaluator (``StackedMNISTEvaluator``).
+  by channel by the MNIST evaluator (``StackedMNISTEvaluator``). ``ClassSubsetEvaluator`` reads an
+  evaluator on some of its classes (a class-subset run judged by the evaluator of all classes).
 - ``evaluator_protocol(ev)``: what a metric's protocol records about the evaluator it used.
 
 An evaluator here is anything with ``predict(images)`` → class ids, ``features(images)`` → N×d and ``meta``
@@ -89,6 +90,31 @@ class StackedMNISTEvaluator:
         return torch.cat([self.mnist.features(x[:, c:c + 1]) for c in range(3)], dim=1)
 
 
+class ClassSubsetEvaluator:
+    """An evaluator read on some of its classes: class i here is the wrapped evaluator's class
+    ``class_ids[i]`` (the argmax over those logits only), features unchanged. For a run on a subset
+    of a dataset's classes (``data.classes=[0,4]``) judged by the evaluator of all of them, which can
+    call a bad "0" an "8" where one trained on the subset can only say "0" or "4" (docs/nemgan.md)."""
+
+    def __init__(self, evaluator, class_ids):
+        self.evaluator = evaluator
+        self.class_ids = [int(c) for c in class_ids]
+        n = int(evaluator.meta["n_classes"])
+        if not self.class_ids or not all(0 <= c < n for c in self.class_ids):
+            raise ValueError(f"class_ids={self.class_ids}: need ids of the evaluator's classes 0..{n - 1}")
+        self.meta = {**evaluator.meta, "n_classes": len(self.class_ids), "class_ids": self.class_ids}
+
+    def predict(self, images) -> torch.Tensor:
+        return self.evaluator.logits(images)[:, self.class_ids].argmax(dim=1)
+
+    def features(self, images) -> torch.Tensor:
+        return self.evaluator.features(images)
+
+    def fingerprint(self) -> str:
+        """The wrapped weights' (the features, all a cache key covers, are theirs)."""
+        return self.evaluator.fingerprint()
+
+
 def resolve_evaluator(cfg, datamodule, device="cpu"):
     """(evaluator, None) or (None, reason) for the run's dataset."""
     name = cfg.data.name
@@ -133,5 +159,5 @@ def evaluator_protocol(ev) -> Dict[str, object]:
     return {"evaluator": f"{meta.get('arch')}:{meta.get('dataset')}", "evaluator_test_acc": meta.get("test_acc")}
 
 
-__all__ = ["DEFAULT_EPOCHS", "NearestCentreEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
+__all__ = ["ClassSubsetEvaluator", "DEFAULT_EPOCHS", "NearestCentreEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
            "evaluator_protocol", "resolve_evaluator", "train_evaluator_command"]

@@ -7,7 +7,8 @@ which backbone — computed one way for every method, with the protocol stored n
 needed resource is missing — never a made-up number.
 
 Generated samples: ``n_samples`` per evaluation; a conditional method covers its conditions in
-proportion to its prior (evenly when it has none); an exemplar-conditioned method generates one
+proportion to its prior (evenly when it has none; ``compute(..., spread="even")``: evenly whatever
+the prior, so a 2 % mode weighs as much as a 98 % one); an exemplar-conditioned method generates one
 sample per real image of the evaluation split. The same samples feed every metric of one call.
 Reference: ``ref_n`` images of ``ref_split`` (a fixed seeded subset, so the cache key holds).
 
@@ -65,6 +66,7 @@ METRICS = {
     "class_masses": "share of each class among samples drawn from the model's own prior, vs the training split's shares",
 }
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
+SPREADS = ("prior", "even")  # MetricSuite.compute(spread=...): samples per condition by the prior, or evenly
 INCEPTION_METRICS = ("fid", "kid", "prdc")
 EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl", "class_masses")
 
@@ -134,14 +136,22 @@ class MetricSuite:
         self._eval_feats = None
         self.artifacts: Dict[str, object] = {}   # arrays for reports (confusions, cluster ids)
         self._call: Dict[str, object] = {}   # what one compute() call shares: samples, predictions, features
+        self._spread = "prior"               # how this compute() call spreads samples over conditions
 
     # ------------------------------------------------------------------ public
-    def compute(self, names: Sequence[str], n_samples: Optional[int] = None) -> Dict[str, dict]:
-        """{name: result} for ``names`` (aliases allowed); the global RNG state is left as it was."""
+    def compute(self, names: Sequence[str], n_samples: Optional[int] = None, spread: str = "prior") -> Dict[str, dict]:
+        """{name: result} for ``names`` (aliases allowed); the global RNG state is left as it was.
+
+        ``spread``: how a conditional method's shared samples cover its conditions — "prior" (in
+        proportion to its prior's weights, evenly when it has none) or "even" (the same number per
+        condition: every mode scored with equal weight; ``class_masses`` is then skipped)."""
         names = canonical_names(names)
+        if spread not in SPREADS:
+            raise ValueError(f"spread={spread!r} is not accepted; accepted values: {', '.join(SPREADS)}")
         n = int(n_samples or self.mcfg.n_samples)
         results: Dict[str, dict] = {}
         self._call = {}
+        self._spread = spread
         try:
             with eval_mode(self.method), _private_rng(int(self.mcfg.get("seed", 0)), self.method.device):
                 for name in names:
@@ -155,6 +165,7 @@ class MetricSuite:
                     self.log(f"[lsgan] {name}: {summary(results[name])}")
         finally:
             self._call = {}
+            self._spread = "prior"
         return results
 
     @property
@@ -184,7 +195,8 @@ class MetricSuite:
                 idx = exemplar_indices(len(ev), n, int(self.mcfg.get("seed", 0)))
                 self._call["gen"] = generate(self.method, n, exemplar_set=ev, exemplar_indices=idx, batch_size=bs)
             else:
-                self._call["gen"] = generate(self.method, n, batch_size=bs, weights=prior_weights(self.method))
+                weights = prior_weights(self.method) if self._spread == "prior" else None
+                self._call["gen"] = generate(self.method, n, batch_size=bs, weights=weights)
         return self._call["gen"]
 
     def _generated_predictions(self, n: int) -> torch.Tensor:
@@ -262,6 +274,8 @@ class MetricSuite:
         C = int(ev.meta["n_classes"])
         pred = self._generated_predictions(n)
         proto = {"n_generated": len(gen), **evaluator_protocol(ev), "classes": C}
+        if self._spread != "prior":
+            proto["spread"] = self._spread  # recorded only when not the default, so default protocols read as before
         if self.method.accepts_exemplars:
             if gen.source_label is None:
                 raise Skip("exemplar accuracy needs the source images' labels")
@@ -425,6 +439,8 @@ class MetricSuite:
         the evaluator's class; value = the largest gap, in share, to the training split's class shares."""
         if self.method.accepts_exemplars:
             raise Skip(f"method={self.method.mcfg.name} draws what its exemplars are: its class shares are theirs")
+        if self._spread != "prior":
+            raise Skip(f"class masses need samples drawn as the model draws them (spread=prior, not {self._spread})")
         self._need_labels("class masses")
         labels = self.dm.train_set.clean_labels
         if labels is None:
@@ -548,7 +564,7 @@ def _private_rng(seed: int, device):
         yield
 
 
-__all__ = ["ALIASES", "METRICS", "MetricSuite", "Reference", "Skip", "canonical_names",
+__all__ = ["ALIASES", "METRICS", "SPREADS", "MetricSuite", "Reference", "Skip", "canonical_names",
            # re-exported from lsgan.metrics.resolve and lsgan.metrics.results (their homes)
            "DEFAULT_EPOCHS", "NearestCentreEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
            "evaluator_protocol", "flatten_scalars", "resolve_evaluator", "summary", "to_jsonable",
