@@ -1,7 +1,8 @@
 """The glue between a trained method and the metric functions: which samples, which reference,
 which backbone — computed one way for every method, with the protocol stored next to each number.
 
-``MetricSuite(method, datamodule, metrics_cfg).compute(names)`` returns a JSON-ready dict
+``MetricSuite(method, datamodule, cfg).compute(names)`` (``cfg``: the run's config; its ``data`` and
+``metrics`` nodes are read, the latter as ``metrics_cfg``) returns a JSON-ready dict
 ``{name: result}``. A result is either ``{"value": ..., <more numbers>, "protocol": {...}}`` or
 ``{"skipped": "<reason>"}`` when the metric does not apply to this method / dataset or a
 needed resource is missing — never a made-up number.
@@ -118,12 +119,12 @@ class MetricSuite:
         self.method = method
         self.dm = datamodule
         self.cfg = cfg                   # the full run config (data + metrics nodes are used)
-        self.mcfg = cfg.metrics
+        self.metrics_cfg = cfg.metrics   # the metrics node (``self.method.mcfg`` is the method's config)
         self.log = log or (lambda s: None)
         self._evaluator, self._evaluator_reason = (None, None)
         if evaluator == "auto":
             # building the evaluator net initialises weights from the global RNG; keep that private too
-            with _private_rng(int(self.mcfg.get("seed", 0)), method.device):
+            with _private_rng(int(self.metrics_cfg.get("seed", 0)), method.device):
                 self._evaluator, self._evaluator_reason = resolve_evaluator(cfg, datamodule, method.device)
         elif evaluator is not None:
             self._evaluator = evaluator
@@ -148,12 +149,12 @@ class MetricSuite:
         names = canonical_names(names)
         if spread not in SPREADS:
             raise ValueError(f"spread={spread!r} is not accepted; accepted values: {', '.join(SPREADS)}")
-        n = int(n_samples or self.mcfg.n_samples)
+        n = int(n_samples or self.metrics_cfg.n_samples)
         results: Dict[str, dict] = {}
         self._call = {}
         self._spread = spread
         try:
-            with eval_mode(self.method), _private_rng(int(self.mcfg.get("seed", 0)), self.method.device):
+            with eval_mode(self.method), _private_rng(int(self.metrics_cfg.get("seed", 0)), self.method.device):
                 for name in names:
                     start = time.time()
                     try:
@@ -189,10 +190,10 @@ class MetricSuite:
     def generated(self, n: int):
         """The samples every metric of this call shares."""
         if "gen" not in self._call:
-            bs = int(self.mcfg.batch_size)
+            bs = int(self.metrics_cfg.batch_size)
             if self.method.accepts_exemplars:
                 ev = self.dm.eval_set
-                idx = exemplar_indices(len(ev), n, int(self.mcfg.get("seed", 0)))
+                idx = exemplar_indices(len(ev), n, int(self.metrics_cfg.get("seed", 0)))
                 self._call["gen"] = generate(self.method, n, exemplar_set=ev, exemplar_indices=idx, batch_size=bs)
             else:
                 weights = prior_weights(self.method) if self._spread == "prior" else None
@@ -213,11 +214,11 @@ class MetricSuite:
     def reference(self) -> Reference:
         """``ref_n`` examples of ``ref_split``, a seed-0 subset (fixed, so the cache key identifies it)."""
         if self._reference is None:
-            split = str(self.mcfg.ref_split)
+            split = str(self.metrics_cfg.ref_split)
             ds = self.dm.eval_set if split == self.cfg.data.eval_split else (
                 self.dm.train_set if split == self.cfg.data.train_split and not self.cfg.data.get("max_train")
                 else load_dataset(self.cfg.data, split, int(self.cfg.get("seed", 0)), train=False))
-            n = min(int(self.mcfg.ref_n), len(ds))
+            n = min(int(self.metrics_cfg.ref_n), len(ds))
             idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n].sort().values
             labels = None if ds.clean_labels is None else ds.clean_labels[idx]
             self._reference = Reference(ds.data[idx], labels, split, len(ds))
@@ -226,7 +227,7 @@ class MetricSuite:
     def _inception_net(self):
         if self._inception is None:
             try:
-                self._inception = load_inception(self.mcfg.get("inception_weights"), self.method.device)
+                self._inception = load_inception(self.metrics_cfg.get("inception_weights"), self.method.device)
             except FileNotFoundError as exc:
                 raise Skip(str(exc)) from None
         return self._inception
@@ -239,13 +240,13 @@ class MetricSuite:
         gen = self.generated(n)
         if "inception" not in self._call:
             self.log(f"[lsgan] Inception features of {len(gen)} generated images")
-            self._call["inception"] = extract_features(net, gen.images, int(self.mcfg.batch_size))
+            self._call["inception"] = extract_features(net, gen.images, int(self.metrics_cfg.batch_size))
         if self._ref_stats is None:
             ref = self.reference()
             self._ref_stats = ReferenceStats.load_or_compute(
-                self.mcfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
+                self.metrics_cfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 getattr(net, "backbone", type(net).__name__), len(ref.data),
-                lambda: extract_features(net, ref.data, int(self.mcfg.batch_size)))
+                lambda: extract_features(net, ref.data, int(self.metrics_cfg.batch_size)))
         return self._call["inception"], self._ref_stats
 
     def _eval_features_of_reference(self):
@@ -257,7 +258,7 @@ class MetricSuite:
                 self._ref_eval_feats = ev.features(ref.floats())
                 return self._ref_eval_feats
             stats = ReferenceStats.load_or_compute(
-                self.mcfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
+                self.metrics_cfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 f"evaluator-{ev.fingerprint()}", len(ref.data), lambda: ev.features(ref.floats()).numpy())
             self._ref_eval_feats = torch.from_numpy(stats.features)
         return self._ref_eval_feats
@@ -318,7 +319,7 @@ class MetricSuite:
 
     @torch.no_grad()
     def _batched(self, fn, x: torch.Tensor) -> torch.Tensor:
-        bs = int(self.mcfg.batch_size)
+        bs = int(self.metrics_cfg.batch_size)
         outs = [fn(x[i:i + bs].to(self.method.device)).detach().cpu() for i in range(0, len(x), bs)]
         return torch.cat(outs)
 
@@ -330,10 +331,10 @@ class MetricSuite:
 
     def _m_kid(self, n):
         feats, ref = self._inception_features(n)
-        size = min(int(self.mcfg.kid_subset_size), len(feats), ref.n)
-        res = kid_against_reference(feats, ref, int(self.mcfg.kid_subsets), size, seed=int(self.mcfg.get("seed", 0)))
+        size = min(int(self.metrics_cfg.kid_subset_size), len(feats), ref.n)
+        res = kid_against_reference(feats, ref, int(self.metrics_cfg.kid_subsets), size, seed=int(self.metrics_cfg.get("seed", 0)))
         return {"value": res["kid_mean"], "std": res["kid_std"],
-                "protocol": {**res["protocol"], "subsets": int(self.mcfg.kid_subsets), "subset_size": size}}
+                "protocol": {**res["protocol"], "subsets": int(self.metrics_cfg.kid_subsets), "subset_size": size}}
 
     def _m_is(self, n):
         raise Skip(NO_LOGITS_REASON)
@@ -341,7 +342,7 @@ class MetricSuite:
     def _m_prdc(self, n):
         feats, ref = self._inception_features(n)
         m = min(len(feats), ref.n)  # equal set sizes, as in Kynkäänniemi et al.
-        k = int(self.mcfg.prdc_k)
+        k = int(self.metrics_cfg.prdc_k)
         res = prdc(ref.features[_spread_rows(ref.n, m)], feats[:m], k=k)
         return {"precision": res["precision"], "recall": res["recall"], "density": res["density"],
                 "coverage": res["coverage"], "protocol": {**ref.protocol(m), "reference_n": m, "k": k,
@@ -365,7 +366,7 @@ class MetricSuite:
         ev = self._need_evaluator()
         gen_feats, real = self._generated_eval_features(n), self._eval_features_of_reference()
         m = min(len(gen_feats), len(real))  # equal set sizes, as in Kynkäänniemi et al.
-        k = int(self.mcfg.prdc_k)
+        k = int(self.metrics_cfg.prdc_k)
         res = prdc(real[_spread_rows(len(real), m)], gen_feats[:m], k=k)
         ref = self.reference()
         return {**{key: res[key] for key in ("precision", "recall", "density", "coverage")},
@@ -389,8 +390,8 @@ class MetricSuite:
         gen = self.generated(n)
         g_feat, r_feat = self._generated_eval_features(n), self._eval_features_of_reference()
         groups, mapping = torch.as_tensor(c["groups"]), np.asarray(c["mapping"])
-        var = within_condition_variety(g_feat, groups, r_feat, ref.labels, mapping, seed=int(self.mcfg.get("seed", 0)))
-        k = int(self.mcfg.prdc_k)
+        var = within_condition_variety(g_feat, groups, r_feat, ref.labels, mapping, seed=int(self.metrics_cfg.get("seed", 0)))
+        k = int(self.metrics_cfg.prdc_k)
         recall: Dict[int, float] = {}
         for g in range(len(mapping)):
             gi, ri = g_feat[groups == g], r_feat[ref.labels == int(mapping[g])] if mapping[g] >= 0 else r_feat[:0]
@@ -419,9 +420,9 @@ class MetricSuite:
         r = 10
         m = max(2, min(100, n // r))
         ref, split = self.reference(), self.dm.eval_set
-        idx = exemplar_indices(len(split), m, int(self.mcfg.get("seed", 0)) + 1).repeat_interleave(r)
+        idx = exemplar_indices(len(split), m, int(self.metrics_cfg.get("seed", 0)) + 1).repeat_interleave(r)
         gen = generate(self.method, len(idx), exemplar_set=split, exemplar_indices=idx,
-                       batch_size=int(self.mcfg.batch_size))
+                       batch_size=int(self.metrics_cfg.batch_size))
         g_feat, r_feat = ev.features(gen.images), self._eval_features_of_reference()
         spread = {int(c): mean_pairwise_distance(r_feat[ref.labels == c]) for c in torch.unique(gen.source_label)}
         ratios = [mean_pairwise_distance(g_feat[i * r:(i + 1) * r]) / spread[int(gen.source_label[i * r])]
@@ -468,7 +469,7 @@ class MetricSuite:
         if out.dim() == 1 and not out.is_floating_point():
             ids, rule = out.long(), "argmax of condition_of(x)"
         else:  # feature-valued condition_of (coupled): k-means into as many clusters as classes
-            ids, rule = kmeans_ids(out, int(ev.num_classes), int(self.mcfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
+            ids, rule = kmeans_ids(out, int(ev.num_classes), int(self.metrics_cfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
         rep = clustering_report(y, ids)
         self.artifacts["cluster_ids"] = ids.numpy()
         res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "balanced_acc", "nmi", "ari", "purity", "n_clusters")},
@@ -476,7 +477,7 @@ class MetricSuite:
         feats = self.method.cluster_features
         if feats is not None:  # ClusterGAN's own protocol: k-means on the encoder output
             k = int(self.method.num_conditions) or int(ev.num_classes)
-            km = clustering_report(y, kmeans_ids(self._batched(feats, x), k, int(self.mcfg.get("seed", 0))))
+            km = clustering_report(y, kmeans_ids(self._batched(feats, x), k, int(self.metrics_cfg.get("seed", 0))))
             res["kmeans"] = {**{key: km[key] for key in ("acc", "nmi", "ari", "purity")},
                              "rule": f"k-means on cluster_features(x), k = {k}"}
         return res
@@ -486,8 +487,8 @@ class MetricSuite:
         if name not in ("stacked_mnist",) + TOY_DATASETS:
             raise Skip(f"mode counting needs dataset=stacked_mnist, ring8 or grid25, not {name}")
         default = 26000 if name == "stacked_mnist" else 2500
-        m = int(self.mcfg.get("modes_n") or default)
-        gen = generate(self.method, m, batch_size=int(self.mcfg.batch_size), weights=prior_weights(self.method))
+        m = int(self.metrics_cfg.get("modes_n") or default)
+        gen = generate(self.method, m, batch_size=int(self.metrics_cfg.batch_size), weights=prior_weights(self.method))
         if name == "stacked_mnist":
             ev = self._need_evaluator()
             res = stacked_mnist_modes(ev.digits(gen.images))
@@ -507,7 +508,7 @@ class MetricSuite:
         ev = self.dm.eval_set
         feats, label = self._representation(ev.images, "knn")
         pca = 256 if feats.shape[1] > 256 else None
-        ks = [int(k) for k in self.mcfg.knn_ks]
+        ks = [int(k) for k in self.metrics_cfg.knn_ks]
         res = knn_label_agreement(feats, ev.clean_labels, ks=ks, pca_dim=pca)
         out = {f"k{k}": res[k] for k in ks}
         out["value"] = res[min(ks)]
@@ -520,7 +521,7 @@ class MetricSuite:
         tr, te = self.dm.train_set, self.dm.eval_set
         if tr.clean_labels is None:
             raise Skip("linear probe needs training labels")
-        m = min(len(tr), int(self.mcfg.ref_n))
+        m = min(len(tr), int(self.metrics_cfg.ref_n))
         idx = torch.randperm(len(tr), generator=torch.Generator().manual_seed(0))[:m]
         f_tr, label = self._representation(lambda: tr.images(idx), "probe")
         f_te, _ = self._representation(te.images, "probe")
@@ -538,7 +539,7 @@ class MetricSuite:
         C = int(ev.meta["n_classes"])
         mat = classwise_knn_kl_matrix(self._generated_eval_features(n), torch.as_tensor(c["groups"]),
                                       self._eval_features_of_reference(), ref.labels, K, C,
-                                      seed=int(self.mcfg.get("seed", 0)))
+                                      seed=int(self.metrics_cfg.get("seed", 0)))
         self.artifacts["class_kl"] = mat
         finite = np.where(np.isfinite(mat), mat, np.inf)
         return {"value": float(np.mean(finite.min(axis=1)[np.isfinite(finite.min(axis=1))])) if np.isfinite(finite).any()
