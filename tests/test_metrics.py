@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lsgan.metrics import (ReferenceStats, classwise_knn_kl_matrix, cluster_acc, cluster_conditional_accuracy,
-                           clustering_report, exemplar_conditional_accuracy, extract_features, fid_against_reference,
+                           clustering_report, exemplar_conditional_accuracy, batched_features, fid_against_reference,
                            fid_from_features, frechet_distance, grid_centers, inception_score, kid_from_features,
                            knn_kl_divergence, knn_label_agreement, linear_probe, load_evaluator,
                            map_conditions_to_classes, plot_confusion, prdc, purity, ring_centers, save_evaluator,
@@ -325,7 +325,7 @@ def test_inception_wheel_weights_give_2048_features():
 
     net = load_inception()
     images = torch.rand(2, 1, 28, 28) * 2 - 1  # gray: repeated to 3 channels
-    feats = extract_features(net, images, batch_size=1)
+    feats = batched_features(net, images, batch_size=1)
     assert feats.shape == (2, 2048) and torch.isfinite(feats).all() and feats.min() >= 0  # post-ReLU pool
     assert not torch.allclose(feats[0], feats[1])
 

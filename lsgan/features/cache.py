@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from lsgan.data.datasets import target_size
-from lsgan.features.extractors import extract_features, weights_digest
+from lsgan.features.extractors import extract_split_features, weights_digest
 from lsgan.io import atomic_file, atomic_path
 
 CACHE_VERSION = 1
@@ -196,8 +196,8 @@ class FeatureCache:
         desc = extractor.description
         stem = f"{data_cfg.name}-{split}-{desc['name']}-{desc['layer']}"
         shape = (len(dataset), extractor.raw_dim)
-        fill = lambda arr: extract_features(extractor, dataset, batch_size, device, out=arr,  # noqa: E731
-                                            label=f"{data_cfg.name}/{split}", verbose=self.verbose)
+        fill = lambda arr: extract_split_features(extractor, dataset, batch_size, device, out=arr,  # noqa: E731
+                                                  label=f"{data_cfg.name}/{split}", verbose=self.verbose)
         return self.get_or_build(key, stem, shape, fill)
 
     def _say(self, msg: str) -> None:

@@ -18,7 +18,7 @@ from lsgan.metrics.evaluator import (EVALUATOR_ARCHS, Evaluator, build_evaluator
                                      train_evaluator)
 from lsgan.metrics.fid import (ReferenceStats, feature_stats, fid_against_reference, fid_from_features,
                                frechet_distance, inception_score, kid_against_reference, kid_from_features)
-from lsgan.metrics.inception import (InceptionFeatures, extract_features, load_inception, resolve_inception_weights,
+from lsgan.metrics.inception import (InceptionFeatures, batched_features, load_inception, resolve_inception_weights,
                                      wheel_weights_path)
 from lsgan.metrics.knn import knn_indices, knn_label_agreement, tsne_plot
 from lsgan.metrics.modes import (classwise_knn_kl_matrix, kl_to_uniform, knn_kl_divergence, stacked_mnist_modes,
@@ -40,7 +40,7 @@ __all__ = [
     "load_evaluator", "prepare_images", "save_evaluator", "train_evaluator",
     "ReferenceStats", "feature_stats", "fid_against_reference", "fid_from_features", "frechet_distance",
     "inception_score", "kid_against_reference", "kid_from_features",
-    "InceptionFeatures", "extract_features", "load_inception", "resolve_inception_weights",
+    "InceptionFeatures", "batched_features", "load_inception", "resolve_inception_weights",
     "wheel_weights_path",
     "knn_indices", "knn_label_agreement", "tsne_plot",
     "classwise_knn_kl_matrix", "grid_centers", "kl_to_uniform", "knn_kl_divergence", "ring_centers",

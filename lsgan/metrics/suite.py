@@ -35,7 +35,7 @@ from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_co
                                        mean_pairwise_distance, within_condition_variety)
 from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_reference, fid_from_features,
                                kid_against_reference)
-from lsgan.metrics.inception import extract_features, load_inception
+from lsgan.metrics.inception import batched_features, load_inception
 from lsgan.metrics.knn import knn_label_agreement
 from lsgan.metrics.modes import classwise_knn_kl_matrix, stacked_mnist_modes, toy_mode_stats
 from lsgan.metrics.prdc import prdc
@@ -240,13 +240,13 @@ class MetricSuite:
         gen = self.generated(n)
         if "inception" not in self._call:
             self.log(f"[lsgan] Inception features of {len(gen)} generated images")
-            self._call["inception"] = extract_features(net, gen.images, int(self.metrics_cfg.batch_size))
+            self._call["inception"] = batched_features(net, gen.images, int(self.metrics_cfg.batch_size))
         if self._ref_stats is None:
             ref = self.reference()
             self._ref_stats = ReferenceStats.load_or_compute(
                 self.metrics_cfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 getattr(net, "backbone", type(net).__name__), len(ref.data),
-                lambda: extract_features(net, ref.data, int(self.metrics_cfg.batch_size)))
+                lambda: batched_features(net, ref.data, int(self.metrics_cfg.batch_size)))
         return self._call["inception"], self._ref_stats
 
     def _eval_features_of_reference(self):
