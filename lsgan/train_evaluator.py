@@ -62,7 +62,7 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
                     max_steps: Optional[int] = None, log=print) -> Dict[str, object]:
     """Train (or reuse) the evaluator for ``cfg``'s dataset. Returns {"path", "cached", "test_acc", "seconds", "meta"}."""
     from lsgan.data.datasets import load_dataset
-    from lsgan.metrics.evaluator import load_evaluator, save_evaluator, train_evaluator
+    from lsgan.metrics.evaluator import fit_evaluator, load_evaluator, save_evaluator
     from lsgan.metrics.resolve import DEFAULT_EPOCHS, evaluator_path
 
     if cfg.data.name in TOY_DATASETS:
@@ -90,10 +90,10 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
     log(f"[lsgan] training the {data.name} evaluator: {len(train)} train / {len(test)} test images, "
         f"{tuple(train.data.shape[1:])}, {epochs:g} epochs on {dev}")
     arch = cfg.metrics.get("evaluator_arch")  # checked by config.validate
-    ev = train_evaluator(train.data, train.clean_labels, test.data, test.clean_labels, dataset=data.name,
-                         n_classes=train.num_classes, arch=arch, width=cfg.metrics.get("evaluator_width"),
-                         epochs=epochs, batch_size=batch_size, lr=lr,
-                         max_steps=max_steps, seed=seed, device=dev, log=log)
+    ev = fit_evaluator(train.data, train.clean_labels, test.data, test.clean_labels, dataset=data.name,
+                       n_classes=train.num_classes, arch=arch, width=cfg.metrics.get("evaluator_width"),
+                       epochs=epochs, batch_size=batch_size, lr=lr,
+                       max_steps=max_steps, seed=seed, device=dev, log=log)
     ev.meta["classes"] = None if data.get("classes") is None else [int(c) for c in data.classes]
     save_evaluator(ev.to("cpu"), path)
     seconds = time.time() - start

@@ -14,7 +14,7 @@ from lsgan.metrics import (ReferenceStats, classwise_knn_kl_matrix, cluster_acc,
                            fid_from_features, frechet_distance, grid_centers, inception_score, kid_from_features,
                            knn_kl_divergence, knn_label_agreement, linear_probe, load_evaluator,
                            map_conditions_to_classes, plot_confusion, prdc, purity, ring_centers, save_evaluator,
-                           stacked_mnist_modes, toy_mode_stats, train_evaluator, tsne_plot, wheel_weights_path,
+                           stacked_mnist_modes, toy_mode_stats, fit_evaluator, tsne_plot, wheel_weights_path,
                            within_condition_variety)
 from lsgan.metrics.evaluator import evaluator_cache_path, prepare_images
 from lsgan.metrics.inception import tf1_bilinear_resize, to_uint8_levels
@@ -336,7 +336,7 @@ def test_evaluator_trains_on_digits_and_round_trips(tmp_path):
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32) / 8 - 1  # 0..16 → [-1, 1]
     y = torch.tensor(digits.target)
-    ev = train_evaluator(x[:1400], y[:1400], x[1400:], y[1400:], dataset="digits", size=16, width=8, epochs=3,
+    ev = fit_evaluator(x[:1400], y[:1400], x[1400:], y[1400:], dataset="digits", size=16, width=8, epochs=3,
                          batch_size=64, lr=5e-3, shift=1)
     assert ev.meta["test_acc"] > 0.85 and ev.meta["size"] == 16 and ev.meta["channels"] == 1
     path = save_evaluator(ev, evaluator_cache_path(str(tmp_path), "digits", 16, 1))
@@ -354,10 +354,10 @@ def test_evaluator_flips_colour_images_only():
     gray, rgb = torch.rand(16, 1, 8, 8, generator=gen) * 2 - 1, torch.rand(16, 3, 8, 8, generator=gen) * 2 - 1
     y = torch.arange(16) % 2
     kw = dict(width=4, epochs=1, batch_size=8, shift=0)
-    assert train_evaluator(gray, y, arch="lenet", **kw).meta["flip"] is False
-    ev = train_evaluator(rgb, y, arch="resnet", **kw)
+    assert fit_evaluator(gray, y, arch="lenet", **kw).meta["flip"] is False
+    ev = fit_evaluator(rgb, y, arch="resnet", **kw)
     assert ev.meta["flip"] is True and ev.meta["arch"] == "resnet" and ev.meta["steps"] == 2
-    assert train_evaluator(gray, y, arch="lenet", flip=True, **kw).meta["flip"] is True
+    assert fit_evaluator(gray, y, arch="lenet", flip=True, **kw).meta["flip"] is True
 
 
 def test_class_subset_evaluator_reads_the_wrapped_one_on_some_classes():

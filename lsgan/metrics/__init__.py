@@ -15,7 +15,7 @@ from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_co
                                        mean_pairwise_distance, within_condition_variety)
 from lsgan.metrics.evaluator import (EVALUATOR_ARCHS, Evaluator, build_evaluator_net, classifier_fid,
                                      evaluator_cache_path, load_evaluator, prepare_images, save_evaluator,
-                                     train_evaluator)
+                                     fit_evaluator)
 from lsgan.metrics.fid import (ReferenceStats, feature_stats, fid_against_reference, fid_from_features,
                                frechet_distance, inception_score, kid_against_reference, kid_from_features)
 from lsgan.metrics.inception import (InceptionFeatures, batched_features, load_inception, resolve_inception_weights,
@@ -37,7 +37,7 @@ __all__ = [
     "cluster_conditional_accuracy", "exemplar_conditional_accuracy", "mean_pairwise_distance",
     "within_condition_variety",
     "EVALUATOR_ARCHS", "Evaluator", "build_evaluator_net", "classifier_fid", "evaluator_cache_path",
-    "load_evaluator", "prepare_images", "save_evaluator", "train_evaluator",
+    "load_evaluator", "prepare_images", "save_evaluator", "fit_evaluator",
     "ReferenceStats", "feature_stats", "fid_against_reference", "fid_from_features", "frechet_distance",
     "inception_score", "kid_against_reference", "kid_from_features",
     "InceptionFeatures", "batched_features", "load_inception", "resolve_inception_weights",
