@@ -197,7 +197,7 @@ def test_npz_single_array_is_split_and_resized(tmp_path):
     assert train.class_names == ["0", "1", "2", "3", "4"]
 
 
-def test_npz_train_test_arrays_hwc_are_centre_cropped(tmp_path):
+def test_npz_train_test_arrays_hwc_are_center_cropped(tmp_path):
     x = np.full((6, 24, 30, 3), 255, np.uint8)
     x[:, :, 3:27] = np.arange(6, dtype=np.uint8)[:, None, None, None]  # border columns are cropped away
     np.savez(tmp_path / "c.npz", x_train=x, y_train=np.array([0, 1] * 3), x_test=x[:2], y_test=np.array([0, 1]),

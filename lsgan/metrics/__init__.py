@@ -25,7 +25,7 @@ from lsgan.metrics.modes import (classwise_knn_kl_matrix, kl_to_uniform, knn_kl_
                                  toy_mode_stats)
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
-from lsgan.metrics.resolve import (DEFAULT_EPOCHS, ClassSubsetEvaluator, NearestCentreEvaluator, StackedMNISTEvaluator,
+from lsgan.metrics.resolve import (DEFAULT_EPOCHS, ClassSubsetEvaluator, NearestCenterEvaluator, StackedMNISTEvaluator,
                                    dataset_tag, evaluator_path, evaluator_protocol, resolve_evaluator,
                                    train_evaluator_command)
 from lsgan.metrics.results import flatten_scalars, summary, to_jsonable
@@ -47,7 +47,7 @@ __all__ = [
     "stacked_mnist_modes", "toy_mode_stats",
     "kth_neighbour_distances", "prdc",
     "linear_probe",
-    "ClassSubsetEvaluator", "DEFAULT_EPOCHS", "NearestCentreEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
+    "ClassSubsetEvaluator", "DEFAULT_EPOCHS", "NearestCenterEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
     "evaluator_protocol", "resolve_evaluator", "train_evaluator_command",
     "flatten_scalars", "summary", "to_jsonable",
 ]

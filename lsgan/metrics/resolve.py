@@ -5,7 +5,7 @@
   its class subset / attribute / file / channels); ``lsgan.train_evaluator``'s ``train_and_cache`` writes
   there (epochs: ``metrics.evaluator_epochs`` or ``DEFAULT_EPOCHS``), ``resolve_evaluator`` reads there.
 - ``resolve_evaluator(cfg, datamodule)``: (evaluator, None), or (None, the reason and the command that
-  trains it). The 2-D toys need no trained net (``NearestCentreEvaluator``); stacked MNIST is read channel
+  trains it). The 2-D toys need no trained net (``NearestCenterEvaluator``); stacked MNIST is read channel
   by channel by the MNIST evaluator (``StackedMNISTEvaluator``). ``ClassSubsetEvaluator`` reads an
   evaluator on some of its classes (a class-subset run judged by the evaluator of all classes).
 - ``evaluator_protocol(ev)``: what a metric's protocol records about the evaluator it used.
@@ -55,16 +55,17 @@ def evaluator_path(cfg, size: int, channels: int) -> str:
     return evaluator_cache_path(cfg.metrics.cache_dir, tag, size, channels)
 
 
-class NearestCentreEvaluator:
+class NearestCenterEvaluator:
     """The exact classifier of the 2-D toy mixtures: a point's class is its nearest mode centre
-    (the data module labels ring8 / grid25 points by the same centre order)."""
+    (``lsgan.toys``, the centres the readers draw ring8 / grid25 points around, in their label order).
+    Identifiers spell "center" (as ``toy_centers``); prose and the recorded ``arch`` value keep "centre"."""
 
     def __init__(self, name: str):
-        self.centres = torch.as_tensor(toy_centers(name), dtype=torch.float32)
-        self.meta = {"dataset": name, "arch": "nearest_centre", "n_classes": len(self.centres), "test_acc": None}
+        self.centers = torch.as_tensor(toy_centers(name), dtype=torch.float32)
+        self.meta = {"dataset": name, "arch": "nearest_centre", "n_classes": len(self.centers), "test_acc": None}
 
     def predict(self, points) -> torch.Tensor:
-        return torch.cdist(torch.as_tensor(points).float().cpu(), self.centres).argmin(dim=1)
+        return torch.cdist(torch.as_tensor(points).float().cpu(), self.centers).argmin(dim=1)
 
     def features(self, points) -> torch.Tensor:
         return torch.as_tensor(points).float().cpu()
@@ -119,7 +120,7 @@ def resolve_evaluator(cfg, datamodule, device="cpu"):
     """(evaluator, None) or (None, reason) for the run's dataset."""
     name = cfg.data.name
     if name in TOY_DATASETS:
-        return NearestCentreEvaluator(name), None
+        return NearestCenterEvaluator(name), None
     shape = tuple(datamodule.image_shape)
     if len(shape) != 3:
         return None, f"dataset={name} has no image classifier (2-D data without known mode centres)"
@@ -159,5 +160,5 @@ def evaluator_protocol(ev) -> Dict[str, object]:
     return {"evaluator": f"{meta.get('arch')}:{meta.get('dataset')}", "evaluator_test_acc": meta.get("test_acc")}
 
 
-__all__ = ["ClassSubsetEvaluator", "DEFAULT_EPOCHS", "NearestCentreEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
-           "evaluator_protocol", "resolve_evaluator", "train_evaluator_command"]
+__all__ = ["ClassSubsetEvaluator", "DEFAULT_EPOCHS", "NearestCenterEvaluator", "StackedMNISTEvaluator", "dataset_tag",
+           "evaluator_path", "evaluator_protocol", "resolve_evaluator", "train_evaluator_command"]

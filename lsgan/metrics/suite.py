@@ -42,7 +42,7 @@ from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
 # evaluator resolution and the JSON helpers live in their own modules; the names are re-exported below
 # (``from lsgan.metrics.suite import resolve_evaluator / to_jsonable ...`` keeps working)
-from lsgan.metrics.resolve import (DEFAULT_EPOCHS, NearestCentreEvaluator, StackedMNISTEvaluator, dataset_tag,
+from lsgan.metrics.resolve import (DEFAULT_EPOCHS, NearestCenterEvaluator, StackedMNISTEvaluator, dataset_tag,
                                    evaluator_path, evaluator_protocol, resolve_evaluator, train_evaluator_command)
 from lsgan.metrics.results import flatten_scalars, summary, to_jsonable
 from lsgan.nets.modes import eval_mode
@@ -495,9 +495,9 @@ class MetricSuite:
             return {"value": res["modes"], "kl": res["kl"], "n_modes": 1000,
                     "protocol": {"n_generated": m, "classifier": "MNIST evaluator per channel",
                                  "evaluator_test_acc": ev.meta.get("test_acc"), "convention": "VEEGAN / PacGAN"}}
-        centres = toy_centers(name)
+        centers = toy_centers(name)
         std = float(self.cfg.data.std)
-        res = toy_mode_stats(gen.images, centres, std)
+        res = toy_mode_stats(gen.images, centers, std)
         return {"value": res["modes"], "n_modes": res["n_modes"], "high_quality": res["high_quality"],
                 "reverse_kl": res["reverse_kl"],
                 "protocol": {"n_generated": m, "std": std, "high_quality": "within 3 std of the nearest centre",
@@ -567,6 +567,6 @@ def _private_rng(seed: int, device):
 
 __all__ = ["ALIASES", "METRICS", "SPREADS", "MetricSuite", "Reference", "Skip", "canonical_names",
            # re-exported from lsgan.metrics.resolve and lsgan.metrics.results (their homes)
-           "DEFAULT_EPOCHS", "NearestCentreEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
+           "DEFAULT_EPOCHS", "NearestCenterEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
            "evaluator_protocol", "flatten_scalars", "resolve_evaluator", "summary", "to_jsonable",
            "train_evaluator_command"]
