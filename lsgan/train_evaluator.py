@@ -4,8 +4,8 @@ The evaluator reads generated images for the conditional metrics (accuracy, vari
 FID, stacked-MNIST modes); it is never used in training. It is trained on the training split
 with clean labels at the resolution and channels the GANs see (``data.size``, ``data.channels``,
 ``data.classes`` apply; ``data.max_train``, ``label_noise`` and ``class_ratio`` do not), tested on
-the test split, and cached at ``<metrics.cache_dir>/evaluators/<dataset>_<size>_<channels>.pt``
-(or ``metrics.evaluator=PATH``). A cached evaluator is reused unless ``force=true``.
+the test split, and cached at ``<cache>/evaluators/<dataset>_<size>_<channels>.pt`` (``<cache>``:
+``metrics.cache_dir``, else ``$LSGAN_CACHE``, else ``~/.cache/lsgan``; or ``metrics.evaluator=PATH``). A cached evaluator is reused unless ``force=true``.
 
 Other arguments: ``metrics.evaluator_epochs=E`` (default per dataset), ``metrics.evaluator_arch`` /
 ``metrics.evaluator_width`` (the net; smaller trains faster on CPU), ``device=auto|cpu|cuda``,
@@ -29,7 +29,8 @@ from lsgan.toys import TOY_DATASETS
 COMMAND = Command(
     prog="lsgan.train_evaluator",
     summary="Train and cache a dataset's evaluator classifier (read by the conditional metrics, never by "
-            "training), at <metrics.cache_dir>/evaluators/<dataset>_<size>_<channels>.pt; prints its test "
+            "training), at <cache>/evaluators/<dataset>_<size>_<channels>.pt (<cache>: metrics.cache_dir, else "
+            "$LSGAN_CACHE, else ~/.cache/lsgan); prints its test "
             "accuracy, the cache path and the time. A cached evaluator is reused unless force=true.",
     keys={
         "force": Key(False, "retrain even when the cache holds this evaluator"),

@@ -513,3 +513,37 @@ def test_spread_even_gives_every_condition_the_same_count_whatever_the_prior(ckp
     assert "spread=prior" in suite.compute(["class_masses"], 200, spread="even")["class_masses"]["skipped"]
     with pytest.raises(ValueError, match="spread='bogus' is not accepted"):
         suite.compute(["cond_acc"], spread="bogus")
+
+
+def test_lsgan_cache_moves_the_evaluators_and_reference_stats_too(monkeypatch, tmp_path):
+    """One cache root ($LSGAN_CACHE, else ~/.cache/lsgan) under the image, feature and evaluator caches; with it
+    unset the evaluators stay exactly where they always were, so the files cached there are found."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from lsgan.features import default_cache_dir
+    from lsgan.io import cache_root
+    from lsgan.methods.base import upgrade_saved_config
+    from lsgan.metrics.resolve import evaluator_path, metrics_cache_dir, train_evaluator_command
+
+    monkeypatch.delenv("LSGAN_CACHE", raising=False)
+    home = os.path.expanduser("~/.cache/lsgan")
+    mnist28 = compose_config(["dataset=mnist", "data.size=28"])
+    subset = compose_config(["dataset=mnist", "data.size=28", "data.classes=[0,4]"])
+    assert mnist28.metrics.cache_dir is None and str(cache_root()) == home
+    assert evaluator_path(mnist28, 28, 1) == os.path.join(home, "evaluators", "mnist_28_1.pt")
+    assert evaluator_path(subset, 28, 1) == os.path.join(home, "evaluators", "mnist-c0_4_28_1.pt")
+    assert evaluator_path(compose_config(["dataset=mnist"]), 32, 1) == os.path.join(home, "evaluators", "mnist_32_1.pt")
+    assert "metrics.cache_dir" not in train_evaluator_command(mnist28, 28)
+    monkeypatch.setenv("LSGAN_CACHE", str(tmp_path))
+    assert cache_root() == tmp_path and default_cache_dir() == tmp_path.absolute() / "features"
+    assert evaluator_path(mnist28, 28, 1) == str(tmp_path / "evaluators" / "mnist_28_1.pt")
+    assert metrics_cache_dir(mnist28.metrics) == str(tmp_path)  # reference statistics go there too
+    # an explicit metrics.cache_dir wins; a saved config's spelled-out old default follows the root
+    own = compose_config(["dataset=mnist", f"metrics.cache_dir={tmp_path / 'own'}"])
+    assert evaluator_path(own, 32, 1) == str(tmp_path / "own" / "evaluators" / "mnist_32_1.pt")
+    assert f"metrics.cache_dir={tmp_path / 'own'}" in train_evaluator_command(own, 32)
+    saved = OmegaConf.to_container(mnist28, resolve=True)
+    saved["metrics"]["cache_dir"] = "~/.cache/lsgan"
+    assert upgrade_saved_config(saved)["metrics"]["cache_dir"] is None

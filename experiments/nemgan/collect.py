@@ -107,7 +107,7 @@ def main() -> None:
     p.add_argument("roots", nargs="+", help="sweep folders (e.g. runs/nemgan/imbalance_04)")
     p.add_argument("--out", default=str(REPO / "experiments" / "nemgan" / "results"))
     p.add_argument("--data-root", default=None, help="override data.root saved in the checkpoints")
-    p.add_argument("--cache-dir", default=None, help="evaluator cache (default: the config's metrics.cache_dir)")
+    p.add_argument("--cache-dir", default=None, help="evaluator cache (default: metrics.cache_dir, i.e. $LSGAN_CACHE or ~/.cache/lsgan)")
     p.add_argument("--n-gen", type=int, default=2000)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from lsgan.errors import ConfigError, one_line
 from lsgan.data.batch import Batch
-from lsgan.io import atomic_file
+from lsgan.io import atomic_file, cache_root
 from lsgan.toys import toy_centers
 
 # data.name: every dataset load_dataset reads (lsgan.config.validate checks the choice)
@@ -457,10 +457,6 @@ def _read_crescents(cfg, split: str, seed: int) -> _Split:
 
 
 # --------------------------------------------------------------------------- folders of images
-def cache_dir() -> Path:
-    return Path(os.environ.get("LSGAN_CACHE", "~/.cache/lsgan")).expanduser()
-
-
 def _decode_one(path: Path, size: int) -> np.ndarray:
     from PIL import Image
 
@@ -480,14 +476,14 @@ def decode_images(files: Sequence[Path], size: int, key: str) -> Tuple[torch.Ten
     An unreadable file (truncated, not an image) is skipped with one summary warning naming the
     count and the first such file; when none can be read it is a one-line ConfigError.
     Decoding thousands of JPEGs takes seconds to minutes, so the result is stored under
-    ``cache_dir()`` keyed by ``key`` (the folder), the file count and the size. The file is
+    ``lsgan.io.cache_root()`` keyed by ``key`` (the folder), the file count and the size. The file is
     written to a temporary name and renamed, so a crash never leaves a half-written cache, and
     an unreadable or mismatched cache is rebuilt.
     """
     # names, sizes and modification times: a different or rewritten file set must not hit
     listing = "\n".join(f"{f} {st.st_size} {st.st_mtime_ns}" for f, st in ((f, os.stat(f)) for f in files))
     digest = hashlib.sha1(f"{_CACHE_VERSION}|{key}|{len(files)}|{size}|{listing}".encode()).hexdigest()[:16]
-    path = cache_dir() / f"images_{size}px_{digest}.npz"
+    path = cache_root() / f"images_{size}px_{digest}.npz"
     try:
         with np.load(path, allow_pickle=False) as z:
             arr, kept = z["images"], z["kept"].tolist()

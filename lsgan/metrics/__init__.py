@@ -26,8 +26,8 @@ from lsgan.metrics.modes import (classwise_knn_kl_matrix, kl_to_uniform, knn_kl_
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
 from lsgan.metrics.resolve import (DEFAULT_EPOCHS, ClassSubsetEvaluator, NearestCenterEvaluator, StackedMNISTEvaluator,
-                                   dataset_tag, evaluator_path, evaluator_protocol, resolve_evaluator,
-                                   train_evaluator_command)
+                                   dataset_tag, evaluator_path, evaluator_protocol, metrics_cache_dir,
+                                   resolve_evaluator, train_evaluator_command)
 from lsgan.metrics.results import flatten_scalars, summary, to_jsonable
 from lsgan.toys import grid_centers, ring_centers  # the toys' geometry (one copy, beside neither data nor metrics)
 
@@ -48,6 +48,6 @@ __all__ = [
     "kth_neighbour_distances", "prdc",
     "linear_probe",
     "ClassSubsetEvaluator", "DEFAULT_EPOCHS", "NearestCenterEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
-    "evaluator_protocol", "resolve_evaluator", "train_evaluator_command",
+    "evaluator_protocol", "metrics_cache_dir", "resolve_evaluator", "train_evaluator_command",
     "flatten_scalars", "summary", "to_jsonable",
 ]

@@ -1,7 +1,8 @@
 """Which evaluator classifier reads a run's samples, and where it lives.
 
 - ``evaluator_path(cfg, size, channels)``: ``metrics.evaluator`` or the one cache path,
-  ``<metrics.cache_dir>/evaluators/<dataset tag>_<size>_<channels>.pt`` (``dataset_tag``: the dataset plus
+  ``<metrics cache>/evaluators/<dataset tag>_<size>_<channels>.pt`` (``metrics_cache_dir``: ``metrics.cache_dir``,
+  else the cache root, ``$LSGAN_CACHE`` or ``~/.cache/lsgan``; ``dataset_tag``: the dataset plus
   its class subset / attribute / file / channels); ``lsgan.train_evaluator``'s ``train_and_cache`` writes
   there (epochs: ``metrics.evaluator_epochs`` or ``DEFAULT_EPOCHS``), ``resolve_evaluator`` reads there.
 - ``resolve_evaluator(cfg, datamodule)``: (evaluator, None), or (None, the reason and the command that
@@ -22,6 +23,7 @@ from typing import Dict
 
 import torch
 
+from lsgan.io import cache_root
 from lsgan.metrics.evaluator import evaluator_cache_path, load_evaluator
 from lsgan.toys import TOY_DATASETS, toy_centers
 
@@ -44,6 +46,13 @@ def dataset_tag(data_cfg) -> str:
     return tag
 
 
+def metrics_cache_dir(metrics_cfg) -> str:
+    """Where evaluators and reference statistics are cached: ``metrics.cache_dir`` if set, else the cache root
+    (``lsgan.io.cache_root``: ``$LSGAN_CACHE``, else ``~/.cache/lsgan``)."""
+    folder = metrics_cfg.get("cache_dir")
+    return str(folder) if folder else str(cache_root())
+
+
 def evaluator_path(cfg, size: int, channels: int) -> str:
     """Where the evaluator for ``cfg``'s data lives (``metrics.evaluator`` or the cache)."""
     if cfg.metrics.get("evaluator"):
@@ -52,7 +61,7 @@ def evaluator_path(cfg, size: int, channels: int) -> str:
         tag, channels = "mnist", 1
     else:
         tag = dataset_tag(cfg.data)
-    return evaluator_cache_path(cfg.metrics.cache_dir, tag, size, channels)
+    return evaluator_cache_path(metrics_cache_dir(cfg.metrics), tag, size, channels)
 
 
 class NearestCenterEvaluator:
@@ -150,7 +159,7 @@ def train_evaluator_command(cfg, size: int) -> str:
             args.append(f"data.{key}=" + (f"[{','.join(str(int(v)) for v in value)}]" if key == "classes" else str(value)))
     if cfg.data.get("root") not in (None, "data"):
         args.append(f"data.root={cfg.data.root}")
-    if str(cfg.metrics.get("cache_dir")) != "~/.cache/lsgan":
+    if cfg.metrics.get("cache_dir"):
         args.append(f"metrics.cache_dir={cfg.metrics.cache_dir}")
     return "python -m lsgan.train_evaluator " + " ".join(args)
 
@@ -161,4 +170,5 @@ def evaluator_protocol(ev) -> Dict[str, object]:
 
 
 __all__ = ["ClassSubsetEvaluator", "DEFAULT_EPOCHS", "NearestCenterEvaluator", "StackedMNISTEvaluator", "dataset_tag",
-           "evaluator_path", "evaluator_protocol", "resolve_evaluator", "train_evaluator_command"]
+           "evaluator_path", "evaluator_protocol", "metrics_cache_dir", "resolve_evaluator",
+           "train_evaluator_command"]

@@ -43,7 +43,8 @@ from lsgan.metrics.probe import linear_probe
 # evaluator resolution and the JSON helpers live in their own modules; the names are re-exported below
 # (``from lsgan.metrics.suite import resolve_evaluator / to_jsonable ...`` keeps working)
 from lsgan.metrics.resolve import (DEFAULT_EPOCHS, NearestCenterEvaluator, StackedMNISTEvaluator, dataset_tag,
-                                   evaluator_path, evaluator_protocol, resolve_evaluator, train_evaluator_command)
+                                   evaluator_path, evaluator_protocol, metrics_cache_dir, resolve_evaluator,
+                                   train_evaluator_command)
 from lsgan.metrics.results import flatten_scalars, summary, to_jsonable
 from lsgan.nets.modes import eval_mode
 from lsgan.toys import TOY_DATASETS, toy_centers
@@ -244,7 +245,7 @@ class MetricSuite:
         if self._ref_stats is None:
             ref = self.reference()
             self._ref_stats = ReferenceStats.load_or_compute(
-                self.metrics_cfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
+                metrics_cache_dir(self.metrics_cfg), dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 getattr(net, "backbone", type(net).__name__), len(ref.data),
                 lambda: batched_features(net, ref.data, int(self.metrics_cfg.batch_size)))
         return self._call["inception"], self._ref_stats
@@ -258,7 +259,7 @@ class MetricSuite:
                 self._ref_eval_feats = ev.features(ref.floats())
                 return self._ref_eval_feats
             stats = ReferenceStats.load_or_compute(
-                self.metrics_cfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
+                metrics_cache_dir(self.metrics_cfg), dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 f"evaluator-{ev.fingerprint()}", len(ref.data), lambda: ev.features(ref.floats()).numpy())
             self._ref_eval_feats = torch.from_numpy(stats.features)
         return self._ref_eval_feats
@@ -568,5 +569,5 @@ def _private_rng(seed: int, device):
 __all__ = ["ALIASES", "METRICS", "SPREADS", "MetricSuite", "Reference", "Skip", "canonical_names",
            # re-exported from lsgan.metrics.resolve and lsgan.metrics.results (their homes)
            "DEFAULT_EPOCHS", "NearestCenterEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
-           "evaluator_protocol", "flatten_scalars", "resolve_evaluator", "summary", "to_jsonable",
+           "evaluator_protocol", "flatten_scalars", "metrics_cache_dir", "resolve_evaluator", "summary", "to_jsonable",
            "train_evaluator_command"]
