@@ -14,10 +14,11 @@ from lsgan.metrics import (ReferenceStats, classwise_knn_kl_matrix, cluster_acc,
                            fid_from_features, frechet_distance, grid_centers, inception_score, kid_from_features,
                            knn_kl_divergence, knn_label_agreement, linear_probe, load_evaluator,
                            map_conditions_to_classes, plot_confusion, prdc, purity, ring_centers, save_evaluator,
-                           stacked_mnist_modes, toy_mode_stats, fit_evaluator, tsne_plot, wheel_weights_path,
+                           stacked_mnist_modes, toy_mode_stats, fit_evaluator, wheel_weights_path,
                            within_condition_variety)
 from lsgan.metrics.evaluator import evaluator_cache_path, prepare_images
 from lsgan.metrics.inception import tf1_bilinear_resize, to_uint8_levels
+from lsgan.reports import tsne_plot
 
 
 def gaussian(n, d, seed, shift=0.0):

@@ -20,7 +20,7 @@ from lsgan.metrics.fid import (ReferenceStats, feature_stats, fid_against_refere
                                frechet_distance, inception_score, kid_against_reference, kid_from_features)
 from lsgan.metrics.inception import (InceptionFeatures, batched_features, load_inception, resolve_inception_weights,
                                      wheel_weights_path)
-from lsgan.metrics.knn import knn_indices, knn_label_agreement, tsne_plot
+from lsgan.metrics.knn import knn_indices, knn_label_agreement
 from lsgan.metrics.modes import (classwise_knn_kl_matrix, kl_to_uniform, knn_kl_divergence, stacked_mnist_modes,
                                  toy_mode_stats)
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
@@ -42,7 +42,7 @@ __all__ = [
     "inception_score", "kid_against_reference", "kid_from_features",
     "InceptionFeatures", "batched_features", "load_inception", "resolve_inception_weights",
     "wheel_weights_path",
-    "knn_indices", "knn_label_agreement", "tsne_plot",
+    "knn_indices", "knn_label_agreement",
     "classwise_knn_kl_matrix", "grid_centers", "kl_to_uniform", "knn_kl_divergence", "ring_centers",
     "stacked_mnist_modes", "toy_mode_stats",
     "kth_neighbour_distances", "prdc",
