@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 
 from lsgan.config import validate
 from lsgan.loading import load_datamodule, load_method
-from lsgan.metrics.suite import MetricSuite, summary
+from lsgan.metrics.results import summary
+from lsgan.metrics.suite import MetricSuite
 from lsgan.run import train
 from lsgan.train_evaluator import train_and_cache
 

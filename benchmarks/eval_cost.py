@@ -19,7 +19,7 @@ import torch
 
 from lsgan.evaluate import evaluate
 from lsgan.loading import load_method
-from lsgan.metrics.suite import evaluator_path
+from lsgan.metrics.resolve import evaluator_path
 
 
 def main() -> None:
@@ -44,13 +44,13 @@ def main() -> None:
             per = ", ".join(f"{k} {v.get('seconds', float('nan')):.1f} s" for k, v in doc["metrics"].items())
             print(f"{label}: {wall:.1f} s in all (metrics {doc['seconds']} s: {per})", flush=True)
     if a.inception_images:
-        from lsgan.metrics.inception import extract_features, load_inception
+        from lsgan.metrics.inception import batched_features, load_inception
 
         net = load_inception(cfg.metrics.get("inception_weights"), torch.device("cpu"))
         x = torch.rand(a.inception_images, channels, size, size) * 2 - 1
-        extract_features(net, x[:8], 8)
+        batched_features(net, x[:8], 8)
         t0 = time.perf_counter()
-        extract_features(net, x, 50)
+        batched_features(net, x, 50)
         rate = a.inception_images / (time.perf_counter() - t0)
         print(f"FID InceptionV3: {rate:.1f} images/s on {torch.get_num_threads()} thread(s) "
               f"(fid / kid / prdc on 10,000 generated + 10,000 reference images: ~{20000 / rate / 60:.0f} min at that rate)")

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lsgan.metrics.fid import fid_from_features, frechet_distance, feature_stats  # noqa: E402
-from lsgan.metrics.inception import extract_features, load_inception  # noqa: E402
+from lsgan.metrics.inception import batched_features, load_inception  # noqa: E402
 
 
 def main() -> None:
@@ -49,7 +49,7 @@ def main() -> None:
     feats = {}
     for split, images in splits.items():
         t = time.time()
-        feats[split] = extract_features(net, images, batch_size=args.batch_size).numpy()
+        feats[split] = batched_features(net, images, batch_size=args.batch_size).numpy()
         print(f"{split}: {len(images)} images -> {feats[split].shape} in {time.time() - t:.0f}s", flush=True)
     extract_s = time.time() - start
 

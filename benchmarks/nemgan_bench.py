@@ -132,7 +132,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--evaluator-epochs", type=float, default=1.0, help="if no cached MNIST evaluator exists")
-    p.add_argument("--cache-dir", default="~/.cache/lsgan")
+    p.add_argument("--cache-dir", default=None, help="evaluator cache (default: metrics.cache_dir, i.e. $LSGAN_CACHE or ~/.cache/lsgan)")
     p.add_argument("--out", default=str(REPO / "runs" / "bench" / "nemgan"))
     p.add_argument("--resume", action="store_true", help="reuse finished runs under --out (re-evaluates them)")
     p.add_argument("override", nargs="*", help="extra config overrides for every run, e.g. method.norm_weight=2")

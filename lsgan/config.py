@@ -126,7 +126,7 @@ class MetricsConfig:
     names: List[str] = field(default_factory=list)
     n_samples: int = 2000        # generated samples per metric evaluation
     inception_weights: Optional[str] = None  # path to FID InceptionV3 TorchScript weights
-    cache_dir: str = "~/.cache/lsgan"
+    cache_dir: Optional[str] = None  # reference statistics and evaluators; None = lsgan.io.cache_root() ($LSGAN_CACHE or ~/.cache/lsgan)
     batch_size: int = 100        # images per forward pass of a feature extractor
     ref_split: str = "test"      # real split that FID/KID/PRDC compare against
     ref_n: int = 10000           # real images in the reference set (capped at the split's size)
@@ -134,7 +134,7 @@ class MetricsConfig:
     kid_subset_size: int = 1000  # KID: samples per subset (must be <= n_samples and ref_n)
     prdc_k: int = 3              # k of the k-NN balls in precision/recall (Kynkäänniemi: 3; Naeem D/C: 5)
     knn_ks: List[int] = field(default_factory=lambda: [1, 2, 5])  # k's of knn_label_agreement
-    evaluator: Optional[str] = None  # evaluator .pt; None = cache_dir/evaluators/<dataset>_<size>_<channels>.pt
+    evaluator: Optional[str] = None  # evaluator .pt; None = <cache_dir>/evaluators/<dataset>_<size>_<channels>.pt
     evaluator_epochs: Optional[float] = None  # train_evaluator epochs; None = the dataset's default
     evaluator_arch: Optional[str] = None      # lenet | resnet; None = lenet for 1 channel, resnet for 3
     evaluator_width: Optional[int] = None     # base channel width; None = the arch's (lenet 32, resnet 64)

@@ -61,7 +61,8 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
 
     ``log_run``: when the run trained with ``logger=wandb`` (or ``tensorboard``), the numbers and the
     report's pictures also go there under ``eval/`` (``lsgan.loggers.log_evaluation``)."""
-    from lsgan.metrics.suite import MetricSuite, canonical_names, flatten_scalars, to_jsonable
+    from lsgan.metrics.results import flatten_scalars, to_jsonable
+    from lsgan.metrics.suite import MetricSuite, canonical_names
 
     if names:
         canonical_names(names, "metrics")  # a typo fails before the checkpoint is loaded

@@ -1,9 +1,14 @@
-"""Atomic file writes: a reader (or a crash) sees the old file or the complete new one, never half.
+"""Atomic file writes: a reader (or a crash) sees the old file or the complete new one, never half;
+and :func:`cache_root`, the one folder every lsgan cache lives under.
 
 What lsgan writes to last (evaluators, extractors, clusterers, reference statistics, the feature
 and image caches, config.yaml, metrics.json, sample grids) goes through :func:`atomic_path` (for
 writers that need a file name) or :func:`atomic_file` (an open handle). Lightning checkpoints are
 the exception: ``AtomicCheckpoint`` renames on rank 0 only, between DDP barriers.
+
+``cache_root()`` is ``$LSGAN_CACHE``, else ``~/.cache/lsgan``: decoded image folders sit in it, features in
+``features/``, trained extractors in ``extractors/``, evaluator classifiers in ``evaluators/`` and reference
+statistics in ``reference_stats/`` (``extractor.cache_dir`` / ``metrics.cache_dir`` name another folder).
 """
 from __future__ import annotations
 
@@ -14,6 +19,12 @@ from pathlib import Path
 from typing import IO, Iterator, Union
 
 PathLike = Union[str, os.PathLike]
+DEFAULT_CACHE = "~/.cache/lsgan"  # the cache root when $LSGAN_CACHE is not set
+
+
+def cache_root() -> Path:
+    """The cache root: ``$LSGAN_CACHE``, else ``~/.cache/lsgan``, with ``~`` expanded (read at each call)."""
+    return Path(os.environ.get("LSGAN_CACHE", DEFAULT_CACHE)).expanduser()
 
 
 def _plain_mode(path: str) -> None:

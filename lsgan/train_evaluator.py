@@ -4,8 +4,8 @@ The evaluator reads generated images for the conditional metrics (accuracy, vari
 FID, stacked-MNIST modes); it is never used in training. It is trained on the training split
 with clean labels at the resolution and channels the GANs see (``data.size``, ``data.channels``,
 ``data.classes`` apply; ``data.max_train``, ``label_noise`` and ``class_ratio`` do not), tested on
-the test split, and cached at ``<metrics.cache_dir>/evaluators/<dataset>_<size>_<channels>.pt``
-(or ``metrics.evaluator=PATH``). A cached evaluator is reused unless ``force=true``.
+the test split, and cached at ``<cache>/evaluators/<dataset>_<size>_<channels>.pt`` (``<cache>``:
+``metrics.cache_dir``, else ``$LSGAN_CACHE``, else ``~/.cache/lsgan``; or ``metrics.evaluator=PATH``). A cached evaluator is reused unless ``force=true``.
 
 Other arguments: ``metrics.evaluator_epochs=E`` (default per dataset), ``metrics.evaluator_arch`` /
 ``metrics.evaluator_width`` (the net; smaller trains faster on CPU), ``device=auto|cpu|cuda``,
@@ -24,11 +24,13 @@ from omegaconf import OmegaConf
 
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
 from lsgan.loading import resolve_device
+from lsgan.toys import TOY_DATASETS
 
 COMMAND = Command(
     prog="lsgan.train_evaluator",
     summary="Train and cache a dataset's evaluator classifier (read by the conditional metrics, never by "
-            "training), at <metrics.cache_dir>/evaluators/<dataset>_<size>_<channels>.pt; prints its test "
+            "training), at <cache>/evaluators/<dataset>_<size>_<channels>.pt (<cache>: metrics.cache_dir, else "
+            "$LSGAN_CACHE, else ~/.cache/lsgan); prints its test "
             "accuracy, the cache path and the time. A cached evaluator is reused unless force=true.",
     keys={
         "force": Key(False, "retrain even when the cache holds this evaluator"),
@@ -61,10 +63,10 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
                     max_steps: Optional[int] = None, log=print) -> Dict[str, object]:
     """Train (or reuse) the evaluator for ``cfg``'s dataset. Returns {"path", "cached", "test_acc", "seconds", "meta"}."""
     from lsgan.data.datasets import load_dataset
-    from lsgan.metrics.evaluator import load_evaluator, save_evaluator, train_evaluator
-    from lsgan.metrics.suite import DEFAULT_EPOCHS, TOY_CENTRES, evaluator_path
+    from lsgan.metrics.evaluator import fit_evaluator, load_evaluator, save_evaluator
+    from lsgan.metrics.resolve import DEFAULT_EPOCHS, evaluator_path
 
-    if cfg.data.name in TOY_CENTRES:
+    if cfg.data.name in TOY_DATASETS:
         raise CLIError(f"dataset={cfg.data.name}: 2-D toy data needs no trained evaluator "
                        f"(points are classified by their nearest mode centre)")
     data = evaluator_data_cfg(cfg)
@@ -89,10 +91,10 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
     log(f"[lsgan] training the {data.name} evaluator: {len(train)} train / {len(test)} test images, "
         f"{tuple(train.data.shape[1:])}, {epochs:g} epochs on {dev}")
     arch = cfg.metrics.get("evaluator_arch")  # checked by config.validate
-    ev = train_evaluator(train.data, train.clean_labels, test.data, test.clean_labels, dataset=data.name,
-                         n_classes=train.num_classes, arch=arch, width=cfg.metrics.get("evaluator_width"),
-                         epochs=epochs, batch_size=batch_size, lr=lr,
-                         max_steps=max_steps, seed=seed, device=dev, log=log)
+    ev = fit_evaluator(train.data, train.clean_labels, test.data, test.clean_labels, dataset=data.name,
+                       n_classes=train.num_classes, arch=arch, width=cfg.metrics.get("evaluator_width"),
+                       epochs=epochs, batch_size=batch_size, lr=lr,
+                       max_steps=max_steps, seed=seed, device=dev, log=log)
     ev.meta["classes"] = None if data.get("classes") is None else [int(c) for c in data.classes]
     save_evaluator(ev.to("cpu"), path)
     seconds = time.time() - start

@@ -197,7 +197,7 @@ def test_npz_single_array_is_split_and_resized(tmp_path):
     assert train.class_names == ["0", "1", "2", "3", "4"]
 
 
-def test_npz_train_test_arrays_hwc_are_centre_cropped(tmp_path):
+def test_npz_train_test_arrays_hwc_are_center_cropped(tmp_path):
     x = np.full((6, 24, 30, 3), 255, np.uint8)
     x[:, :, 3:27] = np.arange(6, dtype=np.uint8)[:, None, None, None]  # border columns are cropped away
     np.savez(tmp_path / "c.npz", x_train=x, y_train=np.array([0, 1] * 3), x_test=x[:2], y_test=np.array([0, 1]),
@@ -499,3 +499,18 @@ def test_celeba64_from_shared_folder(tmp_path, monkeypatch):
     assert not set(rows(train.data[:, :, 24:40, 24:40])) & set(rows(test.data[:, :, 24:40, 24:40]))
     mean = train.data[:500].double().mean().item()
     assert 60 < mean < 180  # real photos, not blank or saturated arrays
+
+
+def test_toy_readers_and_mode_metrics_share_one_geometry():
+    """ring8 / grid25's centres are written once (lsgan.toys): the readers draw around them, the mode
+    metrics score against them, so every point's label is its nearest scored centre."""
+    from lsgan import toys
+    from lsgan.metrics import modes
+
+    assert modes.toy_centers is toys.toy_centers and toys.TOY_DATASETS == ("ring8", "grid25")
+    for name, k in (("ring8", 8), ("grid25", 25)):
+        d = load_dataset(DataConfig(name=name, n_points=2000, std=0.01), "train")
+        centers = torch.from_numpy(toys.toy_centers(name)).float()
+        assert len(centers) == k == d.num_classes
+        assert torch.equal(torch.cdist(d.data, centers).argmin(1), d.labels)
+    assert toys.toy_centers("mnist") is None

@@ -492,3 +492,58 @@ def test_class_masses_compares_the_generated_class_shares_with_the_data(ckpts, c
     method.sample = lambda n, condition=None, use_ema=True: by_class[0][torch.arange(n) % len(by_class[0])]
     biased = MetricSuite(method, dm, cfg, log=None).compute(["class_masses"], n_samples=200)["class_masses"]
     assert biased["generated"][0] > 0.9 and biased["value"] > 0.8
+
+
+def test_spread_even_gives_every_condition_the_same_count_whatever_the_prior(ckpts, cache_dir):
+    """compute(spread="even"): every condition scored alike (nemgan's per-mode accuracy at 02:98);
+    the default follows the prior's weights, and class_masses needs that default."""
+    from lsgan.generation import condition_counts
+    from lsgan.metrics.suite import MetricSuite
+
+    method, cfg = load_method(ckpts["cgan"], overrides=[f"metrics.cache_dir={cache_dir[0]}"])
+    dm = load_datamodule(cfg)
+    weights = [0.91] + [0.01] * 9
+    method.prior = SimpleNamespace(weights=torch.tensor(weights))
+    suite = MetricSuite(method, dm, cfg, log=None)
+    by_prior = suite.compute(["cond_acc"], n_samples=200)["cond_acc"]
+    even = suite.compute(["cond_acc"], n_samples=200, spread="even")["cond_acc"]
+    assert np.asarray(by_prior["confusion"]).sum(1).tolist() == condition_counts(200, 10, weights)
+    assert np.asarray(even["confusion"]).sum(1).tolist() == [20] * 10
+    assert "spread" not in by_prior["protocol"] and even["protocol"]["spread"] == "even"
+    assert "spread=prior" in suite.compute(["class_masses"], 200, spread="even")["class_masses"]["skipped"]
+    with pytest.raises(ValueError, match="spread='bogus' is not accepted"):
+        suite.compute(["cond_acc"], spread="bogus")
+
+
+def test_lsgan_cache_moves_the_evaluators_and_reference_stats_too(monkeypatch, tmp_path):
+    """One cache root ($LSGAN_CACHE, else ~/.cache/lsgan) under the image, feature and evaluator caches; with it
+    unset the evaluators stay exactly where they always were, so the files cached there are found."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from lsgan.features import default_cache_dir
+    from lsgan.io import cache_root
+    from lsgan.methods.base import upgrade_saved_config
+    from lsgan.metrics.resolve import evaluator_path, metrics_cache_dir, train_evaluator_command
+
+    monkeypatch.delenv("LSGAN_CACHE", raising=False)
+    home = os.path.expanduser("~/.cache/lsgan")
+    mnist28 = compose_config(["dataset=mnist", "data.size=28"])
+    subset = compose_config(["dataset=mnist", "data.size=28", "data.classes=[0,4]"])
+    assert mnist28.metrics.cache_dir is None and str(cache_root()) == home
+    assert evaluator_path(mnist28, 28, 1) == os.path.join(home, "evaluators", "mnist_28_1.pt")
+    assert evaluator_path(subset, 28, 1) == os.path.join(home, "evaluators", "mnist-c0_4_28_1.pt")
+    assert evaluator_path(compose_config(["dataset=mnist"]), 32, 1) == os.path.join(home, "evaluators", "mnist_32_1.pt")
+    assert "metrics.cache_dir" not in train_evaluator_command(mnist28, 28)
+    monkeypatch.setenv("LSGAN_CACHE", str(tmp_path))
+    assert cache_root() == tmp_path and default_cache_dir() == tmp_path.absolute() / "features"
+    assert evaluator_path(mnist28, 28, 1) == str(tmp_path / "evaluators" / "mnist_28_1.pt")
+    assert metrics_cache_dir(mnist28.metrics) == str(tmp_path)  # reference statistics go there too
+    # an explicit metrics.cache_dir wins; a saved config's spelled-out old default follows the root
+    own = compose_config(["dataset=mnist", f"metrics.cache_dir={tmp_path / 'own'}"])
+    assert evaluator_path(own, 32, 1) == str(tmp_path / "own" / "evaluators" / "mnist_32_1.pt")
+    assert f"metrics.cache_dir={tmp_path / 'own'}" in train_evaluator_command(own, 32)
+    saved = OmegaConf.to_container(mnist28, resolve=True)
+    saved["metrics"]["cache_dir"] = "~/.cache/lsgan"
+    assert upgrade_saved_config(saved)["metrics"]["cache_dir"] is None

@@ -10,14 +10,15 @@ import pytest
 import torch
 
 from lsgan.metrics import (ReferenceStats, classwise_knn_kl_matrix, cluster_acc, cluster_conditional_accuracy,
-                           clustering_report, exemplar_conditional_accuracy, extract_features, fid_against_reference,
+                           clustering_report, exemplar_conditional_accuracy, batched_features, fid_against_reference,
                            fid_from_features, frechet_distance, grid_centers, inception_score, kid_from_features,
                            knn_kl_divergence, knn_label_agreement, linear_probe, load_evaluator,
                            map_conditions_to_classes, plot_confusion, prdc, purity, ring_centers, save_evaluator,
-                           stacked_mnist_modes, toy_mode_stats, train_evaluator, tsne_plot, wheel_weights_path,
+                           stacked_mnist_modes, toy_mode_stats, fit_evaluator, wheel_weights_path,
                            within_condition_variety)
 from lsgan.metrics.evaluator import evaluator_cache_path, prepare_images
 from lsgan.metrics.inception import tf1_bilinear_resize, to_uint8_levels
+from lsgan.reports import tsne_plot
 
 
 def gaussian(n, d, seed, shift=0.0):
@@ -325,7 +326,7 @@ def test_inception_wheel_weights_give_2048_features():
 
     net = load_inception()
     images = torch.rand(2, 1, 28, 28) * 2 - 1  # gray: repeated to 3 channels
-    feats = extract_features(net, images, batch_size=1)
+    feats = batched_features(net, images, batch_size=1)
     assert feats.shape == (2, 2048) and torch.isfinite(feats).all() and feats.min() >= 0  # post-ReLU pool
     assert not torch.allclose(feats[0], feats[1])
 
@@ -336,7 +337,7 @@ def test_evaluator_trains_on_digits_and_round_trips(tmp_path):
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32) / 8 - 1  # 0..16 → [-1, 1]
     y = torch.tensor(digits.target)
-    ev = train_evaluator(x[:1400], y[:1400], x[1400:], y[1400:], dataset="digits", size=16, width=8, epochs=3,
+    ev = fit_evaluator(x[:1400], y[:1400], x[1400:], y[1400:], dataset="digits", size=16, width=8, epochs=3,
                          batch_size=64, lr=5e-3, shift=1)
     assert ev.meta["test_acc"] > 0.85 and ev.meta["size"] == 16 and ev.meta["channels"] == 1
     path = save_evaluator(ev, evaluator_cache_path(str(tmp_path), "digits", 16, 1))
@@ -354,7 +355,33 @@ def test_evaluator_flips_colour_images_only():
     gray, rgb = torch.rand(16, 1, 8, 8, generator=gen) * 2 - 1, torch.rand(16, 3, 8, 8, generator=gen) * 2 - 1
     y = torch.arange(16) % 2
     kw = dict(width=4, epochs=1, batch_size=8, shift=0)
-    assert train_evaluator(gray, y, arch="lenet", **kw).meta["flip"] is False
-    ev = train_evaluator(rgb, y, arch="resnet", **kw)
+    assert fit_evaluator(gray, y, arch="lenet", **kw).meta["flip"] is False
+    ev = fit_evaluator(rgb, y, arch="resnet", **kw)
     assert ev.meta["flip"] is True and ev.meta["arch"] == "resnet" and ev.meta["steps"] == 2
-    assert train_evaluator(gray, y, arch="lenet", flip=True, **kw).meta["flip"] is True
+    assert fit_evaluator(gray, y, arch="lenet", flip=True, **kw).meta["flip"] is True
+
+
+def test_class_subset_evaluator_reads_the_wrapped_one_on_some_classes():
+    from lsgan.metrics import ClassSubsetEvaluator
+
+    class Full:  # a 10-class evaluator whose logits are its input
+        meta = {"n_classes": 10, "arch": "lenet", "dataset": "mnist", "test_acc": 0.99}
+
+        def logits(self, x):
+            return torch.as_tensor(x, dtype=torch.float32)
+
+        def features(self, x):
+            return 2 * torch.as_tensor(x, dtype=torch.float32)
+
+        def fingerprint(self):
+            return "abc"
+
+    x = torch.zeros(3, 10)
+    x[0, 8], x[0, 4] = 9.0, 1.0  # an "8" to the full evaluator; of 0 and 4, a "4"
+    x[1, 0], x[2, 4] = 2.0, 3.0
+    ev = ClassSubsetEvaluator(Full(), [0, 4])
+    assert ev.predict(x).tolist() == [1, 0, 1]
+    assert ev.meta["n_classes"] == 2 and ev.meta["class_ids"] == [0, 4] and ev.meta["test_acc"] == 0.99
+    assert torch.equal(ev.features(x), 2 * x) and ev.fingerprint() == "abc"
+    with pytest.raises(ValueError, match="class_ids=\\[0, 10\\]"):
+        ClassSubsetEvaluator(Full(), [0, 10])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 
 import lsgan.methods.nemgan as nem
 from lsgan.config import ConfigError, validate
@@ -245,6 +246,54 @@ def test_ring8_mlp_steps_and_reports(tiny_cfg, tmp_path):
     assert rep["latent_agreement"] == 1.0 and 0 <= rep["generated_agreement"] <= 1
     assert rep["kl_matrix"].shape == (8, 8)
     assert all((tmp_path / "report" / f).is_file() for f in ("mode_distances.png", "mode_class_kl.png"))
+
+
+class LinearEvaluator:
+    """A stand-in evaluator (the interface MetricSuite reads): fixed random linear logits over 12 classes on
+    4×4-pooled pixels; the features are the pooled pixels."""
+
+    def __init__(self):
+        self.w = torch.randn(16, 12, generator=torch.Generator().manual_seed(0))
+        self.meta = {"arch": "linear", "dataset": "digits", "n_classes": 12, "test_acc": None}
+
+    def features(self, images):
+        return torch.nn.functional.adaptive_avg_pool2d(torch.as_tensor(images).float(), 4).flatten(1)
+
+    def logits(self, images):
+        return self.features(images) @ self.w
+
+    def predict(self, images):
+        return self.logits(images).argmax(1)
+
+    def fingerprint(self):
+        return "linear-test"
+
+
+def test_digits_numbers_come_from_the_metric_suite(tiny_cfg, tmp_path):
+    """evaluate_nemgan is the suite's cluster / cond_acc (modes evenly) / classifier_fid, flattened; a
+    given evaluator is read on the dataset's classes only (ClassSubsetEvaluator), and the caller's RNG
+    is left alone."""
+    from lsgan.metrics import ClassSubsetEvaluator
+    from lsgan.metrics.suite import MetricSuite
+
+    grab = Grab()
+    train(tiny_cfg(*DIGITS, "trainer.steps=2", f"metrics.cache_dir={tmp_path / 'cache'}"), tmp_path / "run",
+          callbacks=[grab])
+    m, dm = grab.module.eval(), grab.datamodule
+    ev = LinearEvaluator()
+    before = torch.get_rng_state()
+    numbers = evaluate_nemgan(m, dm, ev, n_gen=100)
+    assert torch.equal(before, torch.get_rng_state())
+    assert set(numbers) == {"h_acc", "h_bal_acc", "h_nmi", "h_ari", "cond_acc", "variety", "classifier_fid"}
+    assert 0 <= numbers["h_acc"] <= 1 and 0 <= numbers["cond_acc"] <= 1 and numbers["classifier_fid"] > 0
+    assert evaluate_nemgan(m, dm, ev, n_gen=100) == numbers  # seeded: the same numbers again
+    # the same numbers straight from the suite: 12 evaluator classes read as the dataset's 10
+    cfg = OmegaConf.merge(m.cfg, {"metrics": {"ref_n": 100, "ref_split": m.cfg.data.eval_split}})
+    suite = MetricSuite(m, dm, cfg, evaluator=ClassSubsetEvaluator(ev, range(10)), log=None)
+    cond = suite.compute(["cond_acc"], 100, spread="even")["cond_acc"]
+    assert cond["value"] == numbers["cond_acc"] and np.asarray(cond["confusion"]).sum(1).tolist() == [10] * 10
+    assert suite.compute(["classifier_fid"], 100)["classifier_fid"]["value"] == pytest.approx(numbers["classifier_fid"])
+    assert evaluate_nemgan(m, dm, None, n_gen=100).keys() == {"h_acc", "h_bal_acc", "h_nmi", "h_ari"}
 
 
 def test_class_mean_distances_hand_computed():

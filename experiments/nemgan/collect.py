@@ -5,10 +5,11 @@ one row per setting (mean ± std over seeds).
         [--out experiments/nemgan/results] [--data-root ../shared/data] [--n-gen 2000] [--device cpu]
 
 Every ``<run>/checkpoints/last.ckpt`` of method=nemgan below the folders is rebuilt with
-``lsgan.loading.load_method`` and scored by ``lsgan.reports.nemgan.evaluate_nemgan``: h(x)
-accuracy / NMI / ARI on the test split, conditional accuracy and classifier FID (MNIST evaluator,
-cached or trained once), ring8 modes and high-quality %, stacked-MNIST modes. Scores are cached
-in ``<run>/nemgan_eval.json`` (reused while the checkpoint's iteration is unchanged). Writes
+``lsgan.loading.load_method`` and scored by ``lsgan.reports.nemgan.evaluate_nemgan`` (the metric
+suite's numbers): h(x) accuracy / NMI / ARI on the test split, conditional accuracy (modes evenly)
+and classifier FID (the 10-class MNIST evaluator, cached or trained once by ``train_and_cache``),
+ring8 modes and high-quality %, stacked-MNIST modes. Scores are cached in ``<run>/nemgan_eval.json``
+(reused while the checkpoint's iteration, n_gen and the protocol are unchanged). Writes
 ``<out>.md`` and ``<out>.csv``; the setting columns are the run's Hydra overrides minus the seed, and
 the sweeps' settings (classes, ratio, P_Y, k, loss, semi-supervision) read from its saved config, each
 shown when it differs between the collected runs.
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 EVAL_FILE = "nemgan_eval.json"
+PROTOCOL = "metric_suite"  # how the cached numbers were computed (earlier caches: evaluate_nemgan's own code)
 METRICS = ["h_acc", "h_bal_acc", "h_nmi", "cond_acc", "classifier_fid", "modes", "high_quality", "stacked_kl"]
 # keys that name the setting of a run (everything else in the overrides is shared by the sweep)
 IGNORED_KEYS = {"seed", "data.root", "hydra.sweep.dir", "logger", "method", "trainer.progress_bar", "experiment"}
@@ -74,7 +76,7 @@ def evaluate_run(run: Path, iteration: int, args, evaluators: Dict[str, object])
 
     ckpt = run / "checkpoints" / "last.ckpt"
     cached = run / EVAL_FILE
-    old = read_cached(cached, iteration=iteration, n_gen=args.n_gen)
+    old = read_cached(cached, iteration=iteration, n_gen=args.n_gen, protocol=PROTOCOL)
     if old is not None:
         return old
     method, cfg = load_method(ckpt, args.device, [f"data.root={args.data_root}"] if args.data_root else [])
@@ -86,7 +88,7 @@ def evaluate_run(run: Path, iteration: int, args, evaluators: Dict[str, object])
         evaluator = evaluators["mnist"]
         class_ids = list(cfg.data.classes) if cfg.data.classes is not None else None
     numbers = evaluate_nemgan(method, dm, evaluator, class_ids, n_gen=args.n_gen)
-    result = {"iteration": iteration, "n_gen": args.n_gen, "numbers": numbers}
+    result = {"iteration": iteration, "n_gen": args.n_gen, "protocol": PROTOCOL, "numbers": numbers}
     write_cached(cached, result)
     return result
 
@@ -105,7 +107,7 @@ def main() -> None:
     p.add_argument("roots", nargs="+", help="sweep folders (e.g. runs/nemgan/imbalance_04)")
     p.add_argument("--out", default=str(REPO / "experiments" / "nemgan" / "results"))
     p.add_argument("--data-root", default=None, help="override data.root saved in the checkpoints")
-    p.add_argument("--cache-dir", default="~/.cache/lsgan")
+    p.add_argument("--cache-dir", default=None, help="evaluator cache (default: metrics.cache_dir, i.e. $LSGAN_CACHE or ~/.cache/lsgan)")
     p.add_argument("--n-gen", type=int, default=2000)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()

@@ -10,19 +10,20 @@ session 10). Needs the 28-px MNIST evaluator
 from __future__ import annotations
 
 import argparse
-import os
 
 import torch
 
+from lsgan.io import cache_root
 from lsgan.loading import load_method
-from lsgan.metrics.evaluator import load_evaluator
+from lsgan.metrics.evaluator import evaluator_cache_path, load_evaluator
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("ckpt")
     ap.add_argument("--n", type=int, default=1000, help="samples per mode")
-    ap.add_argument("--evaluator", default=os.path.expanduser("~/.cache/lsgan/evaluators/mnist_28_1.pt"))
+    ap.add_argument("--evaluator", default=evaluator_cache_path(cache_root(), "mnist", 28, 1),
+                    help="default: the cached 28-px MNIST evaluator ($LSGAN_CACHE or ~/.cache/lsgan)")
     args = ap.parse_args()
     torch.manual_seed(0)
     method, _ = load_method(args.ckpt)

@@ -28,7 +28,8 @@ from torch.utils.data import Dataset
 
 from lsgan.errors import ConfigError, one_line
 from lsgan.data.batch import Batch
-from lsgan.io import atomic_file
+from lsgan.io import atomic_file, cache_root
+from lsgan.toys import toy_centers
 
 # data.name: every dataset load_dataset reads (lsgan.config.validate checks the choice)
 DATASETS = (
@@ -432,23 +433,18 @@ def _read_digits(cfg, split: str, seed: int) -> _Split:
 
 
 # --------------------------------------------------------------------------- 2-D toys
-def _read_ring8(cfg, split: str, seed: int) -> _Split:
-    """8 Gaussians evenly spaced on a circle of radius 2 (VEEGAN / PacGAN "2D ring")."""
-    g = _generator(seed, "ring8", split)
-    k = torch.randint(8, (int(cfg.n_points),), generator=g)
-    angle = k.double() * (2 * math.pi / 8)
-    centers = 2.0 * torch.stack([angle.cos(), angle.sin()], 1)
-    x = centers + float(cfg.std) * torch.randn(len(k), 2, generator=g, dtype=torch.float64)
-    return _Split(x.float(), k, [f"mode{i}" for i in range(8)])
+def _toy_reader(name: str) -> Callable[..., _Split]:
+    """ring8 / grid25: cfg.n_points points, each drawn around a uniformly drawn mode's centre (``lsgan.toys``,
+    the centres the mode metrics score against) with per-axis std cfg.std; the label is the mode."""
+    centers = torch.from_numpy(toy_centers(name))
 
+    def read(cfg, split: str, seed: int) -> _Split:
+        g = _generator(seed, name, split)
+        k = torch.randint(len(centers), (int(cfg.n_points),), generator=g)
+        x = centers[k] + float(cfg.std) * torch.randn(len(k), 2, generator=g, dtype=torch.float64)
+        return _Split(x.float(), k, [f"mode{i}" for i in range(len(centers))])
 
-def _read_grid25(cfg, split: str, seed: int) -> _Split:
-    """25 Gaussians centred on {-4,-2,0,2,4}² (VEEGAN / PacGAN "2D grid"); mode = 5·row + col."""
-    g = _generator(seed, "grid25", split)
-    k = torch.randint(25, (int(cfg.n_points),), generator=g)
-    centers = torch.stack([k // 5, k % 5], 1).double() * 2.0 - 4.0
-    x = centers + float(cfg.std) * torch.randn(len(k), 2, generator=g, dtype=torch.float64)
-    return _Split(x.float(), k, [f"mode{i}" for i in range(25)])
+    return read
 
 
 def _read_crescents(cfg, split: str, seed: int) -> _Split:
@@ -461,10 +457,6 @@ def _read_crescents(cfg, split: str, seed: int) -> _Split:
 
 
 # --------------------------------------------------------------------------- folders of images
-def cache_dir() -> Path:
-    return Path(os.environ.get("LSGAN_CACHE", "~/.cache/lsgan")).expanduser()
-
-
 def _decode_one(path: Path, size: int) -> np.ndarray:
     from PIL import Image
 
@@ -484,14 +476,14 @@ def decode_images(files: Sequence[Path], size: int, key: str) -> Tuple[torch.Ten
     An unreadable file (truncated, not an image) is skipped with one summary warning naming the
     count and the first such file; when none can be read it is a one-line ConfigError.
     Decoding thousands of JPEGs takes seconds to minutes, so the result is stored under
-    ``cache_dir()`` keyed by ``key`` (the folder), the file count and the size. The file is
+    ``lsgan.io.cache_root()`` keyed by ``key`` (the folder), the file count and the size. The file is
     written to a temporary name and renamed, so a crash never leaves a half-written cache, and
     an unreadable or mismatched cache is rebuilt.
     """
     # names, sizes and modification times: a different or rewritten file set must not hit
     listing = "\n".join(f"{f} {st.st_size} {st.st_mtime_ns}" for f, st in ((f, os.stat(f)) for f in files))
     digest = hashlib.sha1(f"{_CACHE_VERSION}|{key}|{len(files)}|{size}|{listing}".encode()).hexdigest()[:16]
-    path = cache_dir() / f"images_{size}px_{digest}.npz"
+    path = cache_root() / f"images_{size}px_{digest}.npz"
     try:
         with np.load(path, allow_pickle=False) as z:
             arr, kept = z["images"], z["kept"].tolist()
@@ -661,8 +653,8 @@ _READERS: Dict[str, Callable[..., _Split]] = {
     "celeba64": _read_celeba,
     "celeba128": _read_celeba,
     "stacked_mnist": _read_stacked_mnist,
-    "ring8": _read_ring8,
-    "grid25": _read_grid25,
+    "ring8": _toy_reader("ring8"),
+    "grid25": _toy_reader("grid25"),
     "crescents": _read_crescents,
     "npz": _read_user_npz,
     "image_folder": _read_image_folder,

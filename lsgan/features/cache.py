@@ -29,18 +29,19 @@ import numpy as np
 import torch
 
 from lsgan.data.datasets import target_size
-from lsgan.features.extractors import extract_features, weights_digest
-from lsgan.io import atomic_file, atomic_path
+from lsgan.features.extractors import extract_split_features, weights_digest
+from lsgan.io import atomic_file, atomic_path, cache_root
 
 CACHE_VERSION = 1
 _CHUNK = 1 << 24  # bytes read at a time when checksumming
 
 
 def default_cache_dir(ext_cfg=None) -> Path:
-    """``extractor.cache_dir`` if set, else ``$LSGAN_CACHE/features``, else ``~/.cache/lsgan/features``."""
+    """``extractor.cache_dir`` if set, else ``<cache root>/features`` (``lsgan.io.cache_root``: ``$LSGAN_CACHE``,
+    else ``~/.cache/lsgan``)."""
     if ext_cfg is not None and ext_cfg.cache_dir:
         return Path(str(ext_cfg.cache_dir)).expanduser().absolute()
-    return Path(os.environ.get("LSGAN_CACHE", "~/.cache/lsgan")).expanduser().absolute() / "features"
+    return cache_root().absolute() / "features"
 
 
 @dataclass
@@ -196,8 +197,8 @@ class FeatureCache:
         desc = extractor.description
         stem = f"{data_cfg.name}-{split}-{desc['name']}-{desc['layer']}"
         shape = (len(dataset), extractor.raw_dim)
-        fill = lambda arr: extract_features(extractor, dataset, batch_size, device, out=arr,  # noqa: E731
-                                            label=f"{data_cfg.name}/{split}", verbose=self.verbose)
+        fill = lambda arr: extract_split_features(extractor, dataset, batch_size, device, out=arr,  # noqa: E731
+                                                  label=f"{data_cfg.name}/{split}", verbose=self.verbose)
         return self.get_or_build(key, stem, shape, fill)
 
     def _say(self, msg: str) -> None:

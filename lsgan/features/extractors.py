@@ -299,8 +299,8 @@ def load_extractor_checkpoint(path) -> dict:
 
 
 # --------------------------------------------------------------------------- a whole split
-def extract_features(extractor: FeatureExtractor, source, batch_size: int = 256, device=None, out=None,
-                     label: str = "", verbose: bool = True, raw: bool = True):
+def extract_split_features(extractor: FeatureExtractor, source, batch_size: int = 256, device=None, out=None,
+                           label: str = "", verbose: bool = True, raw: bool = True):
     """Features of every example of ``source`` (an ArrayDataset or a float/uint8 image tensor), in batches.
 
     ``raw`` skips the projection (what the cache stores). ``out`` (an N×d array or tensor) is

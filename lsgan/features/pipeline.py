@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from lsgan.features.cache import FeatureCache, default_cache_dir, feature_key
-from lsgan.features.extractors import FeatureExtractor, build_extractor, extract_features, extractor_config
+from lsgan.features.extractors import FeatureExtractor, build_extractor, extract_split_features, extractor_config
 from lsgan.features.pca import PCAProjection, fit_pca
 
 PCA_MAX_ROWS = 20000
@@ -39,7 +39,7 @@ def _raw_train_features(cfg, ext, extractor: FeatureExtractor, dataset, device: 
         print(f"[lsgan.features] {'cache hit' if info.hit else 'cache built'}: {info.path} "
               f"({info.shape[0]}x{info.shape[1]}, {info.seconds:.1f}s)", flush=True)
         return feats
-    return extract_features(extractor, dataset, int(ext.batch_size), device, label=f"{cfg.data.name}/{split}")
+    return extract_split_features(extractor, dataset, int(ext.batch_size), device, label=f"{cfg.data.name}/{split}")
 
 
 def _pca(cfg, ext, extractor: FeatureExtractor, dataset, raw: torch.Tensor) -> PCAProjection:

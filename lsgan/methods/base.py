@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from lsgan.data.batch import Batch
 from lsgan.errors import merge_node
 from lsgan.generation import per_condition_counts
+from lsgan.io import DEFAULT_CACHE
 from lsgan.losses.gan import ADV_FORMS, gradient_penalty
 from lsgan.methods.registry import METHODS
 from lsgan.nets.ema import EMA
@@ -90,7 +91,9 @@ def upgrade_saved_config(cfg) -> dict:
     * ``loss.gp_weight`` -> ``method.gp_weight`` for methods that have it (sngan, clustergan, nemgan),
       dropped for the others (it was unused there);
     * coupled's ``method.g_loss`` ns | saturating -> ``method.adv_loss`` ns | minimax (the same BCE game:
-      the pair D's loss is the BCE either way, only G's loss differs, exactly as ns / minimax).
+      the pair D's loss is the BCE either way, only G's loss differs, exactly as ns / minimax);
+    * ``metrics.cache_dir: ~/.cache/lsgan`` (the old default, spelled out in every saved config) -> null, today's
+      default (``lsgan.io.cache_root()``: the same folder unless ``$LSGAN_CACHE`` moves every cache).
     """
     out = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg)))
     loss, method = out.get("loss"), out.get("method")
@@ -107,6 +110,9 @@ def upgrade_saved_config(cfg) -> dict:
     if "g_loss" in method:
         g = method.pop("g_loss")
         method.setdefault("adv_loss", COUPLED_G_LOSS.get(g, g))
+    metrics = out.get("metrics")
+    if isinstance(metrics, dict) and metrics.get("cache_dir") == DEFAULT_CACHE:
+        metrics["cache_dir"] = None
     return out
 
 

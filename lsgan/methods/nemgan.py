@@ -75,7 +75,10 @@ STRATIFY = ("none", "fakes", "balanced")
 @dataclass
 class NEMGANConfig(MethodConfig):
     name: str = "nemgan"
-    z_dim: int = 50                  # not used: the latent is the prior's (prior.dim)
+    # Ignored: nemgan's latent is the prior's (latent_dim = prior.dim). The field is MethodConfig's, which every
+    # method's schema inherits (a dataclass cannot drop it), so method.z_dim=N is accepted here as for any method
+    # (command lines shared across methods set it, e.g. the tests' TINY). 50 stays: saved nemgan configs hold 50.
+    z_dim: int = 50
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
     adv_loss: str = "ns"             # adversarial form: hinge | ns | minimax | wgan_gp
     gp_weight: float = 10.0          # λ of the gradient penalty (adv_loss=wgan_gp only)

@@ -1,11 +1,13 @@
 """Evaluation metrics: pure functions on features, labels and predictions.
 
 Feature extractors (FID Inception, evaluator classifiers) live in ``inception`` and
-``evaluator``; everything else takes arrays/tensors and returns numbers or dicts. The metric
-*names* a user passes (``metrics.names``, ``lsgan.evaluate metrics=[...]``) are the keys of
-``lsgan.metrics.suite.METRICS``, which maps each to the functions below. The suite (which generates
-from a trained method) is not imported here: it sits above the methods, and the methods use the
-measures below (k-means, figures) without pulling it in.
+``evaluator``; which evaluator a run's data gets (its cache path, the toy / stacked adapters) in
+``resolve``; the JSON helpers of a result in ``results``; everything else takes arrays/tensors and
+returns numbers or dicts. The metric *names* a user passes (``metrics.names``, ``lsgan.evaluate
+metrics=[...]``) are the keys of ``lsgan.metrics.suite.METRICS``, which maps each to the functions
+below. The suite (which generates from a trained method) is not imported here: it sits above the
+methods and the data modules, and the methods use the measures below (k-means, figures) without
+pulling it in.
 """
 from lsgan.metrics.clustering import (ari, balanced_cluster_acc, cluster_acc, clustering_report, contingency,
                                       map_conditions_to_classes, nmi, plot_confusion, purity)
@@ -13,16 +15,21 @@ from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_co
                                        mean_pairwise_distance, within_condition_variety)
 from lsgan.metrics.evaluator import (EVALUATOR_ARCHS, Evaluator, build_evaluator_net, classifier_fid,
                                      evaluator_cache_path, load_evaluator, prepare_images, save_evaluator,
-                                     train_evaluator)
+                                     fit_evaluator)
 from lsgan.metrics.fid import (ReferenceStats, feature_stats, fid_against_reference, fid_from_features,
                                frechet_distance, inception_score, kid_against_reference, kid_from_features)
-from lsgan.metrics.inception import (InceptionFeatures, extract_features, load_inception, resolve_inception_weights,
+from lsgan.metrics.inception import (InceptionFeatures, batched_features, load_inception, resolve_inception_weights,
                                      wheel_weights_path)
-from lsgan.metrics.knn import knn_indices, knn_label_agreement, tsne_plot
-from lsgan.metrics.modes import (classwise_knn_kl_matrix, grid_centers, kl_to_uniform, knn_kl_divergence,
-                                 ring_centers, stacked_mnist_modes, toy_mode_stats)
+from lsgan.metrics.knn import knn_indices, knn_label_agreement
+from lsgan.metrics.modes import (classwise_knn_kl_matrix, kl_to_uniform, knn_kl_divergence, stacked_mnist_modes,
+                                 toy_mode_stats)
 from lsgan.metrics.prdc import kth_neighbour_distances, prdc
 from lsgan.metrics.probe import linear_probe
+from lsgan.metrics.resolve import (DEFAULT_EPOCHS, ClassSubsetEvaluator, NearestCenterEvaluator, StackedMNISTEvaluator,
+                                   dataset_tag, evaluator_path, evaluator_protocol, metrics_cache_dir,
+                                   resolve_evaluator, train_evaluator_command)
+from lsgan.metrics.results import flatten_scalars, summary, to_jsonable
+from lsgan.toys import grid_centers, ring_centers  # the toys' geometry (one copy, beside neither data nor metrics)
 
 __all__ = [
     "ari", "balanced_cluster_acc", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi",
@@ -30,14 +37,17 @@ __all__ = [
     "cluster_conditional_accuracy", "exemplar_conditional_accuracy", "mean_pairwise_distance",
     "within_condition_variety",
     "EVALUATOR_ARCHS", "Evaluator", "build_evaluator_net", "classifier_fid", "evaluator_cache_path",
-    "load_evaluator", "prepare_images", "save_evaluator", "train_evaluator",
+    "load_evaluator", "prepare_images", "save_evaluator", "fit_evaluator",
     "ReferenceStats", "feature_stats", "fid_against_reference", "fid_from_features", "frechet_distance",
     "inception_score", "kid_against_reference", "kid_from_features",
-    "InceptionFeatures", "extract_features", "load_inception", "resolve_inception_weights",
+    "InceptionFeatures", "batched_features", "load_inception", "resolve_inception_weights",
     "wheel_weights_path",
-    "knn_indices", "knn_label_agreement", "tsne_plot",
+    "knn_indices", "knn_label_agreement",
     "classwise_knn_kl_matrix", "grid_centers", "kl_to_uniform", "knn_kl_divergence", "ring_centers",
     "stacked_mnist_modes", "toy_mode_stats",
     "kth_neighbour_distances", "prdc",
     "linear_probe",
+    "ClassSubsetEvaluator", "DEFAULT_EPOCHS", "NearestCenterEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
+    "evaluator_protocol", "metrics_cache_dir", "resolve_evaluator", "train_evaluator_command",
+    "flatten_scalars", "summary", "to_jsonable",
 ]

@@ -15,7 +15,8 @@ import pytorch_lightning as pl
 import torch
 
 from lsgan.io import atomic_path
-from lsgan.metrics.suite import MetricSuite, canonical_names, flatten_scalars
+from lsgan.metrics.results import flatten_scalars
+from lsgan.metrics.suite import MetricSuite, canonical_names
 
 LOWER_IS_BETTER = ("fid", "kid")  # metric names containing these are minimised
 

@@ -9,7 +9,8 @@ accepted too) and are resized to the evaluator's resolution when they differ.
   2 shared CPU cores: width 32 (default) 99.27 % test in 23 min; width 16 99.09 % in 5.5 min;
 - "resnet": small pre-activation-free ResNet (3 stages, one basic block each) for CIFAR-like data.
 
-Trained evaluators are cached as ``<cache_dir>/evaluators/<dataset>_<size>_<channels>.pt``.
+Trained evaluators are cached as ``<cache_dir>/evaluators/<dataset>_<size>_<channels>.pt`` (``cache_dir``: the
+run's ``lsgan.metrics.resolve.metrics_cache_dir``, ``$LSGAN_CACHE`` or ``~/.cache/lsgan`` by default).
 """
 from __future__ import annotations
 
@@ -182,15 +183,16 @@ def classifier_fid(evaluator: Evaluator, images1: ArrayLike, images2: ArrayLike)
 
 
 # --------------------------------------------------------------------------- training
-def train_evaluator(train_images: ArrayLike, train_labels: ArrayLike, test_images: Optional[ArrayLike] = None,
-                    test_labels: Optional[ArrayLike] = None, *, dataset: str = "unknown", size: Optional[int] = None,
-                    channels: Optional[int] = None, arch: Optional[str] = None, width: Optional[int] = None,
-                    n_classes: Optional[int] = None, epochs: float = 2, batch_size: int = 128, lr: float = 2e-3,
-                    weight_decay: float = 5e-4, max_steps: Optional[int] = None, shift: int = 2,
-                    flip: Optional[bool] = None, seed: int = 0, device: Union[str, torch.device] = "cpu",
-                    log: Optional[Callable[[str], None]] = None) -> Evaluator:
+def fit_evaluator(train_images: ArrayLike, train_labels: ArrayLike, test_images: Optional[ArrayLike] = None,
+                  test_labels: Optional[ArrayLike] = None, *, dataset: str = "unknown", size: Optional[int] = None,
+                  channels: Optional[int] = None, arch: Optional[str] = None, width: Optional[int] = None,
+                  n_classes: Optional[int] = None, epochs: float = 2, batch_size: int = 128, lr: float = 2e-3,
+                  weight_decay: float = 5e-4, max_steps: Optional[int] = None, shift: int = 2,
+                  flip: Optional[bool] = None, seed: int = 0, device: Union[str, torch.device] = "cpu",
+                  log: Optional[Callable[[str], None]] = None) -> Evaluator:
     """Train an evaluator with AdamW and a one-cycle schedule; returns it with ``meta`` filled in
-    (test_acc when a test split is given, train_seconds, steps).
+    (test_acc when a test split is given, train_seconds, steps). (The command that trains a dataset's
+    evaluator and caches it is the module ``lsgan.train_evaluator``; its ``train_and_cache`` calls this.)
 
     ``arch`` defaults to "lenet" for 1 channel and "resnet" for 3. ``shift`` is the largest random
     translation (pixels, zero padded) used as augmentation; it makes the evaluator robust to

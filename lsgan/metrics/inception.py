@@ -158,12 +158,14 @@ class InceptionFeatures(torch.nn.Module):
         return out.reshape(out.shape[0], -1).float().cpu()
 
 
-def extract_features(
+def batched_features(
     extractor: torch.nn.Module,
     images: Union[ImagesLike, Iterable[ImagesLike]],
     batch_size: int = 50,
 ) -> torch.Tensor:
-    """Run ``extractor`` over an N×C×H×W array/tensor in batches, or over an iterable of batches.
+    """Run ``extractor`` (the FID network, or a stand-in with its interface) over an N×C×H×W array/tensor
+    in batches, or over an iterable of batches. (A split's features for a method: ``lsgan.features``'
+    ``extract_split_features``.)
 
     Returns the concatenated features on CPU as float32 (N×d).
     """

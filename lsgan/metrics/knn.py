@@ -1,4 +1,4 @@
-"""k-nearest-neighbour label agreement of a feature space, and a t-SNE picture of it.
+"""k-nearest-neighbour label agreement of a feature space (its t-SNE picture: ``lsgan.reports.tsne_plot``).
 
 ``knn_label_agreement`` asks, for each k: how often does a point's k-th nearest neighbour
 (the point itself excluded) carry the same label? It measures how well a feature extractor
@@ -64,39 +64,3 @@ def knn_label_agreement(features: ArrayLike, labels: ArrayLike, ks: Sequence[int
         out[k] = (y[idx[:, k - 1]] == y).double().mean().item()
     out.update(pca_dim=pca_dim, dim=int(x.shape[1]), n=int(len(x)))
     return out
-
-
-def tsne_plot(features: ArrayLike, labels: ArrayLike, correct: Optional[ArrayLike] = None, path: str = "tsne.png",
-              max_points: int = 5000, seed: int = 0, title: Optional[str] = None) -> str:
-    """2-D t-SNE of features coloured by label; points with ``correct`` False are drawn as black ×.
-
-    At most ``max_points`` (seeded subset) are embedded: t-SNE cost grows as N log N and a
-    picture does not gain from more.
-    """
-    from sklearn.manifold import TSNE
-
-    from lsgan.metrics.clustering import agg_figure
-
-    x = np.asarray(torch.as_tensor(features).detach().cpu().float())
-    y = np.asarray(torch.as_tensor(labels).detach().cpu())
-    ok = None if correct is None else np.asarray(torch.as_tensor(correct).detach().cpu()).astype(bool)
-    if len(x) > max_points:
-        keep = np.random.default_rng(seed).permutation(len(x))[:max_points]
-        x, y = x[keep], y[keep]
-        ok = None if ok is None else ok[keep]
-    emb = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3))
-               ).fit_transform(x)
-    fig = agg_figure(figsize=(6, 6))
-    ax = fig.add_subplot()
-    sc = ax.scatter(emb[:, 0], emb[:, 1], c=y, cmap="tab10" if y.max() < 10 else "tab20", s=4)
-    if ok is not None and (~ok).any():
-        ax.scatter(emb[~ok, 0], emb[~ok, 1], c="black", marker="x", s=10, linewidths=0.6, label="wrong")
-        ax.legend(loc="upper right")
-    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path

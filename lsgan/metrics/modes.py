@@ -6,7 +6,8 @@ Conventions (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018):
 - stacked MNIST: a sample's mode is the triple of digits an MNIST classifier reads in its
   three channels (100·d0 + 10·d1 + d2). Modes hit = distinct modes with at least one sample.
   KL = KL(p_gen ‖ uniform over 1000) = Σ p log(1000 p).
-- 2-D toys: each sample is assigned to its nearest mode centre; it is *high quality* if it
+- 2-D toys: each sample is assigned to its nearest mode centre (the centres: ``lsgan.toys``, the
+  same copy the dataset readers draw around); it is *high quality* if it
   lies within 3σ of that centre. A mode is *covered* when at least ``min_count`` high-quality
   samples are assigned to it (VEEGAN: ``min_count=1``). Reverse KL = KL(p_gen ‖ uniform),
   p_gen being the distribution of high-quality samples over modes.
@@ -18,6 +19,8 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
+
+from lsgan.toys import TOY_DATASETS, grid_centers, ring_centers, toy_centers  # noqa: F401  (re-exported: the toys' centres)
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -44,30 +47,6 @@ def stacked_mnist_modes(digits: ArrayLike, n_modes: int = 1000) -> Dict[str, obj
     mode = d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
     counts = np.bincount(mode, minlength=n_modes)
     return {"modes": int((counts > 0).sum()), "kl": kl_to_uniform(counts), "n": int(len(d)), "counts": counts}
-
-
-def ring_centers(n: int = 8, radius: float = 2.0) -> np.ndarray:
-    """n centres evenly spaced on a circle (ring8: n=8, radius 2 as in VEEGAN/Unrolled GAN)."""
-    a = 2 * math.pi * np.arange(n) / n
-    return np.stack([radius * np.cos(a), radius * np.sin(a)], axis=1)
-
-
-def grid_centers(side: int = 5, spacing: float = 2.0) -> np.ndarray:
-    """side² centres on a square grid centred at 0 (grid25: side 5, spacing 2 → −4..4)."""
-    coords = (np.arange(side) - (side - 1) / 2) * spacing
-    gx, gy = np.meshgrid(coords, coords, indexing="ij")
-    return np.stack([gx.ravel(), gy.ravel()], axis=1)
-
-
-TOY_DATASETS = ("ring8", "grid25")  # the 2-D mixtures whose modes are known centres
-
-
-def toy_centers(name: str) -> Optional[np.ndarray]:
-    """Mode centres of a 2-D toy dataset, in the order its reader (``lsgan.data.datasets``) numbers the
-    modes (ring8: 8 on a circle of radius 2; grid25: {-4,-2,0,2,4}², mode = 5·row + col); None for other data."""
-    if name == "ring8":
-        return ring_centers(8, 2.0)
-    return grid_centers(5, 2.0) if name == "grid25" else None
 
 
 def toy_mode_stats(samples: ArrayLike, centers: ArrayLike, std: float, min_count: int = 1) -> Dict[str, object]:

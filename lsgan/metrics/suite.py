@@ -1,24 +1,27 @@
 """The glue between a trained method and the metric functions: which samples, which reference,
 which backbone — computed one way for every method, with the protocol stored next to each number.
 
-``MetricSuite(method, datamodule, metrics_cfg).compute(names)`` returns a JSON-ready dict
+``MetricSuite(method, datamodule, cfg).compute(names)`` (``cfg``: the run's config; its ``data`` and
+``metrics`` nodes are read, the latter as ``metrics_cfg``) returns a JSON-ready dict
 ``{name: result}``. A result is either ``{"value": ..., <more numbers>, "protocol": {...}}`` or
 ``{"skipped": "<reason>"}`` when the metric does not apply to this method / dataset or a
 needed resource is missing — never a made-up number.
 
 Generated samples: ``n_samples`` per evaluation; a conditional method covers its conditions in
-proportion to its prior (evenly when it has none); an exemplar-conditioned method generates one
+proportion to its prior (evenly when it has none; ``compute(..., spread="even")``: evenly whatever
+the prior, so a 2 % mode weighs as much as a 98 % one); an exemplar-conditioned method generates one
 sample per real image of the evaluation split. The same samples feed every metric of one call.
 Reference: ``ref_n`` images of ``ref_split`` (a fixed seeded subset, so the cache key holds).
+
+Which evaluator classifier reads the samples is ``lsgan.metrics.resolve``'s answer; writing a result
+down (JSON, one line, a logger row) is ``lsgan.metrics.results``'.
 """
 from __future__ import annotations
 
 import math
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -30,15 +33,21 @@ from lsgan.generation import exemplar_indices, generate, prior_weights
 from lsgan.metrics.clustering import clustering_report, kmeans_ids
 from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
                                        mean_pairwise_distance, within_condition_variety)
-from lsgan.metrics.evaluator import evaluator_cache_path, load_evaluator
 from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_reference, fid_from_features,
                                kid_against_reference)
-from lsgan.metrics.inception import extract_features, load_inception
+from lsgan.metrics.inception import batched_features, load_inception
 from lsgan.metrics.knn import knn_label_agreement
-from lsgan.metrics.modes import TOY_DATASETS, classwise_knn_kl_matrix, stacked_mnist_modes, toy_centers, toy_mode_stats
+from lsgan.metrics.modes import classwise_knn_kl_matrix, stacked_mnist_modes, toy_mode_stats
 from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
+# evaluator resolution and the JSON helpers live in their own modules; the names are re-exported below
+# (``from lsgan.metrics.suite import resolve_evaluator / to_jsonable ...`` keeps working)
+from lsgan.metrics.resolve import (DEFAULT_EPOCHS, NearestCenterEvaluator, StackedMNISTEvaluator, dataset_tag,
+                                   evaluator_path, evaluator_protocol, metrics_cache_dir, resolve_evaluator,
+                                   train_evaluator_command)
+from lsgan.metrics.results import flatten_scalars, summary, to_jsonable
 from lsgan.nets.modes import eval_mode
+from lsgan.toys import TOY_DATASETS, toy_centers
 
 # Canonical metric names and what each reports (docs/evaluation.md has the full protocol).
 METRICS = {
@@ -59,12 +68,9 @@ METRICS = {
     "class_masses": "share of each class among samples drawn from the model's own prior, vs the training split's shares",
 }
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
+SPREADS = ("prior", "even")  # MetricSuite.compute(spread=...): samples per condition by the prior, or evenly
 INCEPTION_METRICS = ("fid", "kid", "prdc")
 EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl", "class_masses")
-TOY_CENTRES = TOY_DATASETS  # the 2-D toys: exact nearest-centre evaluator, mode counting
-
-DEFAULT_EPOCHS = {"digits": 15, "mnist": 2, "fashion_mnist": 8, "stacked_mnist": 2, "cifar10": 30,
-                  "cifar100": 40, "cifar100_coarse": 40}
 
 
 class Skip(Exception):
@@ -84,111 +90,6 @@ def canonical_names(names: Sequence[str], field: str = "metrics.names") -> List[
         if name == "cond_acc" and "variety" not in out:
             out.append("variety")
     return out
-
-
-# --------------------------------------------------------------------------- evaluators
-def dataset_tag(data_cfg) -> str:
-    """Names the real distribution in cache keys: dataset + class subset / attribute / file."""
-    tag = str(data_cfg.name)
-    if data_cfg.get("classes") is not None:
-        tag += "-c" + "_".join(str(int(c)) for c in data_cfg.classes)
-    if data_cfg.get("attr"):
-        tag += f"-{data_cfg.attr}"
-    if data_cfg.name in ("npz", "image_folder") and data_cfg.get("path"):
-        tag += f"-{Path(str(data_cfg.path)).stem}"
-    if data_cfg.get("channels") is not None:
-        tag += f"-ch{int(data_cfg.channels)}"
-    return tag
-
-
-def evaluator_path(cfg, size: int, channels: int) -> str:
-    """Where the evaluator for ``cfg``'s data lives (``metrics.evaluator`` or the cache)."""
-    if cfg.metrics.get("evaluator"):
-        return str(cfg.metrics.evaluator)
-    if cfg.data.name == "stacked_mnist":  # each channel is an MNIST digit
-        tag, channels = "mnist", 1
-    else:
-        tag = dataset_tag(cfg.data)
-    return evaluator_cache_path(cfg.metrics.cache_dir, tag, size, channels)
-
-
-class NearestCentreEvaluator:
-    """The exact classifier of the 2-D toy mixtures: a point's class is its nearest mode centre
-    (the data module labels ring8 / grid25 points by the same centre order)."""
-
-    def __init__(self, name: str):
-        self.centres = torch.as_tensor(toy_centers(name), dtype=torch.float32)
-        self.meta = {"dataset": name, "arch": "nearest_centre", "n_classes": len(self.centres), "test_acc": None}
-
-    def predict(self, points) -> torch.Tensor:
-        return torch.cdist(torch.as_tensor(points).float().cpu(), self.centres).argmin(dim=1)
-
-    def features(self, points) -> torch.Tensor:
-        return torch.as_tensor(points).float().cpu()
-
-
-class StackedMNISTEvaluator:
-    """Stacked MNIST through an MNIST evaluator, channel by channel: class 100·d0 + 10·d1 + d2."""
-
-    def __init__(self, mnist):
-        self.mnist = mnist
-        self.meta = {**mnist.meta, "dataset": "stacked_mnist", "n_classes": 1000, "per_channel": "mnist"}
-
-    def digits(self, images) -> torch.Tensor:
-        x = torch.as_tensor(images)
-        return torch.stack([self.mnist.predict(x[:, c:c + 1]) for c in range(3)], dim=1)
-
-    def predict(self, images) -> torch.Tensor:
-        d = self.digits(images)
-        return d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
-
-    def features(self, images) -> torch.Tensor:
-        x = torch.as_tensor(images)
-        return torch.cat([self.mnist.features(x[:, c:c + 1]) for c in range(3)], dim=1)
-
-
-def resolve_evaluator(cfg, datamodule, device="cpu"):
-    """(evaluator, None) or (None, reason) for the run's dataset."""
-    name = cfg.data.name
-    if name in TOY_CENTRES:
-        return NearestCentreEvaluator(name), None
-    shape = tuple(datamodule.image_shape)
-    if len(shape) != 3:
-        return None, f"dataset={name} has no image classifier (2-D data without known mode centres)"
-    if datamodule.num_classes < 1 and name != "stacked_mnist":
-        return None, f"dataset={name} has no labels (CelebA needs data.attr and its attribute file)"
-    path = evaluator_path(cfg, shape[-1], shape[0])
-    how = train_evaluator_command(cfg, shape[-1])
-    if not os.path.isfile(os.path.expanduser(path)):
-        return None, f"no evaluator classifier at {path}; train it with `{how}`"
-    ev = load_evaluator(os.path.expanduser(path), device)
-    if name == "stacked_mnist":
-        return StackedMNISTEvaluator(ev), None
-    if int(ev.meta["n_classes"]) != datamodule.num_classes:
-        return None, (f"evaluator {path} has {ev.meta['n_classes']} classes, dataset has {datamodule.num_classes}; "
-                      f"retrain with `{how} force=true`")
-    return ev, None
-
-
-def train_evaluator_command(cfg, size: int) -> str:
-    """The command that trains the evaluator ``resolve_evaluator`` looks for."""
-    args = [f"dataset={'mnist' if cfg.data.name == 'stacked_mnist' else cfg.data.name}"]
-    if int(size) != 32:
-        args.append(f"data.size={int(size)}")
-    for key in ("classes", "attr", "path", "channels"):
-        value = cfg.data.get(key)
-        if value is not None and not (cfg.data.name == "stacked_mnist" and key == "channels"):
-            args.append(f"data.{key}=" + (f"[{','.join(str(int(v)) for v in value)}]" if key == "classes" else str(value)))
-    if cfg.data.get("root") not in (None, "data"):
-        args.append(f"data.root={cfg.data.root}")
-    if str(cfg.metrics.get("cache_dir")) != "~/.cache/lsgan":
-        args.append(f"metrics.cache_dir={cfg.metrics.cache_dir}")
-    return "python -m lsgan.train_evaluator " + " ".join(args)
-
-
-def evaluator_protocol(ev) -> Dict[str, object]:
-    meta = ev.meta
-    return {"evaluator": f"{meta.get('arch')}:{meta.get('dataset')}", "evaluator_test_acc": meta.get("test_acc")}
 
 
 # --------------------------------------------------------------------------- the suite
@@ -219,12 +120,12 @@ class MetricSuite:
         self.method = method
         self.dm = datamodule
         self.cfg = cfg                   # the full run config (data + metrics nodes are used)
-        self.mcfg = cfg.metrics
+        self.metrics_cfg = cfg.metrics   # the metrics node (``self.method.mcfg`` is the method's config)
         self.log = log or (lambda s: None)
         self._evaluator, self._evaluator_reason = (None, None)
         if evaluator == "auto":
             # building the evaluator net initialises weights from the global RNG; keep that private too
-            with _private_rng(int(self.mcfg.get("seed", 0)), method.device):
+            with _private_rng(int(self.metrics_cfg.get("seed", 0)), method.device):
                 self._evaluator, self._evaluator_reason = resolve_evaluator(cfg, datamodule, method.device)
         elif evaluator is not None:
             self._evaluator = evaluator
@@ -237,16 +138,24 @@ class MetricSuite:
         self._eval_feats = None
         self.artifacts: Dict[str, object] = {}   # arrays for reports (confusions, cluster ids)
         self._call: Dict[str, object] = {}   # what one compute() call shares: samples, predictions, features
+        self._spread = "prior"               # how this compute() call spreads samples over conditions
 
     # ------------------------------------------------------------------ public
-    def compute(self, names: Sequence[str], n_samples: Optional[int] = None) -> Dict[str, dict]:
-        """{name: result} for ``names`` (aliases allowed); the global RNG state is left as it was."""
+    def compute(self, names: Sequence[str], n_samples: Optional[int] = None, spread: str = "prior") -> Dict[str, dict]:
+        """{name: result} for ``names`` (aliases allowed); the global RNG state is left as it was.
+
+        ``spread``: how a conditional method's shared samples cover its conditions — "prior" (in
+        proportion to its prior's weights, evenly when it has none) or "even" (the same number per
+        condition: every mode scored with equal weight; ``class_masses`` is then skipped)."""
         names = canonical_names(names)
-        n = int(n_samples or self.mcfg.n_samples)
+        if spread not in SPREADS:
+            raise ValueError(f"spread={spread!r} is not accepted; accepted values: {', '.join(SPREADS)}")
+        n = int(n_samples or self.metrics_cfg.n_samples)
         results: Dict[str, dict] = {}
         self._call = {}
+        self._spread = spread
         try:
-            with eval_mode(self.method), _private_rng(int(self.mcfg.get("seed", 0)), self.method.device):
+            with eval_mode(self.method), _private_rng(int(self.metrics_cfg.get("seed", 0)), self.method.device):
                 for name in names:
                     start = time.time()
                     try:
@@ -258,6 +167,7 @@ class MetricSuite:
                     self.log(f"[lsgan] {name}: {summary(results[name])}")
         finally:
             self._call = {}
+            self._spread = "prior"
         return results
 
     @property
@@ -281,13 +191,14 @@ class MetricSuite:
     def generated(self, n: int):
         """The samples every metric of this call shares."""
         if "gen" not in self._call:
-            bs = int(self.mcfg.batch_size)
+            bs = int(self.metrics_cfg.batch_size)
             if self.method.accepts_exemplars:
                 ev = self.dm.eval_set
-                idx = exemplar_indices(len(ev), n, int(self.mcfg.get("seed", 0)))
+                idx = exemplar_indices(len(ev), n, int(self.metrics_cfg.get("seed", 0)))
                 self._call["gen"] = generate(self.method, n, exemplar_set=ev, exemplar_indices=idx, batch_size=bs)
             else:
-                self._call["gen"] = generate(self.method, n, batch_size=bs, weights=prior_weights(self.method))
+                weights = prior_weights(self.method) if self._spread == "prior" else None
+                self._call["gen"] = generate(self.method, n, batch_size=bs, weights=weights)
         return self._call["gen"]
 
     def _generated_predictions(self, n: int) -> torch.Tensor:
@@ -304,11 +215,11 @@ class MetricSuite:
     def reference(self) -> Reference:
         """``ref_n`` examples of ``ref_split``, a seed-0 subset (fixed, so the cache key identifies it)."""
         if self._reference is None:
-            split = str(self.mcfg.ref_split)
+            split = str(self.metrics_cfg.ref_split)
             ds = self.dm.eval_set if split == self.cfg.data.eval_split else (
                 self.dm.train_set if split == self.cfg.data.train_split and not self.cfg.data.get("max_train")
                 else load_dataset(self.cfg.data, split, int(self.cfg.get("seed", 0)), train=False))
-            n = min(int(self.mcfg.ref_n), len(ds))
+            n = min(int(self.metrics_cfg.ref_n), len(ds))
             idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:n].sort().values
             labels = None if ds.clean_labels is None else ds.clean_labels[idx]
             self._reference = Reference(ds.data[idx], labels, split, len(ds))
@@ -317,7 +228,7 @@ class MetricSuite:
     def _inception_net(self):
         if self._inception is None:
             try:
-                self._inception = load_inception(self.mcfg.get("inception_weights"), self.method.device)
+                self._inception = load_inception(self.metrics_cfg.get("inception_weights"), self.method.device)
             except FileNotFoundError as exc:
                 raise Skip(str(exc)) from None
         return self._inception
@@ -330,13 +241,13 @@ class MetricSuite:
         gen = self.generated(n)
         if "inception" not in self._call:
             self.log(f"[lsgan] Inception features of {len(gen)} generated images")
-            self._call["inception"] = extract_features(net, gen.images, int(self.mcfg.batch_size))
+            self._call["inception"] = batched_features(net, gen.images, int(self.metrics_cfg.batch_size))
         if self._ref_stats is None:
             ref = self.reference()
             self._ref_stats = ReferenceStats.load_or_compute(
-                self.mcfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
+                metrics_cache_dir(self.metrics_cfg), dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 getattr(net, "backbone", type(net).__name__), len(ref.data),
-                lambda: extract_features(net, ref.data, int(self.mcfg.batch_size)))
+                lambda: batched_features(net, ref.data, int(self.metrics_cfg.batch_size)))
         return self._call["inception"], self._ref_stats
 
     def _eval_features_of_reference(self):
@@ -348,7 +259,7 @@ class MetricSuite:
                 self._ref_eval_feats = ev.features(ref.floats())
                 return self._ref_eval_feats
             stats = ReferenceStats.load_or_compute(
-                self.mcfg.cache_dir, dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
+                metrics_cache_dir(self.metrics_cfg), dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 f"evaluator-{ev.fingerprint()}", len(ref.data), lambda: ev.features(ref.floats()).numpy())
             self._ref_eval_feats = torch.from_numpy(stats.features)
         return self._ref_eval_feats
@@ -365,6 +276,8 @@ class MetricSuite:
         C = int(ev.meta["n_classes"])
         pred = self._generated_predictions(n)
         proto = {"n_generated": len(gen), **evaluator_protocol(ev), "classes": C}
+        if self._spread != "prior":
+            proto["spread"] = self._spread  # recorded only when not the default, so default protocols read as before
         if self.method.accepts_exemplars:
             if gen.source_label is None:
                 raise Skip("exemplar accuracy needs the source images' labels")
@@ -407,7 +320,7 @@ class MetricSuite:
 
     @torch.no_grad()
     def _batched(self, fn, x: torch.Tensor) -> torch.Tensor:
-        bs = int(self.mcfg.batch_size)
+        bs = int(self.metrics_cfg.batch_size)
         outs = [fn(x[i:i + bs].to(self.method.device)).detach().cpu() for i in range(0, len(x), bs)]
         return torch.cat(outs)
 
@@ -419,10 +332,10 @@ class MetricSuite:
 
     def _m_kid(self, n):
         feats, ref = self._inception_features(n)
-        size = min(int(self.mcfg.kid_subset_size), len(feats), ref.n)
-        res = kid_against_reference(feats, ref, int(self.mcfg.kid_subsets), size, seed=int(self.mcfg.get("seed", 0)))
+        size = min(int(self.metrics_cfg.kid_subset_size), len(feats), ref.n)
+        res = kid_against_reference(feats, ref, int(self.metrics_cfg.kid_subsets), size, seed=int(self.metrics_cfg.get("seed", 0)))
         return {"value": res["kid_mean"], "std": res["kid_std"],
-                "protocol": {**res["protocol"], "subsets": int(self.mcfg.kid_subsets), "subset_size": size}}
+                "protocol": {**res["protocol"], "subsets": int(self.metrics_cfg.kid_subsets), "subset_size": size}}
 
     def _m_is(self, n):
         raise Skip(NO_LOGITS_REASON)
@@ -430,7 +343,7 @@ class MetricSuite:
     def _m_prdc(self, n):
         feats, ref = self._inception_features(n)
         m = min(len(feats), ref.n)  # equal set sizes, as in Kynkäänniemi et al.
-        k = int(self.mcfg.prdc_k)
+        k = int(self.metrics_cfg.prdc_k)
         res = prdc(ref.features[_spread_rows(ref.n, m)], feats[:m], k=k)
         return {"precision": res["precision"], "recall": res["recall"], "density": res["density"],
                 "coverage": res["coverage"], "protocol": {**ref.protocol(m), "reference_n": m, "k": k,
@@ -454,7 +367,7 @@ class MetricSuite:
         ev = self._need_evaluator()
         gen_feats, real = self._generated_eval_features(n), self._eval_features_of_reference()
         m = min(len(gen_feats), len(real))  # equal set sizes, as in Kynkäänniemi et al.
-        k = int(self.mcfg.prdc_k)
+        k = int(self.metrics_cfg.prdc_k)
         res = prdc(real[_spread_rows(len(real), m)], gen_feats[:m], k=k)
         ref = self.reference()
         return {**{key: res[key] for key in ("precision", "recall", "density", "coverage")},
@@ -478,8 +391,8 @@ class MetricSuite:
         gen = self.generated(n)
         g_feat, r_feat = self._generated_eval_features(n), self._eval_features_of_reference()
         groups, mapping = torch.as_tensor(c["groups"]), np.asarray(c["mapping"])
-        var = within_condition_variety(g_feat, groups, r_feat, ref.labels, mapping, seed=int(self.mcfg.get("seed", 0)))
-        k = int(self.mcfg.prdc_k)
+        var = within_condition_variety(g_feat, groups, r_feat, ref.labels, mapping, seed=int(self.metrics_cfg.get("seed", 0)))
+        k = int(self.metrics_cfg.prdc_k)
         recall: Dict[int, float] = {}
         for g in range(len(mapping)):
             gi, ri = g_feat[groups == g], r_feat[ref.labels == int(mapping[g])] if mapping[g] >= 0 else r_feat[:0]
@@ -508,9 +421,9 @@ class MetricSuite:
         r = 10
         m = max(2, min(100, n // r))
         ref, split = self.reference(), self.dm.eval_set
-        idx = exemplar_indices(len(split), m, int(self.mcfg.get("seed", 0)) + 1).repeat_interleave(r)
+        idx = exemplar_indices(len(split), m, int(self.metrics_cfg.get("seed", 0)) + 1).repeat_interleave(r)
         gen = generate(self.method, len(idx), exemplar_set=split, exemplar_indices=idx,
-                       batch_size=int(self.mcfg.batch_size))
+                       batch_size=int(self.metrics_cfg.batch_size))
         g_feat, r_feat = ev.features(gen.images), self._eval_features_of_reference()
         spread = {int(c): mean_pairwise_distance(r_feat[ref.labels == c]) for c in torch.unique(gen.source_label)}
         ratios = [mean_pairwise_distance(g_feat[i * r:(i + 1) * r]) / spread[int(gen.source_label[i * r])]
@@ -528,6 +441,8 @@ class MetricSuite:
         the evaluator's class; value = the largest gap, in share, to the training split's class shares."""
         if self.method.accepts_exemplars:
             raise Skip(f"method={self.method.mcfg.name} draws what its exemplars are: its class shares are theirs")
+        if self._spread != "prior":
+            raise Skip(f"class masses need samples drawn as the model draws them (spread=prior, not {self._spread})")
         self._need_labels("class masses")
         labels = self.dm.train_set.clean_labels
         if labels is None:
@@ -555,7 +470,7 @@ class MetricSuite:
         if out.dim() == 1 and not out.is_floating_point():
             ids, rule = out.long(), "argmax of condition_of(x)"
         else:  # feature-valued condition_of (coupled): k-means into as many clusters as classes
-            ids, rule = kmeans_ids(out, int(ev.num_classes), int(self.mcfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
+            ids, rule = kmeans_ids(out, int(ev.num_classes), int(self.metrics_cfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
         rep = clustering_report(y, ids)
         self.artifacts["cluster_ids"] = ids.numpy()
         res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "balanced_acc", "nmi", "ari", "purity", "n_clusters")},
@@ -563,27 +478,27 @@ class MetricSuite:
         feats = self.method.cluster_features
         if feats is not None:  # ClusterGAN's own protocol: k-means on the encoder output
             k = int(self.method.num_conditions) or int(ev.num_classes)
-            km = clustering_report(y, kmeans_ids(self._batched(feats, x), k, int(self.mcfg.get("seed", 0))))
+            km = clustering_report(y, kmeans_ids(self._batched(feats, x), k, int(self.metrics_cfg.get("seed", 0))))
             res["kmeans"] = {**{key: km[key] for key in ("acc", "nmi", "ari", "purity")},
                              "rule": f"k-means on cluster_features(x), k = {k}"}
         return res
 
     def _m_modes(self, n):
         name = self.cfg.data.name
-        if name not in ("stacked_mnist",) + TOY_CENTRES:
+        if name not in ("stacked_mnist",) + TOY_DATASETS:
             raise Skip(f"mode counting needs dataset=stacked_mnist, ring8 or grid25, not {name}")
         default = 26000 if name == "stacked_mnist" else 2500
-        m = int(self.mcfg.get("modes_n") or default)
-        gen = generate(self.method, m, batch_size=int(self.mcfg.batch_size), weights=prior_weights(self.method))
+        m = int(self.metrics_cfg.get("modes_n") or default)
+        gen = generate(self.method, m, batch_size=int(self.metrics_cfg.batch_size), weights=prior_weights(self.method))
         if name == "stacked_mnist":
             ev = self._need_evaluator()
             res = stacked_mnist_modes(ev.digits(gen.images))
             return {"value": res["modes"], "kl": res["kl"], "n_modes": 1000,
                     "protocol": {"n_generated": m, "classifier": "MNIST evaluator per channel",
                                  "evaluator_test_acc": ev.meta.get("test_acc"), "convention": "VEEGAN / PacGAN"}}
-        centres = toy_centers(name)
+        centers = toy_centers(name)
         std = float(self.cfg.data.std)
-        res = toy_mode_stats(gen.images, centres, std)
+        res = toy_mode_stats(gen.images, centers, std)
         return {"value": res["modes"], "n_modes": res["n_modes"], "high_quality": res["high_quality"],
                 "reverse_kl": res["reverse_kl"],
                 "protocol": {"n_generated": m, "std": std, "high_quality": "within 3 std of the nearest centre",
@@ -594,7 +509,7 @@ class MetricSuite:
         ev = self.dm.eval_set
         feats, label = self._representation(ev.images, "knn")
         pca = 256 if feats.shape[1] > 256 else None
-        ks = [int(k) for k in self.mcfg.knn_ks]
+        ks = [int(k) for k in self.metrics_cfg.knn_ks]
         res = knn_label_agreement(feats, ev.clean_labels, ks=ks, pca_dim=pca)
         out = {f"k{k}": res[k] for k in ks}
         out["value"] = res[min(ks)]
@@ -607,7 +522,7 @@ class MetricSuite:
         tr, te = self.dm.train_set, self.dm.eval_set
         if tr.clean_labels is None:
             raise Skip("linear probe needs training labels")
-        m = min(len(tr), int(self.mcfg.ref_n))
+        m = min(len(tr), int(self.metrics_cfg.ref_n))
         idx = torch.randperm(len(tr), generator=torch.Generator().manual_seed(0))[:m]
         f_tr, label = self._representation(lambda: tr.images(idx), "probe")
         f_te, _ = self._representation(te.images, "probe")
@@ -625,7 +540,7 @@ class MetricSuite:
         C = int(ev.meta["n_classes"])
         mat = classwise_knn_kl_matrix(self._generated_eval_features(n), torch.as_tensor(c["groups"]),
                                       self._eval_features_of_reference(), ref.labels, K, C,
-                                      seed=int(self.mcfg.get("seed", 0)))
+                                      seed=int(self.metrics_cfg.get("seed", 0)))
         self.artifacts["class_kl"] = mat
         finite = np.where(np.isfinite(mat), mat, np.inf)
         return {"value": float(np.mean(finite.min(axis=1)[np.isfinite(finite.min(axis=1))])) if np.isfinite(finite).any()
@@ -651,48 +566,8 @@ def _private_rng(seed: int, device):
         yield
 
 
-# --------------------------------------------------------------------------- output helpers
-def to_jsonable(obj):
-    """Arrays → lists, numpy scalars → Python, NaN/inf → None (JSON has no NaN), int keys → str."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return to_jsonable(obj.detach().cpu().numpy())
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    return obj
-
-
-def summary(result: dict) -> str:
-    """One line: the numbers of a result (or why it was skipped)."""
-    if "skipped" in result:
-        return f"skipped ({result['skipped']})"
-    parts = [f"{k}={_fmt(v)}" for k, v in result.items()
-             if k not in ("protocol", "seconds") and isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return ", ".join(parts)
-
-
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def flatten_scalars(results: Dict[str, dict]) -> Dict[str, float]:
-    """{name: value, "name/key": number} for logging; protocols, lists and skips are left out."""
-    row: Dict[str, float] = {}
-    for name, res in results.items():
-        for key, v in res.items():
-            if key in ("protocol", "seconds", "skipped") or isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            row[name if key == "value" else f"{name}/{key}"] = float(v)
-    return row
-
-
-__all__ = ["ALIASES", "DEFAULT_EPOCHS", "METRICS", "MetricSuite", "NearestCentreEvaluator", "Reference", "Skip",
-           "StackedMNISTEvaluator", "canonical_names", "dataset_tag", "evaluator_path", "flatten_scalars",
-           "resolve_evaluator", "summary", "to_jsonable"]
+__all__ = ["ALIASES", "METRICS", "SPREADS", "MetricSuite", "Reference", "Skip", "canonical_names",
+           # re-exported from lsgan.metrics.resolve and lsgan.metrics.results (their homes)
+           "DEFAULT_EPOCHS", "NearestCenterEvaluator", "StackedMNISTEvaluator", "dataset_tag", "evaluator_path",
+           "evaluator_protocol", "flatten_scalars", "metrics_cache_dir", "resolve_evaluator", "summary", "to_jsonable",
+           "train_evaluator_command"]

@@ -9,7 +9,8 @@
 - ``class_kl.png``: the mode × class KL matrix when computed;
 - ``curves.png``: training curves from the run's ``metrics.csv``;
 
-and a table of every metric with its protocol (skipped metrics with their reasons).
+and a table of every metric with its protocol (skipped metrics with their reasons). ``tsne_plot`` draws any
+feature space (2-D t-SNE coloured by label, wrong points marked).
 
 A method's own figures live beside this, one module per method, so the method file holds only the method:
 ``lsgan.reports.slcgan`` (cluster sizes, real vs generated per cluster) and ``lsgan.reports.nemgan``
@@ -158,6 +159,41 @@ def matrix_picture(matrix, path: Path, title: str) -> Path:
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    return path
+
+
+def tsne_plot(features, labels, correct=None, path: str = "tsne.png", max_points: int = 5000, seed: int = 0,
+              title: Optional[str] = None) -> str:
+    """2-D t-SNE of features (N×d, array or tensor) coloured by label; points with ``correct`` False are
+    drawn as black ×. A figure of a feature space, beside the number ``lsgan.metrics.knn_label_agreement``.
+
+    At most ``max_points`` (seeded subset) are embedded: t-SNE cost grows as N log N and a
+    picture does not gain from more.
+    """
+    from sklearn.manifold import TSNE  # lazy: scikit-learn's manifold module is slow to import, and only this needs it
+
+    x = np.asarray(torch.as_tensor(features).detach().cpu().float())
+    y = np.asarray(torch.as_tensor(labels).detach().cpu())
+    ok = None if correct is None else np.asarray(torch.as_tensor(correct).detach().cpu()).astype(bool)
+    if len(x) > max_points:
+        keep = np.random.default_rng(seed).permutation(len(x))[:max_points]
+        x, y = x[keep], y[keep]
+        ok = None if ok is None else ok[keep]
+    emb = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3))
+               ).fit_transform(x)
+    fig = agg_figure(figsize=(6, 6))
+    ax = fig.add_subplot()
+    sc = ax.scatter(emb[:, 0], emb[:, 1], c=y, cmap="tab10" if y.max() < 10 else "tab20", s=4)
+    if ok is not None and (~ok).any():
+        ax.scatter(emb[~ok, 0], emb[~ok, 1], c="black", marker="x", s=10, linewidths=0.6, label="wrong")
+        ax.legend(loc="upper right")
+    fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     return path
 
 

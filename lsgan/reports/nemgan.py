@@ -6,8 +6,10 @@
   matching works when the generated histograms separate like the latent ones.
 * mode_matching_report — draws the samples, writes that figure and, given real data, the
   generated-mode × real-class k-NN KL matrix (lsgan.metrics.classwise_knn_kl_matrix).
-* evaluate_nemgan — the numbers of the benchmark and the experiment collectors.
-* mnist_evaluator — the cached MNIST evaluator those numbers use (trained once if absent).
+* evaluate_nemgan — the numbers of the benchmark and the experiment collectors: the metric suite's
+  (``lsgan.metrics.suite.MetricSuite``), flattened to their columns.
+* mnist_evaluator — the 10-class MNIST evaluator those numbers read, through the shared
+  ``train_and_cache`` (trained once if absent, at the one evaluator cache path).
 """
 from __future__ import annotations
 
@@ -17,8 +19,17 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
-from lsgan.metrics.modes import toy_centers
+from lsgan.compose import compose_config
+from lsgan.metrics.clustering import agg_figure
+from lsgan.metrics.evaluator import load_evaluator
+from lsgan.metrics.modes import classwise_knn_kl_matrix
+from lsgan.metrics.resolve import ClassSubsetEvaluator, StackedMNISTEvaluator
+from lsgan.metrics.suite import MetricSuite
+from lsgan.reports import matrix_picture
+from lsgan.toys import TOY_DATASETS
+from lsgan.train_evaluator import train_and_cache
 
 
 # --------------------------------------------------------------------------- Fig. 2
@@ -44,8 +55,6 @@ def plot_distance_histograms(latent_dist: np.ndarray, latent_y, gen_dist: np.nda
                              bins: int = 40, max_cols: int = 10) -> str:
     """Two rows (latent, generated) × one panel per class mean; each panel overlays one
     histogram per mode of the distances of that mode's samples to the panel's mean."""
-    from lsgan.metrics.clustering import agg_figure
-
     k = min(latent_dist.shape[1], max_cols)
     fig = agg_figure(figsize=(2.2 * k + 1, 4.6))
     rows = (("latent z", latent_dist, np.asarray(latent_y)), ("generated g(z)", gen_dist, np.asarray(gen_y)))
@@ -90,9 +99,6 @@ def mode_matching_report(method, out_dir: str, n_per_mode: int = 200,
     out: Dict[str, object] = {"latent_agreement": nearest_mean_agreement(d_lat, y),
                               "generated_agreement": nearest_mean_agreement(d_gen, y), "kl_matrix": None}
     if real_features is not None and real_labels is not None:
-        from lsgan.metrics import classwise_knn_kl_matrix
-        from lsgan.reports import matrix_picture
-
         labels = torch.as_tensor(real_labels).long()
         C = int(labels.max()) + 1
         kl = classwise_knn_kl_matrix(feats, y, real_features, labels, K=k, C=C, seed=seed)
@@ -104,73 +110,73 @@ def mode_matching_report(method, out_dir: str, n_per_mode: int = 200,
 
 
 # --------------------------------------------------------------------------- numbers
-def mnist_evaluator(data_root: str, cache_dir: str = "~/.cache/lsgan", epochs: float = 1.0, log=print):
-    """The cached 10-class MNIST evaluator at 32 px: ``lsgan.train_evaluator``'s (trained once and
-    cached when absent; its test accuracy is in ``meta["test_acc"]``)."""
-    from lsgan.metrics import load_evaluator
-    from lsgan.compose import compose_config
-    from lsgan.train_evaluator import train_and_cache
-
-    cfg = compose_config(["dataset=mnist", f"data.root={data_root}", f"metrics.cache_dir={cache_dir}",
-                          f"metrics.evaluator_epochs={epochs}"])
-    ev = load_evaluator(train_and_cache(cfg, log=log)["path"])
+def mnist_evaluator(data_root: str, cache_dir: Optional[str] = None, epochs: float = 1.0, log=print):
+    """The 10-class MNIST evaluator at 32 px that nemgan's numbers read (on a class subset too, through
+    ``class_ids``): the one ``train_and_cache`` trains once and keeps at its cache path
+    (``lsgan.metrics.resolve.evaluator_path``; ``cache_dir`` None: the config's ``metrics.cache_dir``).
+    Its test accuracy is in ``meta["test_acc"]``; ``epochs`` applies only when it is trained here."""
+    overrides = ["dataset=mnist", f"data.root={data_root}", f"metrics.evaluator_epochs={epochs}"]
+    if cache_dir is not None:
+        overrides.append(f"metrics.cache_dir={cache_dir}")
+    ev = load_evaluator(train_and_cache(compose_config(overrides), log=log)["path"])
     if ev.meta.get("n_classes") != 10:
         raise ValueError(f"{ev.meta}: not the 10-class MNIST evaluator the nemgan numbers need")
     return ev
 
 
-@torch.no_grad()
 def evaluate_nemgan(method, datamodule, evaluator=None, class_ids: Optional[Sequence[int]] = None,
                     n_gen: int = 2000, seed: int = 0) -> Dict[str, float]:
-    """Numbers for a trained nemgan on the datamodule's evaluation split.
+    """The numbers of the nemgan benchmark and collector: the metric suite's (``MetricSuite``) on the
+    datamodule's evaluation split, flattened to the columns they tabulate.
 
-    - h_acc / h_bal_acc / h_nmi / h_ari: clustering of real eval images by ``condition_of``
+    - h_acc / h_bal_acc / h_nmi / h_ari: ``cluster`` — ``condition_of`` on the real evaluation images
       (Hungarian ACC; balanced = mean per-class recall, which matters on imbalanced splits).
-    - images with an ``evaluator``: cond_acc (generated samples of each mode, classified, modes
-      mapped to classes as in ``cluster_conditional_accuracy``), classifier_fid (n_gen samples
-      drawn from P_Y vs n_gen real eval images, on evaluator features). ``class_ids``: the
-      evaluator's class ids of the dataset's classes 0..C−1 (data.classes), e.g. [0, 4];
-      predictions are restricted to them.
-    - 2-D toys (ring8 / grid25): modes, high_quality, reverse_kl of n_gen samples (metrics.modes).
-    - stacked_mnist with the MNIST evaluator: modes (of 1000) and stacked_kl of n_gen samples.
-    """
-    from lsgan.metrics import (balanced_cluster_acc, classifier_fid, cluster_conditional_accuracy, clustering_report,
-                               stacked_mnist_modes, toy_mode_stats)
+    - images with an evaluator: cond_acc (``cond_acc`` on n_gen samples spread evenly over the modes,
+      so a 2 % mode weighs as much as a 98 % one; modes mapped to classes as in
+      ``cluster_conditional_accuracy``) and variety (the suite reports it beside cond_acc);
+      classifier_fid (``classifier_fid``: n_gen samples drawn by P_Y vs n_gen real images of the
+      evaluation split, on evaluator features).
+    - 2-D toys (ring8 / grid25): modes, n_modes, high_quality, reverse_kl of n_gen samples (``modes``).
+    - stacked_mnist with the MNIST evaluator: modes (of 1000) and stacked_kl of n_gen samples (``modes``).
 
-    method.eval()
-    torch.manual_seed(seed)  # sampling below uses the global RNG; make the numbers repeatable
-    ev_set = datamodule.eval_set
-    out: Dict[str, float] = {}
+    ``evaluator``: an evaluator (``lsgan.metrics.evaluator.Evaluator``), "auto" (the dataset's cached one,
+    ``lsgan.metrics.resolve.resolve_evaluator``) or None (no evaluator numbers). ``class_ids``: a given
+    evaluator's class ids of the dataset's classes 0..C−1 (data.classes), e.g. [0, 4]; predictions are
+    restricted to them (``ClassSubsetEvaluator``). A number that does not apply is left out. The suite
+    samples with its own RNG seeded by ``seed``: the caller's RNG is left as it was.
+    """
     name = method.cfg.data.name
-    if name == "stacked_mnist":
-        if evaluator is not None:  # each channel read by the MNIST evaluator: 1000 possible modes
-            fake = torch.cat([method.sample(min(500, n_gen - s)).cpu() for s in range(0, n_gen, 500)])
-            digits = torch.stack([evaluator.predict(fake[:, c:c + 1]) for c in range(3)], dim=1)
-            stats = stacked_mnist_modes(digits)
-            out.update(modes=stats["modes"], n_modes=1000, stacked_kl=stats["kl"])
-        return out  # h(x) against 1000 stack labels with k modes says little
-    x_real, y_real = ev_set.images(), ev_set.clean_labels
-    if method.terms:
-        pred = method.condition_of(x_real).cpu()
-        rep = clustering_report(y_real, pred)
-        out.update(h_acc=rep["acc"], h_bal_acc=balanced_cluster_acc(y_real, pred, method.num_conditions,
-                                                                     ev_set.num_classes),
-                   h_nmi=rep["nmi"], h_ari=rep["ari"])
-    centers = toy_centers(name)
-    if centers is not None:
-        samples = method.sample(n_gen).cpu()
-        stats = toy_mode_stats(samples, centers, float(method.cfg.data.std))
-        out.update(modes=stats["modes"], n_modes=stats["n_modes"], high_quality=stats["high_quality"],
-                   reverse_kl=stats["reverse_kl"])
-    elif evaluator is not None:
-        k, C = method.num_conditions, ev_set.num_classes
-        ids = list(range(C)) if class_ids is None else list(class_ids)
-        modes = torch.arange(k).repeat_interleave(max(1, n_gen // k))
-        fake = torch.cat([method.sample(len(m), condition=m.to(method.device)).cpu() for m in modes.split(500)])
-        pred = evaluator.logits(fake)[:, ids].argmax(1)
-        out["cond_acc"] = cluster_conditional_accuracy(modes, pred, k, C)["accuracy"]
-        n = min(n_gen, len(x_real))
-        real = x_real[torch.randperm(len(x_real))[:n]]
-        fake = torch.cat([method.sample(min(500, n - s)).cpu() for s in range(0, n, 500)])
-        out["classifier_fid"] = classifier_fid(evaluator, fake, real)
+    cfg = OmegaConf.merge(method.cfg, {"metrics": {"seed": int(seed), "modes_n": int(n_gen), "ref_n": int(n_gen),
+                                                   "ref_split": str(method.cfg.data.eval_split)}})
+    if evaluator is not None and not isinstance(evaluator, str) and name not in TOY_DATASETS:
+        if name == "stacked_mnist":
+            evaluator = StackedMNISTEvaluator(evaluator)
+        else:
+            ids = list(range(datamodule.eval_set.num_classes)) if class_ids is None else [int(c) for c in class_ids]
+            if ids != list(range(int(evaluator.meta["n_classes"]))):
+                evaluator = ClassSubsetEvaluator(evaluator, ids)
+    suite = MetricSuite(method, datamodule, cfg, evaluator=evaluator, log=None)
+    out: Dict[str, float] = {}
+    if name == "stacked_mnist":  # h(x) against 1000 stack labels with k modes says little
+        res = suite.compute(["modes"], n_gen)["modes"]
+        if "skipped" not in res:
+            out.update(modes=res["value"], n_modes=res["n_modes"], stacked_kl=res["kl"])
+        return out
+    toy = name in TOY_DATASETS
+    res = suite.compute(["cluster", "modes" if toy else "classifier_fid"], n_gen)
+    if "skipped" not in res["cluster"]:
+        out.update({key: res["cluster"][src] for key, src in
+                    (("h_acc", "acc"), ("h_bal_acc", "balanced_acc"), ("h_nmi", "nmi"), ("h_ari", "ari"))})
+    if toy:
+        modes = res["modes"]
+        out.update(modes=modes["value"], n_modes=modes["n_modes"], high_quality=modes["high_quality"],
+                   reverse_kl=modes["reverse_kl"])
+        return out
+    cond = suite.compute(["cond_acc"], n_gen, spread="even")
+    if "skipped" not in cond["cond_acc"]:
+        out["cond_acc"] = cond["cond_acc"]["value"]
+    if "skipped" not in cond["variety"]:
+        out["variety"] = cond["variety"]["value"]
+    if "skipped" not in res["classifier_fid"]:
+        out["classifier_fid"] = res["classifier_fid"]["value"]
     return out
