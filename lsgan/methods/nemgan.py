@@ -22,6 +22,10 @@ in mode y. With ``encoder=shared`` the term also trains D's trunk in D's step. W
 the modes come from a net of their own (as clustergan's ``encoder=hybrid``): straight to the k
 logits (``mode_net_out=k``), or h2 of its latent output (``mode_net_out=latent``).
 
+For an imbalanced P_Y (0/4 at 02:98) ``method.stratify_modes`` trains on every mode in equal numbers, D's
+fakes importance-weighted back to P_Y (``fakes``) or D's real term balanced over the modes h assigns
+(``balanced``: g's small mode is matched to the real images h puts there); see ``STRATIFY``.
+
 Ablations (``loss=``): full | no_h1 (no norm term) | no_h2 (no mode-matching term) | gan_only
 (neither: a plain GAN fed the engineered latent). A removed term is not computed at all.
 
