@@ -130,6 +130,70 @@ def test_sinkhorn_term_labels_its_pool_to_the_prior_masses_and_keeps_labels_betw
     assert int(term.pool_n) == 16 and parts["min_label_share"].item() == pytest.approx(0.25)
 
 
+def test_balanced_agreement_weighs_every_cluster_equally():
+    from lsgan.methods.clustering_term import balanced_agreement
+    labels = torch.tensor([0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    # the one cluster-0 image missed, every cluster-1 image hit: plain agreement 0.9, balanced 0.5
+    assert balanced_agreement(torch.ones(10, dtype=torch.long), labels, 3).item() == pytest.approx(0.5)
+    assert balanced_agreement(labels, labels, 3).item() == 1.0  # cluster 2 is absent: not counted
+
+
+def test_sinkhorn_heads_select_the_head_whose_split_survives_the_views():
+    """Head 0 splits by a random projection of the pixels (the views scramble it), head 1 by brightness (the
+    views keep it): every head is labelled to the prior's masses, the term reads head 1, and the loss trains both."""
+    from lsgan.methods.clustering_term import RealClusteringTerm
+    term = RealClusteringTerm(1.0, 0.0, AugmentConfig(kind="affine"), (1, 8, 8), torch.tensor([0.25, 0.75]),
+                              assign="sinkhorn", sinkhorn_pool=64, sinkhorn_every=100, heads=2)
+    torch.manual_seed(0)
+    projection = torch.nn.Linear(64, 2)
+    scale = torch.nn.Parameter(torch.tensor(4.0))
+
+    def logits_of(x):
+        bright = x.flatten(1).mean(1, keepdim=True)
+        return torch.cat([projection(x.flatten(1)), scale * torch.cat([-bright, bright], 1)], 1)
+
+    def batch():  # a quarter dark, the rest bright, with pixel noise
+        level = torch.where(torch.randperm(16) < 4, -0.6, 0.6)
+        return (level[:, None, None, None] + 0.3 * torch.randn(16, 1, 8, 8)).clamp(-1, 1)
+
+    for _ in range(4):  # the ring (64) fills at the 4th batch: labelled there
+        loss, parts = term(batch(), logits_of)
+    assert int(term.pool_n) == 64 and term.pool_y.shape == (64, 2)
+    # each head labelled to the masses: head 1 puts exactly the 16 dark images in cluster 0; head 0's hard
+    # labels are the argmax of a soft transport, so its count is near 16
+    assert (term.pool_y[:, 1] == 0).sum() == 16 and abs(int((term.pool_y[:, 0] == 0).sum()) - 16) <= 4
+    assert int(term.head) == 1 and term.head_scores[1] > 0.9 > term.head_scores[0]
+    assert parts["head"].item() == 1 and parts["head_score"].item() == pytest.approx(term.head_scores[1].item())
+    x = batch()
+    assert torch.equal(term.select(logits_of(x)), logits_of(x)[:, 2:])
+    loss.backward()
+    assert projection.weight.grad.abs().sum() > 0 and scale.grad.abs() > 0
+
+
+def test_sinkhorn_state_from_before_heads_still_loads():
+    from lsgan.methods.clustering_term import RealClusteringTerm
+    kw = dict(assign="sinkhorn", sinkhorn_pool=8)
+    old = RealClusteringTerm(1.0, 0.0, AugmentConfig(kind="affine"), (1, 4, 4), **kw).state_dict()
+    old["pool_y"] = torch.arange(8)  # as saved before sinkhorn_heads: 1-D, no head / head_scores
+    del old["head"], old["head_scores"]
+    term = RealClusteringTerm(1.0, 0.0, AugmentConfig(kind="affine"), (1, 4, 4), **kw)
+    term.load_state_dict(old)
+    assert torch.equal(term.pool_y[:, 0], torch.arange(8)) and int(term.head) == 0
+
+
+def test_nemgan_sinkhorn_heads_widen_the_mode_net_and_read_one_head(tiny_cfg, tmp_path):
+    keep = Keep()
+    train(tiny_cfg(*NEM, *AFFINE, "method.encoder=hybrid", "method.mode_net_out=k", "prior.k=3",
+                   "method.assign=sinkhorn", "method.sinkhorn_pool=12", "method.sinkhorn_every=1",
+                   "method.sinkhorn_heads=4"), str(tmp_path), callbacks=[keep])
+    m = keep.module
+    x = torch.rand(5, 1, 32, 32) * 2 - 1
+    assert m.scaled_head_logits(x).shape == (5, 12) and m.cluster_logits(x).shape == (5, 3)
+    assert m.condition_of(x).max() < 3
+    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"head", "head_score"} <= set(header)
+
+
 @pytest.mark.parametrize("args", [CG, NEM], ids=["clustergan", "nemgan"])
 def test_sinkhorn_assign_trains_and_keeps_its_pool_in_the_checkpoint(tiny_cfg, tmp_path, args):
     keep = Keep()
@@ -147,7 +211,9 @@ def test_sinkhorn_assign_trains_and_keeps_its_pool_in_the_checkpoint(tiny_cfg, t
 @pytest.mark.parametrize("override,needle", [("method.assign=hard", "accepted values: soft, sinkhorn"),
                                              ("method.sinkhorn_eps=0", "method.sinkhorn_eps=0"),
                                              ("method.sinkhorn_pool=0", "method.sinkhorn_pool=0"),
-                                             ("method.sinkhorn_every=0", "method.sinkhorn_every=0")])
+                                             ("method.sinkhorn_every=0", "method.sinkhorn_every=0"),
+                                             ("method.sinkhorn_heads=0", "method.sinkhorn_heads=0: must be >= 1"),
+                                             ("method.sinkhorn_heads=3", "it needs method.assign=sinkhorn")])
 def test_assign_options_are_checked(tiny_cfg, override, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)) as err:
         validate(tiny_cfg(*NEM, override))

@@ -400,6 +400,13 @@ def test_hybrid_direct_mode_net_refuses_the_cosine_head(tiny_cfg):
     validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.am_margin=0.4", "method.mode_net_out=latent"))
 
 
+def test_sinkhorn_heads_need_the_hybrid_mode_net(tiny_cfg):
+    with pytest.raises(ConfigError, match=r"method.sinkhorn_heads=3 .* needs method.encoder=hybrid with method.mode_net_out=k") as err:
+        validate(tiny_cfg(*DIGITS, "method.assign=sinkhorn", "method.sinkhorn_heads=3", "method.encoder=separate"))
+    assert "\n" not in str(err.value)
+    validate(tiny_cfg(*DIGITS, "method.assign=sinkhorn", "method.sinkhorn_heads=3", "method.encoder=hybrid"))
+
+
 def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cosines(tiny_cfg):
     """h2's logits start with std ~1 on unit-scale inputs (not torch's default ~0.2, a nearly flat
     softmax); with the cosine head the clustering term sees the cosines times am_scale, as the mode term."""
@@ -411,7 +418,7 @@ def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cos
     x = torch.rand(4, 1, 32, 32) * 2 - 1
     cos = m.cluster_logits(x)
     assert cos.abs().max() <= 1 + 1e-5
-    assert torch.allclose(m.scaled_cluster_logits(x), 30 * cos)
+    assert torch.allclose(m.scaled_head_logits(x), 30 * cos)
 
 
 def test_mode_warmup_holds_the_mode_term_back_for_its_iterations(tiny_cfg):

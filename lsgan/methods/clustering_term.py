@@ -13,6 +13,14 @@ cluster k, where the KL balance was met by soft predictions and left a 2 % clust
 two views of labelled pool images predict their labels. Labels fixed for ``sinkhorn_every`` steps keep it
 stable; a per-batch transport against a pool of stale logits oscillated and, inside a GAN run, never found
 the 0s at 02:98 (docs/nemgan.md, session 10).
+
+``heads`` > 1 (sinkhorn only) is SeLa's multi-head form: ``logits_of`` returns heads × K logits, each head is
+labelled by its own transport and trained on its own labels (the net's body serves all of them), and at each
+labelling the *selected* head becomes the one whose argmax on an augmented view of the fresh (not yet trained
+on) pool agrees best with its transport labels, averaged over clusters. Why: a single head can lock its 2 % cluster onto a style
+of the majority class (nemgan 0/4 at 02:98, seed 1, docs/nemgan.md session 11); a split the net predicts
+on unseen, augmented images — a class boundary — scores high; a slice of one class by slant or size, which
+the views move, does not. The choice needs no labels. ``select`` gives the selected head's logits: what the method reads as its clusters.
 """
 from __future__ import annotations
 
@@ -35,9 +43,18 @@ ASSIGN = ("soft", "sinkhorn")
 SINKHORN_ITERS = 100  # enough to meet a 02:98 marginal at eps 0.05 (3, SwAV's count, left it at 0.1-0.3)
 
 
+def balanced_agreement(pred: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean over the clusters present in ``labels`` of the share of that cluster's members whose ``pred``
+    is the cluster (each cluster counts equally, so a 2 % cluster weighs as much as a 98 % one)."""
+    hits = torch.bincount(labels[pred == labels], minlength=k).float()
+    sizes = torch.bincount(labels, minlength=k).float()
+    present = sizes > 0
+    return (hits[present] / sizes[present]).mean()
+
+
 def check_clustering_term_config(m) -> None:
     """One-line errors for ``method.{consistency_weight, balance_weight, balance_kl, augment, assign,
-    sinkhorn_pool, sinkhorn_every, sinkhorn_eps}``."""
+    sinkhorn_pool, sinkhorn_every, sinkhorn_eps, sinkhorn_heads}``."""
     check_augment_config(m.augment)
     check_choice("method.balance_kl", m.balance_kl, BALANCE_KL)
     check_choice("method.assign", m.assign, ASSIGN)
@@ -49,17 +66,23 @@ def check_clustering_term_config(m) -> None:
             raise ConfigError(f"method.{key}={m[key]}: must be >= 1")
     if not float(m.sinkhorn_eps) > 0:
         raise ConfigError(f"method.sinkhorn_eps={m.sinkhorn_eps}: must be > 0 (the transport's temperature)")
+    heads = int(getattr(m, "sinkhorn_heads", 1))
+    if heads < 1:
+        raise ConfigError(f"method.sinkhorn_heads={heads}: must be >= 1")
+    if heads > 1 and m.assign != "sinkhorn":
+        raise ConfigError(f"method.sinkhorn_heads={heads} labels each head by its own transport; it needs "
+                          f"method.assign=sinkhorn (got {m.assign}), or sinkhorn_heads=1")
 
 
 class RealClusteringTerm(nn.Module):
     """``consistency_weight`` × the clustering loss of ``logits_of`` on two views of x: soft targets
-    balanced by KL (``assign=soft``), or Sinkhorn-balanced assignments (``assign=sinkhorn``) plus the KL
-    term when ``balance_weight`` > 0."""
+    balanced by KL (``assign=soft``), or Sinkhorn-balanced assignments (``assign=sinkhorn``, on each of
+    ``heads`` heads) plus the KL term when ``balance_weight`` > 0."""
 
     def __init__(self, weight: float, balance_weight: float, augment_cfg, image_shape: Sequence[int],
                  prior_weights: Optional[torch.Tensor] = None, balance_kl: str = "forward",
                  assign: str = "soft", sinkhorn_eps: float = 0.05, sinkhorn_pool: int = 4096,
-                 sinkhorn_every: int = 100):
+                 sinkhorn_every: int = 100, heads: int = 1):
         super().__init__()
         self.weight = float(weight)
         self.balance_weight = float(balance_weight)
@@ -69,17 +92,42 @@ class RealClusteringTerm(nn.Module):
         self.sinkhorn = assign == "sinkhorn"
         self.eps = float(sinkhorn_eps)
         self.every = int(sinkhorn_every)
+        self.heads = int(heads)
         pool = int(sinkhorn_pool) if self.sinkhorn else 0
         # state (saved under assign=sinkhorn, so a resumed run continues bit-exactly; not in the state
         # otherwise, so checkpoints from before the option still load): a ring of the last `pool` real
         # images seen (ring_at: next slot, ring_n: filled), the labelled set (a copy of the ring at the
-        # last labelling, fixed in between: pool_n images, labels pool_y) and the count of steps since
-        # the ring filled
+        # last labelling, fixed in between: pool_n images, labels pool_y, one column per head), the count of
+        # steps since the ring filled, and the selected head with every head's score at the last labelling
         for name in ("ring_x", "pool_x"):
             self.register_buffer(name, torch.zeros(pool, *image_shape), persistent=self.sinkhorn)
-        self.register_buffer("pool_y", torch.zeros(pool, dtype=torch.long), persistent=self.sinkhorn)
-        for name in ("ring_at", "ring_n", "pool_n", "steps"):
+        self.register_buffer("pool_y", torch.zeros(pool, self.heads, dtype=torch.long), persistent=self.sinkhorn)
+        for name in ("ring_at", "ring_n", "pool_n", "steps", "head"):
             self.register_buffer(name, torch.zeros((), dtype=torch.long), persistent=self.sinkhorn)
+        self.register_buffer("head_scores", torch.zeros(self.heads), persistent=self.sinkhorn)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before sinkhorn_heads: pool_y was 1-D and there was no head / head_scores
+        if self.sinkhorn and prefix + "pool_y" in state_dict:
+            if state_dict[prefix + "pool_y"].dim() == 1:
+                state_dict[prefix + "pool_y"] = state_dict[prefix + "pool_y"][:, None]
+            state_dict.setdefault(prefix + "head", torch.zeros((), dtype=torch.long))
+            state_dict.setdefault(prefix + "head_scores", torch.zeros(self.heads))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def select(self, logits: torch.Tensor) -> torch.Tensor:
+        """The selected head's K logits out of ``logits_of``'s heads × K (all of them when heads = 1)."""
+        if self.heads == 1:
+            return logits
+        k = logits.shape[1] // self.heads
+        at = int(self.head) * k
+        return logits[:, at:at + k]
+
+    def _split(self, logits: torch.Tensor) -> torch.Tensor:
+        """B × (heads·K) → B × heads × K, with a one-line error when the width does not divide."""
+        if logits.shape[1] % self.heads:
+            raise ValueError(f"logits: {logits.shape[1]} columns do not split into {self.heads} heads")
+        return logits.view(len(logits), self.heads, -1)
 
     @classmethod
     def build(cls, m, image_shape: Sequence[int], dataset: str,
@@ -91,7 +139,7 @@ class RealClusteringTerm(nn.Module):
             raise ConfigError(f"method.consistency_weight={m.consistency_weight}: the views T need image data, "
                               f"dataset={dataset} is {len(tuple(image_shape))}-D; set it to 0")
         return cls(m.consistency_weight, m.balance_weight, m.augment, image_shape, prior_weights, m.balance_kl,
-                   m.assign, m.sinkhorn_eps, m.sinkhorn_pool, m.sinkhorn_every)
+                   m.assign, m.sinkhorn_eps, m.sinkhorn_pool, m.sinkhorn_every, getattr(m, "sinkhorn_heads", 1))
 
     def forward(self, x: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]
                 ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -109,15 +157,29 @@ class RealClusteringTerm(nn.Module):
         if int(self.steps) % self.every == 0:
             self._label(logits_of)
         self.steps += 1
-        # both views of a batch of labelled images predict their labels
+        # both views of a batch of labelled images predict their labels (every head its own; the loss is
+        # the heads' mean, so the net's body learns for all of them; logged parts are the selected head's)
         pick = torch.randint(int(self.pool_n), (len(x),), device=x.device)
         images, labels = self.pool_x[pick], self.pool_y[pick]
-        la, lb = logits_of(self.augment(images)), logits_of(self.augment(images))
-        loss, parts = assignment_loss(la, lb, labels)
-        counts = torch.bincount(self.pool_y[:int(self.pool_n)], minlength=la.shape[1])
+        la, lb = self._split(logits_of(self.augment(images))), self._split(logits_of(self.augment(images)))
+        sel, k = int(self.head), la.shape[2]
+        losses, kls = [], []
+        for h in range(self.heads):
+            head_loss, head_parts = assignment_loss(la[:, h], lb[:, h], labels[:, h])
+            losses.append(head_loss)
+            if h == sel:
+                parts = head_parts
+            if self.balance_weight > 0:
+                kls.append(marginal_kl(torch.cat([la[:, h], lb[:, h]]).softmax(dim=1), self.prior_weights,
+                                       reverse=self.reverse_kl))
+        loss = torch.stack(losses).mean()
+        counts = torch.bincount(self.pool_y[:int(self.pool_n), sel], minlength=k)
         parts["min_label_share"] = counts.min() / counts.sum()
-        if self.balance_weight > 0:
-            kl = marginal_kl(torch.cat([la, lb]).softmax(dim=1), self.prior_weights, reverse=self.reverse_kl)
+        if self.heads > 1:
+            parts["head"] = self.head.float()
+            parts["head_score"] = self.head_scores[sel]
+        if kls:
+            kl = torch.stack(kls).mean()
             loss = loss + self.balance_weight * kl
             parts["marginal_kl"] = kl.detach()
         return self.weight * loss, parts
@@ -133,10 +195,26 @@ class RealClusteringTerm(nn.Module):
 
     @torch.no_grad()
     def _label(self, logits_of: Callable[[torch.Tensor], torch.Tensor], batch: int = 512) -> None:
-        """The ring's images become the labelled set, each with the hard label of the transport of its
-        logits onto the prior's masses."""
+        """The ring's images become the labelled set, each with (per head) the hard label of the transport of
+        its logits onto the prior's masses; with several heads, the one whose argmax agrees best with its
+        labels (``balanced_agreement``) is selected."""
         n = int(self.ring_n)
         self.pool_x[:n] = self.ring_x[:n]
-        logits = torch.cat([logits_of(self.pool_x[i:min(i + batch, n)]).float() for i in range(0, n, batch)])
-        self.pool_y[:n] = sinkhorn_assignments(logits, self.prior_weights, self.eps, SINKHORN_ITERS).argmax(dim=1)
+
+        def all_logits(view=lambda x: x):
+            return self._split(torch.cat([logits_of(view(self.pool_x[i:min(i + batch, n)])).float()
+                                          for i in range(0, n, batch)]))
+
+        logits = all_logits()
+        # the heads are scored on one augmented view: the views keep a digit's class (affine) but move its
+        # slant, size and place, so a split by class survives them and a split by style does not
+        viewed = all_logits(self.augment) if self.heads > 1 else None
+        k = logits.shape[2]
+        for h in range(self.heads):
+            labels = sinkhorn_assignments(logits[:, h], self.prior_weights, self.eps, SINKHORN_ITERS).argmax(dim=1)
+            self.pool_y[:n, h] = labels
+            if viewed is not None:
+                self.head_scores[h] = balanced_agreement(viewed[:, h].argmax(dim=1), labels, k)
+        if self.heads > 1:
+            self.head.fill_(int(self.head_scores.argmax()))
         self.pool_n.fill_(n)

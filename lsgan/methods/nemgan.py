@@ -109,6 +109,7 @@ class NEMGANConfig(MethodConfig):
     sinkhorn_eps: float = 0.05       # the transport's temperature (assign=sinkhorn)
     sinkhorn_pool: int = 4096        # real images held and labelled by the transport (assign=sinkhorn)
     sinkhorn_every: int = 100        # steps between labellings (assign=sinkhorn)
+    sinkhorn_heads: int = 1          # SeLa heads on the mode net, each its own transport; the most view-stable one is read (assign=sinkhorn, encoder=hybrid, mode_net_out=k)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     h_reads_fakes: bool = True       # the mode term on g's samples trains h too (paper); false: g only
 
@@ -186,6 +187,10 @@ class NEMGAN(GANMethod):
         if not 0 <= m.semi_fraction <= 1:
             raise ConfigError(f"method.semi_fraction={m.semi_fraction}: must be in [0, 1] (0 = off)")
         check_clustering_term_config(m)
+        if int(m.sinkhorn_heads) > 1 and not (m.encoder == "hybrid" and m.mode_net_out == "k"):
+            raise ConfigError(f"method.sinkhorn_heads={m.sinkhorn_heads} widens the mode net to heads × k logits; it needs "
+                              f"method.encoder=hybrid with method.mode_net_out=k (got encoder={m.encoder}, "
+                              f"mode_net_out={m.mode_net_out}), or sinkhorn_heads=1")
         if int(m.mode_warmup) < 0:
             raise ConfigError(f"method.mode_warmup={m.mode_warmup}: must be >= 0 (iterations; 0 = from the start)")
         if m.semi_every < 1:
@@ -214,7 +219,10 @@ class NEMGAN(GANMethod):
             # mode_net_out=k: straight to the k logits, as clustergan's cluster net (an MLP h2 on a 50-d
             # output clustered real digits at 0.46 against 0.67 without it: docs/nemgan.md, session 7)
             direct = self.mcfg.mode_net_out == "k"
-            self.mode_net = build_encoder(self.cfg.model, shape, self.prior.k if direct else self.prior.dim,
+            # sinkhorn_heads > 1: the net's last layer gives every SeLa head its k logits (cluster_logits reads
+            # the selected one); only while the clustering term that trains them is on
+            heads = int(self.mcfg.sinkhorn_heads) if "mode" in self.terms and self.mcfg.consistency_weight > 0 else 1
+            self.mode_net = build_encoder(self.cfg.model, shape, self.prior.k * heads if direct else self.prior.dim,
                                           spectral_norm=sn)
         if self.mode_net is not None and self.mcfg.mode_net_out == "k":
             self.h2 = nn.Identity()
@@ -291,7 +299,7 @@ class NEMGAN(GANMethod):
         if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
             # task of D); h1's head and h2 learn in g_step
-            terms["d_consistency"] = self.cluster_term(batch.x, self.scaled_cluster_logits)[0]
+            terms["d_consistency"] = self.cluster_term(batch.x, self.scaled_head_logits)[0]
         return {**self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms, fake_weight=weight,
                                           real_weight=self.real_mode_weight(batch.x)),
                 **self._maybe_semi()}
@@ -354,20 +362,22 @@ class NEMGAN(GANMethod):
         z, y, _ = self.draw_training_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
         if self.cluster_term is not None:
-            cluster, parts = self.cluster_term(batch.x, self.scaled_cluster_logits)
+            cluster, parts = self.cluster_term(batch.x, self.scaled_head_logits)
             loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs, **self._maybe_semi()}
 
-    def scaled_cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The mode logits as the softmax sees them (a cosine head's cosines times am_scale): what
-        the clustering term on real images reads."""
-        return self.cluster_logits(x) * self._logit_scale
+    def scaled_head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Every SeLa head's mode logits (one head unless ``sinkhorn_heads`` > 1) as the softmax sees them (a
+        cosine head's cosines times am_scale): what the clustering term on real images reads."""
+        return self.h2(self.h1(x) if self.mode_net is None else self.mode_net(x)) * self._logit_scale
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """h2(h1(x)) (hybrid: h2 of the mode net): the mode logits of images x (training mode, with gradient)."""
-        return self.h2(self.h1(x) if self.mode_net is None else self.mode_net(x))
+        """h2(h1(x)) (hybrid: h2 of the mode net; of its selected SeLa head with ``sinkhorn_heads`` > 1): the
+        mode logits of images x (training mode, with gradient)."""
+        logits = self.h2(self.h1(x) if self.mode_net is None else self.mode_net(x))
+        return logits if self.cluster_term is None else self.cluster_term.select(logits)
 
     # ------------------------------------------------------------------ semi-supervision
     def on_fit_start(self) -> None:
