@@ -324,9 +324,23 @@ def test_evaluate_without_evaluator_skips_with_the_command_to_run(ckpts, tmp_pat
     doc = evaluate(ckpts["sngan"], ["classifier_fid", "cond_acc"], tmp_path, n=10, device="cpu",
                    overrides=[f"metrics.cache_dir={tmp_path / 'empty'}"], report=False, log=lambda s: None)
     assert "python -m lsgan.train_evaluator dataset=digits" in doc["metrics"]["classifier_fid"]["skipped"]
-    assert "method=sngan is unconditional" in doc["metrics"]["cond_acc"]["skipped"]
+    # sngan's cond_acc is the unconditional baseline, which needs the evaluator too
+    assert "python -m lsgan.train_evaluator dataset=digits" in doc["metrics"]["cond_acc"]["skipped"]
     with pytest.raises(ConfigError, match="metrics: 'fidd' is not accepted"):
         evaluate(ckpts["sngan"], ["fidd"], tmp_path)
+
+
+def test_unconditional_cond_acc_is_the_exemplar_protocols_chance_level(ckpts, cache_dir, tmp_path):
+    """sngan under the exemplar protocol: its samples against the classes of the exemplars an exemplar method
+    would get. G never sees them, so the agreement is Σ_c p_gen(c)·p_exemplar(c) up to sampling noise."""
+    from lsgan.evaluate import evaluate
+
+    doc = evaluate(ckpts["sngan"], ["cond_acc"], tmp_path, n=600, device="cpu",
+                   overrides=[f"metrics.cache_dir={cache_dir[0]}"], report=False, log=lambda s: None)
+    m = doc["metrics"]["cond_acc"]
+    assert m["rule"].startswith("unconditional baseline") and m["protocol"]["source_split"] == "test"
+    assert 0 < m["chance"] < 1 and abs(m["value"] - m["chance"]) < 0.08  # ~5 standard errors at n = 600
+    assert np.asarray(m["confusion"]).sum() == 600
 
 
 def test_evaluate_logs_numbers_and_pictures_into_the_runs_own_wandb_run(cache_dir, tmp_path, monkeypatch, capsys):
@@ -406,7 +420,8 @@ def test_evaluate_multirun_runs_one_job_per_checkpoint(ckpts, cache_dir, capsys)
     for name, doc in zip(("sngan", "cgan"), docs):  # each job wrote its own <run_dir>/eval
         on_disk = json.loads((Path(ckpts[name]).parent.parent / "eval" / "metrics.json").read_text())
         assert on_disk["checkpoint"] == doc["checkpoint"] == str(Path(ckpts[name]).absolute())
-    assert "unconditional" in docs[0]["metrics"]["cond_acc"]["skipped"] and "value" in docs[1]["metrics"]["cond_acc"]
+    assert docs[0]["metrics"]["cond_acc"]["rule"].startswith("unconditional baseline")
+    assert docs[1]["metrics"]["cond_acc"]["rule"].startswith("identity")
     out = capsys.readouterr().out
     assert f"[lsgan] job 1/2: ckpt={ckpts['sngan']} metrics=[cond_acc] n=10" in out
     assert f"[lsgan] job 2/2: ckpt={ckpts['cgan']} metrics=[cond_acc] n=10" in out

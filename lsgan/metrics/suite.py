@@ -375,6 +375,8 @@ class MetricSuite:
                              "backbone": "evaluator penultimate", **evaluator_protocol(ev)}}
 
     def _m_cond_acc(self, n):
+        if not self.method.accepts_exemplars and self.method.num_conditions == 0:
+            return self._unconditional_exemplar_baseline(n)
         c = self._conditional(n)
         self.artifacts["confusion"] = np.asarray(c["confusion"])
         self.artifacts["confusion_rows"] = "source label" if "exemplar" in c["rule"] else "condition"
@@ -383,6 +385,28 @@ class MetricSuite:
         if "accuracy_hungarian" in c:
             out["accuracy_hungarian"] = c["accuracy_hungarian"]
         return out
+
+    def _unconditional_exemplar_baseline(self, n):
+        """cond_acc of an unconditional method: its samples against the classes of the exemplars an exemplar
+        method would get under the same protocol (same split, same seeded draw). G never sees them, so this is
+        the chance level Σ_c p_gen(c)·p_exemplar(c) measured — the baseline row a conditional method must beat."""
+        ev = self._need_evaluator()
+        self._need_labels("conditional accuracy")
+        pred = self._generated_predictions(n)
+        eval_set = self.dm.eval_set
+        idx = exemplar_indices(len(eval_set), len(pred), int(self.metrics_cfg.get("seed", 0)))
+        source = eval_set.clean_labels[idx].long()
+        C = int(ev.meta["n_classes"])
+        res = exemplar_conditional_accuracy(source, pred, C)
+        p_gen = torch.bincount(pred.long(), minlength=C).double() / len(pred)
+        p_src = torch.bincount(source, minlength=C).double() / len(source)
+        self.artifacts["confusion"] = np.asarray(res["confusion"])
+        self.artifacts["confusion_rows"] = "source label"
+        return {"value": res["accuracy"], "chance": float((p_gen * p_src).sum()),
+                "rule": "unconditional baseline: source label == evaluator class of G(z), G ignores the exemplar",
+                "mapping": np.arange(C), "confusion": res["confusion"],
+                "protocol": {"n_generated": len(pred), **evaluator_protocol(ev), "classes": C,
+                             "source_split": self.cfg.data.eval_split}}
 
     def _m_variety(self, n):
         c = self._conditional(n)
