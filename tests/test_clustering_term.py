@@ -130,27 +130,33 @@ def test_sinkhorn_term_labels_its_pool_to_the_prior_masses_and_keeps_labels_betw
     assert int(term.pool_n) == 16 and parts["min_label_share"].item() == pytest.approx(0.25)
 
 
-def test_balanced_agreement_weighs_every_cluster_equally():
-    from lsgan.methods.clustering_term import balanced_agreement
-    labels = torch.tensor([0, 1, 1, 1, 1, 1, 1, 1, 1, 1])
-    # the one cluster-0 image missed, every cluster-1 image hit: plain agreement 0.9, balanced 0.5
-    assert balanced_agreement(torch.ones(10, dtype=torch.long), labels, 3).item() == pytest.approx(0.5)
-    assert balanced_agreement(labels, labels, 3).item() == 1.0  # cluster 2 is absent: not counted
+def test_head_consensus_is_each_heads_mean_adjusted_rand_index_with_the_others():
+    from lsgan.methods.clustering_term import head_consensus
+    split = torch.tensor([0, 0, 1, 1, 1, 1, 1, 1])
+    other = torch.tensor([1, 0, 1, 1, 0, 1, 1, 1])  # a different 2 of 8
+    labels = torch.stack([split, 1 - split, other], 1)  # heads 0 and 1: one partition, cluster ids swapped
+    score = head_consensus(labels)
+    # heads 0 and 1 agree exactly (ARI 1) and each disagrees with head 2 by the same amount
+    assert score[0] == score[1] and score[0] > score[2]
+    ari_02 = 2 * score[0].item() - 1.0
+    assert score[2].item() == pytest.approx(ari_02)
 
 
-def test_sinkhorn_heads_select_the_head_whose_split_survives_the_views():
-    """Head 0 splits by a random projection of the pixels (the views scramble it), head 1 by brightness (the
-    views keep it): every head is labelled to the prior's masses, the term reads head 1, and the loss trains both."""
+def test_sinkhorn_heads_select_the_head_the_others_agree_with():
+    """Head 0 splits by a random projection of the pixels; heads 1 and 2 by brightness (two scales): every head
+    is labelled to the prior's masses, the two that find the same split outvote the odd one, and the loss
+    trains all of them."""
     from lsgan.methods.clustering_term import RealClusteringTerm
     term = RealClusteringTerm(1.0, 0.0, AugmentConfig(kind="affine"), (1, 8, 8), torch.tensor([0.25, 0.75]),
-                              assign="sinkhorn", sinkhorn_pool=64, sinkhorn_every=100, heads=2)
+                              assign="sinkhorn", sinkhorn_pool=64, sinkhorn_every=100, heads=3)
     torch.manual_seed(0)
     projection = torch.nn.Linear(64, 2)
     scale = torch.nn.Parameter(torch.tensor(4.0))
 
     def logits_of(x):
         bright = x.flatten(1).mean(1, keepdim=True)
-        return torch.cat([projection(x.flatten(1)), scale * torch.cat([-bright, bright], 1)], 1)
+        by_brightness = torch.cat([-bright, bright], 1)
+        return torch.cat([projection(x.flatten(1)), scale * by_brightness, 2 * scale * by_brightness], 1)
 
     def batch():  # a quarter dark, the rest bright, with pixel noise
         level = torch.where(torch.randperm(16) < 4, -0.6, 0.6)
@@ -158,14 +164,16 @@ def test_sinkhorn_heads_select_the_head_whose_split_survives_the_views():
 
     for _ in range(4):  # the ring (64) fills at the 4th batch: labelled there
         loss, parts = term(batch(), logits_of)
-    assert int(term.pool_n) == 64 and term.pool_y.shape == (64, 2)
-    # each head labelled to the masses: head 1 puts exactly the 16 dark images in cluster 0; head 0's hard
-    # labels are the argmax of a soft transport, so its count is near 16
-    assert (term.pool_y[:, 1] == 0).sum() == 16 and abs(int((term.pool_y[:, 0] == 0).sum()) - 16) <= 4
-    assert int(term.head) == 1 and term.head_scores[1] > 0.9 > term.head_scores[0]
-    assert parts["head"].item() == 1 and parts["head_score"].item() == pytest.approx(term.head_scores[1].item())
+    assert int(term.pool_n) == 64 and term.pool_y.shape == (64, 3)
+    # each head labelled to the masses: the brightness heads put exactly the 16 dark images in cluster 0; head
+    # 0's hard labels are the argmax of a soft transport, so its count is near 16
+    assert ((term.pool_y[:, 1:] == 0).sum(0) == 16).all() and abs(int((term.pool_y[:, 0] == 0).sum()) - 16) <= 4
+    assert int(term.head) in (1, 2) and term.head_scores[1] == pytest.approx(term.head_scores[2])
+    assert term.head_scores[0] < 0.5 < term.head_scores[1]
+    assert parts["head"].item() == int(term.head) and parts["head_score"].item() == pytest.approx(term.head_scores[1].item())
     x = batch()
-    assert torch.equal(term.select(logits_of(x)), logits_of(x)[:, 2:])
+    at = 2 * int(term.head)
+    assert torch.equal(term.select(logits_of(x)), logits_of(x)[:, at:at + 2])
     loss.backward()
     assert projection.weight.grad.abs().sum() > 0 and scale.grad.abs() > 0
 

@@ -7,7 +7,7 @@ ruled in or out before a 30-minute GAN run (docs/nemgan.md, session 10).
 
 Forms: ``soft`` (the recipe before session 10: views as each other's targets, forward KL at weight 2),
 ``soft_reverse`` (reverse KL at weight 10), ``sinkhorn`` (method.assign=sinkhorn at the recipe's
-eps / pool), ``sinkhorn_heads5`` (the same with five SeLa heads, the most view-stable read). Training images: the training split's 0s and 4s subsampled to 02:98, as the run sees
+eps / pool), ``sinkhorn_heads5`` (the same with five SeLa heads, the one the others agree with read). Training images: the training split's 0s and 4s subsampled to 02:98, as the run sees
 them; printed: balanced Hungarian accuracy of the net's argmax on all 0/4 test images (balanced
 classes) four times along the way, and the share it puts in mode 0.
 """

@@ -109,7 +109,7 @@ class NEMGANConfig(MethodConfig):
     sinkhorn_eps: float = 0.05       # the transport's temperature (assign=sinkhorn)
     sinkhorn_pool: int = 4096        # real images held and labelled by the transport (assign=sinkhorn)
     sinkhorn_every: int = 100        # steps between labellings (assign=sinkhorn)
-    sinkhorn_heads: int = 1          # SeLa heads on the mode net, each its own transport; the most view-stable one is read (assign=sinkhorn, encoder=hybrid, mode_net_out=k)
+    sinkhorn_heads: int = 1          # SeLa heads on the mode net, each its own transport; the one the others agree with is read (assign=sinkhorn, encoder=hybrid, mode_net_out=k)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     h_reads_fakes: bool = True       # the mode term on g's samples trains h too (paper); false: g only
 
