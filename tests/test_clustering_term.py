@@ -189,7 +189,7 @@ def test_sinkhorn_state_from_before_heads_still_loads():
     assert torch.equal(term.pool_y[:, 0], torch.arange(8)) and int(term.head) == 0
 
 
-def test_nemgan_sinkhorn_heads_widen_the_mode_net_and_read_one_head(tiny_cfg, tmp_path):
+def test_nemgan_sinkhorn_heads_widen_the_mode_net_and_read_one_head(tiny_cfg, tmp_path, monkeypatch, capsys):
     keep = Keep()
     train(tiny_cfg(*NEM, *AFFINE, "method.encoder=hybrid", "method.mode_net_out=k", "prior.k=3",
                    "method.assign=sinkhorn", "method.sinkhorn_pool=12", "method.sinkhorn_every=1",
@@ -200,6 +200,15 @@ def test_nemgan_sinkhorn_heads_widen_the_mode_net_and_read_one_head(tiny_cfg, tm
     assert m.condition_of(x).max() < 3
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"head", "head_score"} <= set(header)
+    # the per-head report reads the checkpoint: one line per head
+    import runpy
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "experiments" / "nemgan" / "heads_report.py"
+    monkeypatch.setattr(sys, "argv", [str(script), str(tmp_path / "checkpoints" / "last.ckpt")])
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert f"head read {int(m.cluster_term.head)}" in out and out.count("mean ARI with the others") == 4
 
 
 @pytest.mark.parametrize("args", [CG, NEM], ids=["clustergan", "nemgan"])
