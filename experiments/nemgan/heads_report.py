@@ -43,7 +43,7 @@ def main() -> None:
         logits = torch.cat([method.scaled_head_logits(x[i:i + 500]) for i in range(0, len(x), 500)])
     logits = logits.view(len(x), term.heads, -1)
     pool = term.pool_y[:int(term.pool_n)]
-    small = int(torch.bincount(pool[:, 0], minlength=logits.shape[2]).argmin())  # the prior's smallest cluster
+    small = 0 if term.prior_weights is None else int(term.prior_weights.argmin())  # the prior's smallest cluster
     score = head_consensus(pool)
     print(f"{args.ckpt}: head read {int(term.head)}; pool of {len(pool)} images, smallest cluster {small}")
     for h in range(term.heads):

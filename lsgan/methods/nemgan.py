@@ -207,6 +207,11 @@ class NEMGAN(GANMethod):
         self.G = build_generator(self.cfg.model, self.prior.dim, shape)
         self.D = build_discriminator(self.cfg.model, shape)
         sn = bool(self.mcfg.h_spectral_norm)
+        # h's clustering of real images, balanced to P_Y (consistency_weight > 0; None = off, the paper).
+        # loss=no_h2 / gan_only remove h2 and with it this term, which trains it: so a recipe's ablation
+        # sweep composes (experiment=nemgan_mnist loss=no_h2), the term is dropped, not refused
+        self.cluster_term = (RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
+                             if "mode" in self.terms else None)
         self.mode_net = None
         if self.mcfg.encoder == "separate":
             self.h1 = build_encoder(self.cfg.model, shape, self.prior.dim, spectral_norm=sn)
@@ -221,7 +226,7 @@ class NEMGAN(GANMethod):
             direct = self.mcfg.mode_net_out == "k"
             # sinkhorn_heads > 1: the net's last layer gives every SeLa head its k logits (cluster_logits reads
             # the selected one); only while the clustering term that trains them is on
-            heads = int(self.mcfg.sinkhorn_heads) if "mode" in self.terms and self.mcfg.consistency_weight > 0 else 1
+            heads = 1 if self.cluster_term is None else self.cluster_term.heads
             self.mode_net = build_encoder(self.cfg.model, shape, self.prior.k * heads if direct else self.prior.dim,
                                           spectral_norm=sn)
         if self.mode_net is not None and self.mcfg.mode_net_out == "k":
@@ -231,11 +236,6 @@ class NEMGAN(GANMethod):
                                cosine=self.mcfg.am_margin > 0)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.mcfg.adv_loss]
         self.register_buffer("codes", self.prior.codes(), persistent=False)
-        # h's clustering of real images, balanced to P_Y (consistency_weight > 0; None = off, the paper).
-        # loss=no_h2 / gan_only remove h2 and with it this term, which trains it: so a recipe's ablation
-        # sweep composes (experiment=nemgan_mnist loss=no_h2), the term is dropped, not refused
-        self.cluster_term = (RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
-                             if "mode" in self.terms else None)
         self.semi_index: Optional[torch.Tensor] = None  # labelled subset, drawn at fit start when semi is on
         self._semi_due = False
 
@@ -368,15 +368,20 @@ class NEMGAN(GANMethod):
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs, **self._maybe_semi()}
 
+    def head_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """h2(h1(x)) (hybrid: h2 of the mode net): every SeLa head's mode logits (one head unless
+        ``sinkhorn_heads`` > 1) of images x (training mode, with gradient)."""
+        return self.h2(self.h1(x) if self.mode_net is None else self.mode_net(x))
+
     def scaled_head_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Every SeLa head's mode logits (one head unless ``sinkhorn_heads`` > 1) as the softmax sees them (a
-        cosine head's cosines times am_scale): what the clustering term on real images reads."""
-        return self.h2(self.h1(x) if self.mode_net is None else self.mode_net(x)) * self._logit_scale
+        """``head_logits`` as the softmax sees them (a cosine head's cosines times am_scale): what the
+        clustering term on real images reads."""
+        return self.head_logits(x) * self._logit_scale
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """h2(h1(x)) (hybrid: h2 of the mode net; of its selected SeLa head with ``sinkhorn_heads`` > 1): the
-        mode logits of images x (training mode, with gradient)."""
-        logits = self.h2(self.h1(x) if self.mode_net is None else self.mode_net(x))
+        """The mode logits of images x: ``head_logits`` of the selected SeLa head (the only one unless
+        ``sinkhorn_heads`` > 1)."""
+        logits = self.head_logits(x)
         return logits if self.cluster_term is None else self.cluster_term.select(logits)
 
     # ------------------------------------------------------------------ semi-supervision

@@ -193,13 +193,16 @@ class MetricSuite:
         if "gen" not in self._call:
             bs = int(self.metrics_cfg.batch_size)
             if self.method.accepts_exemplars:
-                ev = self.dm.eval_set
-                idx = exemplar_indices(len(ev), n, int(self.metrics_cfg.get("seed", 0)))
-                self._call["gen"] = generate(self.method, n, exemplar_set=ev, exemplar_indices=idx, batch_size=bs)
+                self._call["gen"] = generate(self.method, n, exemplar_set=self.dm.eval_set,
+                                             exemplar_indices=self._exemplar_draw(n), batch_size=bs)
             else:
                 weights = prior_weights(self.method) if self._spread == "prior" else None
                 self._call["gen"] = generate(self.method, n, batch_size=bs, weights=weights)
         return self._call["gen"]
+
+    def _exemplar_draw(self, n: int) -> torch.Tensor:
+        """The n evaluation-split exemplars of the exemplar protocol (a seeded draw, the same in every call)."""
+        return exemplar_indices(len(self.dm.eval_set), n, int(self.metrics_cfg.get("seed", 0)))
 
     def _generated_predictions(self, n: int) -> torch.Tensor:
         """The evaluator's classes of the shared samples (cond_acc and class_masses read the same ones)."""
@@ -393,9 +396,7 @@ class MetricSuite:
         ev = self._need_evaluator()
         self._need_labels("conditional accuracy")
         pred = self._generated_predictions(n)
-        eval_set = self.dm.eval_set
-        idx = exemplar_indices(len(eval_set), len(pred), int(self.metrics_cfg.get("seed", 0)))
-        source = eval_set.clean_labels[idx].long()
+        source = self.dm.eval_set.clean_labels[self._exemplar_draw(len(pred))].long()
         C = int(ev.meta["n_classes"])
         res = exemplar_conditional_accuracy(source, pred, C)
         p_gen = torch.bincount(pred.long(), minlength=C).double() / len(pred)
