@@ -38,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lsgan.config import validate
 from lsgan.methods.base import ema_decay_at
+from lsgan.precision import resolve_precision
 from lsgan.run import build_datamodule, build_method, compose_config, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,7 +94,7 @@ class PlainLoop:
         self.data = self.dm.train_set
         self.bs = int(cfg.data.batch_size)
         self.gen = torch.Generator().manual_seed(0)
-        self.autocast = cfg.trainer.precision == "bf16-mixed"
+        self.autocast = resolve_precision(str(cfg.trainer.precision), a.accelerator, warn=False) == "bf16-mixed"
 
     def step(self) -> None:
         m = self.m

@@ -92,7 +92,7 @@ class TrainerConfig:
     devices: Any = 1
     num_nodes: int = 1
     strategy: str = "auto"     # auto | ddp
-    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
+    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed | auto (bf16-mixed where bf16 is native, else 32-true)
     gradient_clip_val: Optional[float] = None  # clip each network's gradient norm to this before its step (None = off)
     ckpt_monitor: Optional[str] = None  # a metrics.names value (e.g. classifier_fid): keep checkpoints/best.ckpt
     ckpt_mode: str = "auto"    # auto (min for fid / kid, else max) | min | max
@@ -105,7 +105,7 @@ class TrainerConfig:
     channels_last: bool = True  # image nets and batches in NHWC memory layout (oneDNN / cuDNN's fast path; same maths)
 
 
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "auto")
 PRECISION_ALIASES = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
 LOGGERS = ("csv", "wandb", "tensorboard")  # metrics.csv is written with every choice
 

@@ -100,6 +100,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
 
     from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, SampleGrid, StopAtIteration
     from lsgan.loggers import build_loggers, finish_loggers, run_group
+    from lsgan.precision import describe_device, resolve_precision
     from lsgan.resume import check_compatible, pick_resume, read_checkpoint
 
     ckpt_dir = run_dir / "checkpoints"
@@ -128,12 +129,16 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     if cfg.trainer.progress_bar:
         callbacks.append(IterationProgressBar(steps))
     group = run_group(cfg, overrides)
+    precision = resolve_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator))
+    if precision != cfg.trainer.precision:
+        print(f"[lsgan] trainer.precision={cfg.trainer.precision} -> {precision} "
+              f"({describe_device(str(cfg.trainer.accelerator))})", flush=True)
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes,
         strategy=build_strategy(cfg),
-        precision=cfg.trainer.precision,
+        precision=precision,
         max_epochs=-1,
         max_steps=-1,
         # Lightning's Timer agrees on stopping across DDP ranks; the end-of-training checkpoint still runs
