@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import throughput  # noqa: E402  (benchmarks/throughput.py: its lsgan and plain sides)
 
+from lsgan.precision import resolve_precision  # noqa: E402
 from lsgan.run import compose_config, train  # noqa: E402
 
 RECIPES = {  # recipe -> metrics read after training (coupled has no clusters)
@@ -92,8 +93,8 @@ def section_recipes(a, device: torch.device) -> None:
     from lsgan.evaluate import evaluate
 
     print(f"\n## 2. MNIST recipes, {a.recipe_seconds:g} s each on {device.type}", flush=True)
-    print("| recipe | iterations | it/s | figures |")
-    print("|---|---|---|---|")
+    print("| recipe | precision | iterations | it/s | figures |")
+    print("|---|---|---|---|---|")
     for recipe, names in RECIPES.items():
         extra = ["trainer.progress_bar=false", "trainer.sample_every=0", "trainer.ckpt_every=0",
                  f"trainer.accelerator={a.accelerator}", f"trainer.max_minutes={a.recipe_seconds / 60}"]
@@ -101,9 +102,11 @@ def section_recipes(a, device: torch.device) -> None:
             extra += ["trainer.steps=3", "model.g_width=8", "model.d_width=8", "data.max_train=256",
                       "extractor.pca_dim=16", "method.pair_pool=0"] if recipe == "coupled_mnist" else \
                      ["trainer.steps=3", "model.g_width=8", "model.d_width=8", "data.max_train=256"]
+        cfg = compose_config([f"experiment={recipe}", f"data.root={a.root}", *extra])
+        precision = resolve_precision(str(cfg.trainer.precision), a.accelerator, warn=False)  # what auto became
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
-            result = train(compose_config([f"experiment={recipe}", f"data.root={a.root}", *extra]), d)
+            result = train(cfg, d)
             seconds = time.perf_counter() - t0
             metrics = DRY_METRICS if a.dry_run else names
             if a.dry_run and recipe == "coupled_mnist":
@@ -116,7 +119,8 @@ def section_recipes(a, device: torch.device) -> None:
                                report=False, log=lambda *_: None)
                 figures = ", ".join(f"{k} {v['value']:.3f}" if "value" in v else f"{k} skipped"
                                     for k, v in doc["metrics"].items())
-            print(f"| {recipe} | {result.iteration} | {result.iteration / seconds:.1f} | {figures} |", flush=True)
+            print(f"| {recipe} | {precision} | {result.iteration} | {result.iteration / seconds:.1f} | {figures} |",
+                  flush=True)
 
 
 def section_ddp(a) -> None:

@@ -219,3 +219,53 @@ def test_marginal_entropy_known_answer_and_balance_term():
     without, logs = m.c_loss(x)
     expected = math.log(m.num_conditions) - logs["c_marginal_entropy"].item()
     assert with_term.item() - without.item() == pytest.approx(expected, abs=1e-4)
+
+
+# --------------------------------------------------------------------------- shared passes (speed)
+def test_c_loss_on_kept_logits_equals_a_fresh_pass():
+    m = build("method.c_spectral_norm=false", "method.c_adv_weight=0")  # the recipe's C: no SN, D not in its loss
+    x = real_images()
+    kept = m.C(x)  # as d_step keeps it
+    torch.manual_seed(3)  # the same augmented views in both calls
+    a, _ = m.c_loss(x, kept)
+    a.backward()
+    kept_grads = [g.clone() for g in grads(m.C)]
+    m.zero_grad(set_to_none=True)
+    torch.manual_seed(3)
+    b, _ = m.c_loss(x)
+    b.backward()
+    assert a.item() == b.item()
+    assert all(torch.equal(g, h) for g, h in zip(kept_grads, grads(m.C)))
+
+
+def test_c_loss_skips_d_when_its_adversarial_term_has_weight_zero():
+    m = build()
+    m.eval()  # no spectral-norm power iteration between the calls
+    x = real_images()
+    torch.manual_seed(3)
+    with_adv, logs = m.c_loss(x)
+    m.mcfg.c_adv_weight = 0.0
+    calls = []
+    hook = m.D.trunk.register_forward_hook(lambda *_: calls.append(1))
+    torch.manual_seed(3)
+    without, logs0 = m.c_loss(x)
+    hook.remove()
+    assert calls == [] and "loss_c_adv" not in logs0
+    assert with_adv.item() - without.item() == pytest.approx(logs["loss_c_adv"].item(), abs=1e-5)
+
+
+@pytest.mark.parametrize("c_adv_weight,d_passes", [(0.0, 3), (1.0, 4)])
+def test_one_iteration_runs_c_three_times_and_d_only_where_needed(tiny_cfg, tmp_path, c_adv_weight, d_passes):
+    """d_step's C(x) is reused by the C step: per iteration C runs on x, on the fakes (L_mi) and on
+    the views; D on real and fake (D step), fake (G step) and, only with a weight, (x, C(x))."""
+    counts = {"C": 0, "D": 0}
+
+    class Count(pl.Callback):
+        def on_train_start(self, trainer, m):
+            m.C.net.register_forward_hook(lambda *_: counts.__setitem__("C", counts["C"] + 1))
+            m.D.trunk.register_forward_hook(lambda *_: counts.__setitem__("D", counts["D"] + 1))
+
+    cfg = tiny_cfg("method=slcgan", "method.num_clusters=3", "model.g_width=8", "model.d_width=8", "method.n_dis=1",
+                   f"method.c_adv_weight={c_adv_weight}", "trainer.steps=2")
+    train(cfg, str(tmp_path), callbacks=[Count()])
+    assert counts == {"C": 3 * 2, "D": d_passes * 2}

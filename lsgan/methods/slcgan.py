@@ -155,6 +155,7 @@ class SLCGAN(GANMethod):
         self.G = build_generator(self.cfg.model, self.latent_dim, shape, num_classes=k)
         self.D = build_discriminator(self.cfg.model, shape, num_classes=k)
         self.C = Clusterer(self.cfg.model, shape, k, spectral_norm=bool(self.mcfg.c_spectral_norm))
+        self._c_logits = None  # (batch, C(batch)) from d_step, reused by the C step of the same iteration
 
     def optimizer_groups(self) -> Dict[str, Dict]:
         betas = tuple(self.mcfg.betas)
@@ -171,13 +172,14 @@ class SLCGAN(GANMethod):
     def draw_conditions(self, n: int) -> torch.Tensor:
         return torch.randint(0, self.num_conditions, (n,), device=self.device)
 
-    def d_loss(self, x: torch.Tensor):
-        """(D's loss, logs); G and C are evaluated without graphs, so only D gets gradients."""
+    def d_loss(self, x: torch.Tensor, c_logits: Optional[torch.Tensor] = None):
+        """(D's loss, logs); G and C are evaluated without graphs, so only D gets gradients.
+        ``c_logits``: C(x) already computed (d_step keeps its graph for the C step); read detached."""
         n = x.shape[0]
         c = self.draw_conditions(n)
         with torch.no_grad():
             fake = self.G(self.draw_z(n), c)
-            p_real = self.C.probs(x)
+            p_real = self.C.probs(x) if c_logits is None else F.softmax(c_logits.detach(), dim=1)
         u_r, s_r = self.D.forward_parts(x, p_real)
         u_f, s_f = self.D.forward_parts(fake, F.one_hot(c, self.num_conditions).float())
         loss = slcgan_d_hinge(u_r, s_r, u_f, s_f)
@@ -198,19 +200,22 @@ class SLCGAN(GANMethod):
             logs["loss_mi"] = mi.detach()
         return loss, logs
 
-    def c_loss(self, x: torch.Tensor):
-        """(C's loss, logs) on real images only: c_adv_weight·mean[s_r] + aug_weight·L_aug."""
-        logits = self.C(x)
+    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None):
+        """(C's loss, logs) on real images only: c_adv_weight·mean[s_r] + aug_weight·L_aug.
+        ``logits``: C(x) with its graph, when already computed at C's current weights."""
+        logits = self.C(x) if logits is None else logits
         p = F.softmax(logits, dim=1)
-        _, s_r = self.D.forward_parts(x, p)
-        adv = slcgan_c_adversarial(s_r)
-        loss = float(self.mcfg.c_adv_weight) * adv
         marginal_entropy = slcgan_marginal_entropy(p)
-        logs = {"loss_c_adv": adv.detach(),
-                # collapse monitors: entropy of the batch's cluster marginal (log K = all used
-                # evenly) and the mean max-probability (confidence of the assignments)
-                "c_marginal_entropy": marginal_entropy.detach(),
+        # collapse monitors: entropy of the batch's cluster marginal (log K = all used evenly)
+        # and the mean max-probability (confidence of the assignments)
+        logs = {"c_marginal_entropy": marginal_entropy.detach(),
                 "c_confidence": p.max(dim=1).values.mean().detach()}
+        loss = logits.new_zeros(())
+        if float(self.mcfg.c_adv_weight) > 0:  # D's pass over (x, C(x)) only where its term counts
+            _, s_r = self.D.forward_parts(x, p)
+            adv = slcgan_c_adversarial(s_r)
+            loss = loss + float(self.mcfg.c_adv_weight) * adv
+            logs["loss_c_adv"] = adv.detach()
         if float(self.mcfg.marginal_weight) > 0:
             # Deep-clustering balance term (IMSAT, SCAN): L_aug rewards confident, consistent
             # assignments, which one cluster for every image also satisfies; the adversarial
@@ -224,7 +229,12 @@ class SLCGAN(GANMethod):
 
     # ------------------------------------------------------------------ steps
     def d_step(self, batch: Batch):
-        loss, logs = self.d_loss(batch.x)
+        # When C steps later in this iteration, C(x) is computed once, with its graph: D reads it
+        # detached and the C step reuses it (C's weights do not move in between and C keeps no
+        # batch statistics), one C pass fewer per iteration.
+        c_logits = self.C(batch.x) if self.iteration % self.mcfg.n_dis == 0 else None
+        self._c_logits = None if c_logits is None else (batch.x, c_logits)
+        loss, logs = self.d_loss(batch.x, c_logits)
         self.step_opt("d", loss)
         return {"loss_d": loss.detach(), **logs}
 
@@ -232,7 +242,8 @@ class SLCGAN(GANMethod):
         # C moves with G (it plays with G against D), once per G update, after it.
         loss_g, logs = self.g_loss(len(batch))
         self.step_opt("g", loss_g)
-        loss_c, c_logs = self.c_loss(batch.x)
+        kept, self._c_logits = self._c_logits, None
+        loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None)
         self.step_opt("c", loss_c)
         return {"loss_g": loss_g.detach(), "loss_c": loss_c.detach(), **logs, **c_logs}
 
