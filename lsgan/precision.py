@@ -26,7 +26,12 @@ def native_bf16(accelerator: str) -> bool:
     """Whether the device training runs on computes bf16 matmuls / convolutions natively."""
     if _on_gpu(accelerator):
         # Ampere and later; older GPUs emulate bf16 (slower than fp32, as on an AVX2 CPU)
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+        if not torch.cuda.is_available():
+            return False
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.3: the check without emulation was the only one
+            return torch.cuda.is_bf16_supported()
     if accelerator not in ("cpu", "auto"):
         return False  # mps / tpu: not measured here, so the safe choice
     cpu = torch.cpu
