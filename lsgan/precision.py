@@ -28,10 +28,8 @@ def native_bf16(accelerator: str) -> bool:
         # Ampere and later; older GPUs emulate bf16 (slower than fp32, as on an AVX2 CPU)
         if not torch.cuda.is_available():
             return False
-        try:
-            return torch.cuda.is_bf16_supported(including_emulation=False)
-        except TypeError:  # torch < 2.3: the check without emulation was the only one
-            return torch.cuda.is_bf16_supported()
+        # not torch.cuda.is_bf16_supported(): since torch 2.3 it also says yes where bf16 is emulated
+        return bool(torch.version.hip) or torch.cuda.get_device_capability()[0] >= 8
     if accelerator not in ("cpu", "auto"):
         return False  # mps / tpu: not measured here, so the safe choice
     cpu = torch.cpu

@@ -108,11 +108,12 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
         resume, blob = Path(str(cfg.resume)).expanduser(), read_checkpoint(cfg.resume)
     else:
         resume, blob = pick_resume(ckpt_dir) or (None, None)
-    resume_iteration = None
+    resume_iteration, trained_at = None, None
     if blob is not None:
         check_compatible(blob, cfg, resume, bool(cfg.get("force_resume", False)))
         resume_iteration = int(blob.get("lsgan", {}).get("iteration", 0))
         print(f"[lsgan] resuming from {resume} (iteration {resume_iteration})", flush=True)
+        trained_at = blob.get("lsgan", {}).get("precision")
         resume = str(resume)
         del blob
 
@@ -133,6 +134,8 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     if precision != cfg.trainer.precision:
         print(f"[lsgan] trainer.precision={cfg.trainer.precision} -> {precision} "
               f"({describe_device(str(cfg.trainer.accelerator))})", flush=True)
+    if trained_at is not None and trained_at != precision:  # e.g. auto resumed on other hardware
+        print(f"[lsgan] the checkpoint was trained at {trained_at}; continuing at {precision}", flush=True)
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,

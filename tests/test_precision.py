@@ -61,3 +61,16 @@ def test_a_run_at_auto_trains_at_the_resolved_precision(tiny_cfg, tmp_path, cpu_
     assert losses and all(v == v for v in losses)  # logged, not NaN
     # the saved config keeps the request, so a resume elsewhere resolves for its own machine
     assert "precision: auto" in (tmp_path / "config.yaml").read_text()
+
+
+def test_resume_says_when_auto_resolves_differently_than_the_checkpoint_was_trained(tiny_cfg, tmp_path, cpu_bf16,
+                                                                                   capsys):
+    cpu_bf16(True)
+    train(tiny_cfg("trainer.precision=auto", "trainer.steps=2", "trainer.accelerator=cpu"), tmp_path)
+    blob = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert blob["lsgan"]["precision"] == "bf16-mixed"
+    capsys.readouterr()
+    cpu_bf16(False)  # the same run continued on a CPU without native bf16
+    res = train(tiny_cfg("trainer.precision=auto", "trainer.steps=4", "trainer.accelerator=cpu"), tmp_path)
+    assert res.iteration == 4
+    assert "the checkpoint was trained at bf16-mixed; continuing at 32-true" in capsys.readouterr().out

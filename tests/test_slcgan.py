@@ -254,10 +254,11 @@ def test_c_loss_skips_d_when_its_adversarial_term_has_weight_zero():
     assert with_adv.item() - without.item() == pytest.approx(logs["loss_c_adv"].item(), abs=1e-5)
 
 
-@pytest.mark.parametrize("c_adv_weight,d_passes", [(0.0, 3), (1.0, 4)])
-def test_one_iteration_runs_c_three_times_and_d_only_where_needed(tiny_cfg, tmp_path, c_adv_weight, d_passes):
-    """d_step's C(x) is reused by the C step: per iteration C runs on x, on the fakes (L_mi) and on
-    the views; D on real and fake (D step), fake (G step) and, only with a weight, (x, C(x))."""
+@pytest.mark.parametrize("n_dis,c_adv_weight,c_passes,d_passes", [(1, 0.0, 6, 6), (1, 1.0, 6, 8), (2, 0.0, 4, 5)])
+def test_c_and_d_passes_per_iteration(tiny_cfg, tmp_path, n_dis, c_adv_weight, c_passes, d_passes):
+    """d_step's C(x) is reused by the C step: in an iteration with a G step C runs on x, on the fakes
+    (L_mi) and on the views; D on real and fake (D step), fake (G step) and, only with a weight,
+    (x, C(x)). With n_dis 2 the second iteration is a D step alone: C(x) once without a graph, D twice."""
     counts = {"C": 0, "D": 0}
 
     class Count(pl.Callback):
@@ -265,7 +266,15 @@ def test_one_iteration_runs_c_three_times_and_d_only_where_needed(tiny_cfg, tmp_
             m.C.net.register_forward_hook(lambda *_: counts.__setitem__("C", counts["C"] + 1))
             m.D.trunk.register_forward_hook(lambda *_: counts.__setitem__("D", counts["D"] + 1))
 
-    cfg = tiny_cfg("method=slcgan", "method.num_clusters=3", "model.g_width=8", "model.d_width=8", "method.n_dis=1",
-                   f"method.c_adv_weight={c_adv_weight}", "trainer.steps=2")
+    cfg = tiny_cfg("method=slcgan", "method.num_clusters=3", "model.g_width=8", "model.d_width=8",
+                   f"method.n_dis={n_dis}", f"method.c_adv_weight={c_adv_weight}", "trainer.steps=2")
     train(cfg, str(tmp_path), callbacks=[Count()])
-    assert counts == {"C": 3 * 2, "D": d_passes * 2}
+    assert counts == {"C": c_passes, "D": d_passes}
+
+
+def test_c_without_any_weighted_term_is_left_as_it_is(tiny_cfg, tmp_path):
+    cfg = tiny_cfg("method=slcgan", "method.num_clusters=3", "model.g_width=8", "model.d_width=8", "loss=no_aug",
+                   "method.c_adv_weight=0", "method.marginal_weight=0", "trainer.steps=2")
+    probe = Probe()
+    result = train(cfg, str(tmp_path), callbacks=[probe])
+    assert result.iteration == 2 and probe.steps["c"] == 0 and probe.steps["g"] >= 1

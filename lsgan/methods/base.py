@@ -388,6 +388,8 @@ class GANMethod(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint):
         self.check_finite()  # a non-finite loss since the last check stops here, before anything is written
         checkpoint["lsgan"] = {"iteration": self.iteration, "rng": _get_rng_state()}
+        if self._trainer is not None:  # what trainer.precision=auto became on this machine
+            checkpoint["lsgan"]["precision"] = str(self.trainer.precision)
 
     def on_load_checkpoint(self, checkpoint):
         extra = checkpoint.get("lsgan", {})

@@ -244,7 +244,8 @@ class SLCGAN(GANMethod):
         self.step_opt("g", loss_g)
         kept, self._c_logits = self._c_logits, None
         loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None)
-        self.step_opt("c", loss_c)
+        if loss_c.requires_grad:  # every term of C's loss weighted 0 (loss=no_aug, no balance, no adv): C stays
+            self.step_opt("c", loss_c)
         return {"loss_g": loss_g.detach(), "loss_c": loss_c.detach(), **logs, **c_logs}
 
     def on_train_end(self) -> None:
