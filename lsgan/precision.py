@@ -7,7 +7,8 @@ on an AVX2-only CPU (an AMD EPYC Zen 2 here) oneDNN emulates bf16 and the same r
 explicit ``bf16-mixed`` is honoured, with a one-line warning where it is emulated.
 
 The choice reads CPU / GPU feature flags, not a timing, so the same machine always resolves the
-same way (and every DDP rank alike). Checkpoints do not depend on it: weights stay fp32 either way.
+same way (and every DDP rank alike). Weights stay fp32 either way, so a checkpoint resumes at either
+precision; it records the one it was trained at, and a resume says when that differs (lsgan.run).
 """
 from __future__ import annotations
 
