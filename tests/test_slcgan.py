@@ -127,6 +127,8 @@ def test_bad_values_fail_in_one_line_naming_the_field():
         validate(make_cfg(SMALL + ["method.adv_loss=ns"]))
     with pytest.raises(ConfigError, match="loss='no_h1' is not accepted by method=slcgan; accepted values: full, no_mi, no_aug"):
         validate(make_cfg(SMALL + ["loss=no_h1"]))
+    with pytest.raises(ConfigError, match="method.balance_kl='backward'.*forward, reverse"):
+        validate(make_cfg(SMALL + ["method.balance_kl=backward"]))
     with pytest.raises(ConfigError, match="use loss=no_aug"):
         build(shape=(2,))
 
@@ -219,6 +221,26 @@ def test_marginal_entropy_known_answer_and_balance_term():
     without, logs = m.c_loss(x)
     expected = math.log(m.num_conditions) - logs["c_marginal_entropy"].item()
     assert with_term.item() - without.item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_reverse_balance_keeps_a_gradient_on_a_collapsed_clusterer():
+    # every image confidently in cluster 0: the forward term's gradient on C's logits vanishes with the
+    # saturated softmax, the reverse term's does not (what lets C climb back out of a collapse)
+    m = build("method.marginal_weight=1.0", "method.c_adv_weight=0", "loss=no_aug")
+    m.eval()
+    x = real_images()
+    norms = {}
+    for kind in ("forward", "reverse"):
+        m.mcfg.balance_kl = kind
+        logits = torch.full((x.shape[0], m.num_conditions), -20.0)
+        logits[:, 0] = 20.0
+        logits.requires_grad_(True)
+        loss, logs = m.c_loss(x, logits)
+        loss.backward()
+        norms[kind] = logits.grad.abs().max().item()
+        assert logs["c_balance"].item() == pytest.approx(loss.item())
+    assert norms["forward"] < 1e-12
+    assert norms["reverse"] > 1e-3
 
 
 # --------------------------------------------------------------------------- shared passes (speed)

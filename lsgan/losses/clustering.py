@@ -59,7 +59,10 @@ def marginal_kl(p: torch.Tensor, prior: Optional[torch.Tensor] = None, reverse: 
         raise ValueError(f"prior: need {p.shape[1]} probabilities, got shape {tuple(prior.shape)}")
     m, q = p.mean(dim=0), prior.to(p)
     if reverse:
-        return (q * (q.clamp_min(1e-12).log() - m.clamp_min(1e-12).log())).sum()
+        # the marginal is floored at the dtype's smallest normal number, not 1e-12: a collapsed net's
+        # empty clusters sit far below 1e-12, and a floor there would take away the gradient that the
+        # reverse form exists to keep
+        return (q * (q.clamp_min(1e-12).log() - m.clamp_min(torch.finfo(m.dtype).tiny).log())).sum()
     return (m * (m.clamp_min(1e-12).log() - q.clamp_min(1e-12).log())).sum()
 
 

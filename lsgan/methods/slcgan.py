@@ -21,7 +21,6 @@ real images per cluster next to generated ones, Fig. 1) are drawn by ``lsgan.rep
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
@@ -32,10 +31,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
-from lsgan.errors import ConfigError
+from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_torch_save
-from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
+from lsgan.losses import (marginal_kl, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_marginal_entropy, slcgan_mi_loss)
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, inference
@@ -43,6 +42,10 @@ from lsgan.nets import build_discriminator, build_encoder, build_generator
 from lsgan.nets.modes import frozen
 
 CLUSTERER_FILE = "clusterer.pt"
+# forward: log K − H(batch marginal) (IMSAT); its gradient vanishes once C's softmax saturates on one cluster.
+# reverse: KL(uniform ‖ batch marginal) grows without bound as a cluster empties and keeps a gradient of ≈ 1/K
+# on each image's logits however saturated (lsgan.losses.clustering.marginal_kl), so C can climb back out.
+BALANCE_KL = ("forward", "reverse")
 
 
 @dataclass
@@ -59,7 +62,8 @@ class SLCGANConfig(MethodConfig):
     mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
     aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
-    marginal_weight: float = 0.0    # weight of log K − H(batch-mean p(y|x)) in C's loss (0 = off, the paper)
+    marginal_weight: float = 0.0    # weight of the balance term KL(batch-mean p(y|x), uniform) in C's loss (0 = off, the paper)
+    balance_kl: str = "forward"     # forward: log K − H(batch-mean p) | reverse: KL(uniform ‖ batch-mean p), which keeps a gradient at collapse
     aug_grad_through_target: bool = False  # L_aug: also back-propagate through q = softmax(C(T(x)))
     c_spectral_norm: bool = True    # spectral norm on C (the paper: spectral normalization in both C and G)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the multi-view augmentation T
@@ -138,6 +142,7 @@ class SLCGAN(GANMethod):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_augment_config(m.augment)
+        check_choice("method.balance_kl", m.balance_kl, BALANCE_KL)
         if m.c_betas is not None and (len(m.c_betas) != 2 or not all(0 <= float(b) < 1 for b in m.c_betas)):
             raise ConfigError(f"method.c_betas={list(m.c_betas)}: need two numbers in [0, 1) (or null = method.betas)")
 
@@ -220,7 +225,9 @@ class SLCGAN(GANMethod):
             # Deep-clustering balance term (IMSAT, SCAN): L_aug rewards confident, consistent
             # assignments, which one cluster for every image also satisfies; the adversarial
             # term only punishes that collapse once D has learnt class embeddings.
-            loss = loss + float(self.mcfg.marginal_weight) * (math.log(self.num_conditions) - marginal_entropy)
+            balance = marginal_kl(p, None, reverse=self.mcfg.balance_kl == "reverse")
+            loss = loss + float(self.mcfg.marginal_weight) * balance
+            logs["c_balance"] = balance.detach()
         if self.aug_weight > 0:
             aug = slcgan_aug_loss(logits, self.C(self.augment(x)), bool(self.mcfg.aug_grad_through_target))
             loss = loss + self.aug_weight * aug
