@@ -310,6 +310,14 @@ class GANMethod(pl.LightningModule):
     def draw_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
+    def d_steps_now(self) -> bool:
+        """Whether this iteration has a D update (every ``n_gen``-th iteration)."""
+        return self.iteration % self.mcfg.n_gen == 0
+
+    def g_steps_now(self) -> bool:
+        """Whether this iteration has a G update (every ``n_dis``-th iteration, after D's)."""
+        return self.iteration % self.mcfg.n_dis == 0
+
     def training_step(self, batch: Batch, batch_idx: int):
         if self._pending_rng is not None:  # exact resume: restore RNG right before the next step
             _set_rng_state(self._pending_rng)
@@ -320,9 +328,9 @@ class GANMethod(pl.LightningModule):
             batch = batch.channels_last()
         i = self.iteration
         logs: Dict[str, torch.Tensor] = {}
-        if i % self.mcfg.n_gen == 0:
+        if self.d_steps_now():
             logs.update(self.d_step(batch))
-        if i % self.mcfg.n_dis == 0:
+        if self.g_steps_now():
             with self.frozen_except("g") if self.freeze_others_in_g_step else contextlib.nullcontext():
                 logs.update(self.g_step(batch))
             if self.g_ema is not None:

@@ -239,7 +239,7 @@ class SLCGAN(GANMethod):
         # When C steps later in this iteration, C(x) is computed once, with its graph: D reads it
         # detached and the C step reuses it (C's weights do not move in between and C keeps no
         # batch statistics), one C pass fewer per iteration.
-        c_logits = self.C(batch.x) if self.iteration % self.mcfg.n_dis == 0 else None
+        c_logits = self.C(batch.x) if self.g_steps_now() else None
         self._c_logits = None if c_logits is None else (batch.x, c_logits)
         loss, logs = self.d_loss(batch.x, c_logits)
         self.step_opt("d", loss)
