@@ -300,3 +300,33 @@ def test_c_without_any_weighted_term_is_left_as_it_is(tiny_cfg, tmp_path):
     probe = Probe()
     result = train(cfg, str(tmp_path), callbacks=[probe])
     assert result.iteration == 2 and probe.steps["c"] == 0 and probe.steps["g"] >= 1
+
+
+def test_ema_of_c_labels_real_images_and_is_saved_as_the_clusterer(tiny_cfg, tmp_path):
+    # ema_start 1: step 0 copies C, the later steps average; training keeps reading the online C
+    cfg = tiny_cfg("method=slcgan", "method.num_clusters=3", "model.g_width=8", "model.d_width=8", "method.n_dis=1",
+                   "method.c_ema_decay=0.5", "method.ema_start=1", "trainer.steps=3")
+    probe = Probe()
+    torch.manual_seed(0)
+    result = train(cfg, str(tmp_path), callbacks=[probe])
+    assert probe.steps["c"] == 3
+    state = torch.load(result.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    ema = {k[len("c_ema.module."):]: v for k, v in state.items() if k.startswith("c_ema.module.")}
+    online = {k[len("C."):]: v for k, v in state.items() if k.startswith("C.")}
+    assert ema.keys() == online.keys()
+    weights = [k for k, v in online.items() if v.is_floating_point()]
+    assert any(not torch.equal(ema[k], online[k]) for k in weights), "the average lags the online C"
+    assert any(not torch.equal(ema[k], probe.before[f"C.{k}"]) for k in weights), "the average moved"
+    saved = Clusterer.load(str(tmp_path / CLUSTERER_FILE))
+    for k, v in saved.state_dict().items():
+        assert torch.equal(v, ema[k])
+    m = build("method.c_ema_decay=0.9")
+    m.eval()
+    with torch.no_grad():
+        for p in m.C.parameters():
+            p.add_(torch.randn_like(p))  # the online C moves away from its average
+    x = real_images()
+    assert torch.equal(m.condition_of(x), m.c_ema.module(x).argmax(1))
+    assert torch.equal(m.features_of(x), m.c_ema.module.features(x))
+    with pytest.raises(ConfigError, match=r"method\.c_ema_decay=1\.5"):
+        validate(make_cfg(SMALL + ["method.c_ema_decay=1.5"]))

@@ -37,8 +37,9 @@ from lsgan.io import atomic_torch_save
 from lsgan.losses import (marginal_kl, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_marginal_entropy, slcgan_mi_loss)
 from lsgan.methods.registry import register
-from lsgan.methods.base import GANMethod, MethodConfig, inference
+from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
 from lsgan.nets import build_discriminator, build_encoder, build_generator
+from lsgan.nets.ema import EMA
 from lsgan.nets.modes import frozen
 
 CLUSTERER_FILE = "clusterer.pt"
@@ -66,6 +67,7 @@ class SLCGANConfig(MethodConfig):
     balance_kl: str = "forward"     # forward: log K − H(batch-mean p) | reverse: KL(uniform ‖ batch-mean p), which keeps a gradient at collapse
     aug_grad_through_target: bool = False  # L_aug: also back-propagate through q = softmax(C(T(x)))
     c_spectral_norm: bool = True    # spectral norm on C (the paper: spectral normalization in both C and G)
+    c_ema_decay: Optional[float] = None  # EMA of C (warm-up as G's, from ema_start) labels real images at inference; None = off
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the multi-view augmentation T
 
 
@@ -143,6 +145,8 @@ class SLCGAN(GANMethod):
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_augment_config(m.augment)
         check_choice("method.balance_kl", m.balance_kl, BALANCE_KL)
+        if m.c_ema_decay is not None and not 0.0 < float(m.c_ema_decay) < 1.0:
+            raise ConfigError(f"method.c_ema_decay={m.c_ema_decay}: need a number in (0, 1) (or null = off)")
         if m.c_betas is not None and (len(m.c_betas) != 2 or not all(0 <= float(b) < 1 for b in m.c_betas)):
             raise ConfigError(f"method.c_betas={list(m.c_betas)}: need two numbers in [0, 1) (or null = method.betas)")
 
@@ -160,6 +164,10 @@ class SLCGAN(GANMethod):
         self.G = build_generator(self.cfg.model, self.latent_dim, shape, num_classes=k)
         self.D = build_discriminator(self.cfg.model, shape, num_classes=k)
         self.C = Clusterer(self.cfg.model, shape, k, spectral_norm=bool(self.mcfg.c_spectral_norm))
+        # C at lr 1e-3 keeps moving: a cluster can lose half its images to a neighbour within 50 steps and
+        # win them back later (docs/slcgan.md, session 14); the average labels real images at inference.
+        # Training still reads the online C (D's real pairs, L_mi), as in the paper.
+        self.c_ema = None if self.mcfg.c_ema_decay is None else EMA(self.C)
         self._c_logits = None  # (batch, C(batch)) from d_step, reused by the C step of the same iteration
 
     def optimizer_groups(self) -> Dict[str, Dict]:
@@ -253,18 +261,26 @@ class SLCGAN(GANMethod):
         loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None)
         if loss_c.requires_grad:  # every term of C's loss weighted 0 (loss=no_aug, no balance, no adv): C stays
             self.step_opt("c", loss_c)
+            if self.c_ema is not None:
+                self.c_ema.update(self.C, ema_decay_at(self.iteration, int(self.mcfg.ema_start),
+                                                       float(self.mcfg.c_ema_decay)))
         return {"loss_g": loss_g.detach(), "loss_c": loss_c.detach(), **logs, **c_logs}
 
     def on_train_end(self) -> None:
         super().on_train_end()
         # C's own state, usable without the GAN (clustering, features, linear probes).
         if self.trainer is not None and self.trainer.is_global_zero:
-            self.C.save(os.path.join(self.trainer.default_root_dir, CLUSTERER_FILE))
+            self.clusterer.save(os.path.join(self.trainer.default_root_dir, CLUSTERER_FILE))
 
     # ------------------------------------------------------------------ generate on demand
     @property
     def num_conditions(self) -> int:
         return int(self.mcfg.num_clusters)
+
+    @property
+    def clusterer(self) -> Clusterer:
+        """The C that labels real images at inference: its EMA when ``c_ema_decay`` is set, else C."""
+        return self.c_ema.module if self.c_ema is not None else self.C
 
     @inference
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
@@ -279,9 +295,9 @@ class SLCGAN(GANMethod):
     @inference
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
         """argmax C(x): the pseudo-class whose samples look like x."""
-        return self.C.assign(x)
+        return self.clusterer.assign(x)
 
     @inference
     def features_of(self, x: torch.Tensor) -> torch.Tensor:
         """C's penultimate features (the representation the paper probes linearly)."""
-        return self.C.features(x.to(self.device))
+        return self.clusterer.features(x.to(self.device))

@@ -83,7 +83,7 @@ def write_figures(method: SLCGAN, images: torch.Tensor, out_dir: str, n_kmeans: 
     with eval_mode(method):
         k = method.num_conditions
         ids = method.condition_of(x.to(method.device)).cpu()
-        km = kmeans_labels(method.C.embed(x), k, seed)
+        km = kmeans_labels(method.clusterer.embed(x), k, seed)
         return {"cluster_sizes": plot_cluster_sizes(ids, km, k, os.path.join(out_dir, "cluster_sizes.png"),
                                                     title=f"cluster sizes, K={k}, {len(x)} images"),
                 "real_vs_generated": save_real_vs_generated(method, x, os.path.join(out_dir, "real_vs_generated.png"))}
