@@ -2,7 +2,9 @@
 smallest cluster, for the online C and, when the run kept one (``method.c_ema_decay``), its EMA.
 Shows how far C moves between checkpoints, i.e. how much one end-of-run figure depends on the moment.
 
-    python benchmarks/slcgan_c_along_run.py --run runs/<name> --data ../shared/data/mnist.npz
+    python benchmarks/slcgan_c_along_run.py --run runs/<name> --root ../shared/data
+
+The images are the run's own evaluation split (its data config, read by lsgan.data.load_dataset).
 """
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ import argparse
 import glob
 import os
 
-import numpy as np
 import torch
 
+from lsgan.data.datasets import load_dataset
 from lsgan.loading import load_method
 from lsgan.metrics.clustering import cluster_acc
 
@@ -25,13 +27,15 @@ def describe(ids: torch.Tensor, y: torch.Tensor, k: int) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="the run directory (holds checkpoints/)")
-    p.add_argument("--data", default="../shared/data/mnist.npz")
+    p.add_argument("--root", default=None, help="data.root (default: the run's)")
     a = p.parse_args()
-    d = np.load(a.data)
-    x = torch.tensor(d["x_test"]).float().div(127.5).sub(1).reshape(-1, 1, 28, 28)
-    y = torch.tensor(d["y_test"]).long()
     ckpts = sorted(glob.glob(os.path.join(a.run, "checkpoints", "iter_*.ckpt"))) + \
         [os.path.join(a.run, "checkpoints", "last.ckpt")]
+    _, cfg = load_method(ckpts[-1])
+    if a.root is not None:
+        cfg.data.root = a.root
+    ds = load_dataset(cfg.data, cfg.data.eval_split, int(cfg.get("seed", 0)), train=False)
+    x, y = ds.images(), ds.clean_labels
     for ck in ckpts:
         m, _ = load_method(ck)
         k = m.num_conditions

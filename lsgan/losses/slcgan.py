@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lsgan.losses.clustering import marginal_entropy
+
 __all__ = ["slcgan_d_hinge", "slcgan_g_hinge", "slcgan_mi_loss", "slcgan_c_adversarial",
            "slcgan_aug_loss", "slcgan_marginal_entropy"]
 
@@ -57,8 +59,5 @@ def slcgan_aug_loss(logits_clean: torch.Tensor, logits_view: torch.Tensor,
     return -(q * F.log_softmax(logits_clean, dim=1)).sum(dim=1).mean()
 
 
-def slcgan_marginal_entropy(p: torch.Tensor) -> torch.Tensor:
-    """H(mean_b p_b): entropy of the batch's cluster marginal for B×K probabilities (log K when
-    the batch is spread evenly over the K clusters, 0 when every image is in one)."""
-    marginal = p.mean(dim=0)
-    return -(marginal * marginal.clamp_min(1e-12).log()).sum()
+# H(mean_b p_b) of B×K probabilities; one function for every method (lsgan.losses.clustering)
+slcgan_marginal_entropy = marginal_entropy

@@ -34,19 +34,16 @@ from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
 from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_torch_save
-from lsgan.losses import (marginal_kl, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
-                          slcgan_marginal_entropy, slcgan_mi_loss)
+from lsgan.losses import (marginal_entropy, marginal_kl, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge,
+                          slcgan_g_hinge, slcgan_mi_loss)
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
+from lsgan.methods.clustering_term import BALANCE_KL
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 from lsgan.nets.ema import EMA
 from lsgan.nets.modes import frozen
 
 CLUSTERER_FILE = "clusterer.pt"
-# forward: log K − H(batch marginal) (IMSAT); its gradient vanishes once C's softmax saturates on one cluster.
-# reverse: KL(uniform ‖ batch marginal) grows without bound as a cluster empties and keeps a gradient of ≈ 1/K
-# on each image's logits however saturated (lsgan.losses.clustering.marginal_kl), so C can climb back out.
-BALANCE_KL = ("forward", "reverse")
 
 
 @dataclass
@@ -218,10 +215,9 @@ class SLCGAN(GANMethod):
         ``logits``: C(x) with its graph, when already computed at C's current weights."""
         logits = self.C(x) if logits is None else logits
         p = F.softmax(logits, dim=1)
-        marginal_entropy = slcgan_marginal_entropy(p)
         # collapse monitors: entropy of the batch's cluster marginal (log K = all used evenly)
         # and the mean max-probability (confidence of the assignments)
-        logs = {"c_marginal_entropy": marginal_entropy.detach(),
+        logs = {"c_marginal_entropy": marginal_entropy(p.detach()),
                 "c_confidence": p.max(dim=1).values.mean().detach()}
         loss = logits.new_zeros(())
         if float(self.mcfg.c_adv_weight) > 0:  # D's pass over (x, C(x)) only where its term counts
