@@ -87,6 +87,7 @@ class PlainLoop:
             o.step()
 
         m.step_opt = types.MethodType(step_opt, m)
+        m.configure_model()  # as Lightning's fit does: trainer.compile compiles the nets here
         if hasattr(m, "on_fit_start"):
             m.on_fit_start()
         m.train()

@@ -103,10 +103,14 @@ class TrainerConfig:
     sync_batchnorm: bool = False
     deterministic: bool = False
     channels_last: bool = True  # image nets and batches in NHWC memory layout (oneDNN / cuDNN's fast path; same maths)
+    compile: bool = False      # torch.compile every trained net in place (state_dict keys unchanged); not with wgan_gp
+    compile_backend: str = "inductor"  # a torch._dynamo backend (inductor; aot_eager to debug)
+    compile_mode: Optional[str] = None  # inductor mode: default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
 
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "auto")
 PRECISION_ALIASES = {"32": "32-true", "64": "64-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LOGGERS = ("csv", "wandb", "tensorboard")  # metrics.csv is written with every choice
 
 
@@ -174,6 +178,23 @@ def moved_key_error(key: str, value=None) -> Optional[ConfigError]:
     return None
 
 
+def check_compile(cfg) -> None:
+    """``trainer.compile``: a known backend and mode, and no double backward (aot_autograd has none)."""
+    import torch._dynamo  # here, not at import: dynamo's import costs a second
+
+    backend, mode = str(cfg.trainer.compile_backend), cfg.trainer.compile_mode
+    check_choice("trainer.compile_backend", backend, sorted(torch._dynamo.list_backends(exclude_tags=())))
+    if mode is not None:
+        check_choice("trainer.compile_mode", str(mode), COMPILE_MODES)
+        if backend != "inductor":
+            raise ConfigError(f"trainer.compile_mode={mode} is an inductor mode; with "
+                              f"trainer.compile_backend={backend} leave it null")
+    if cfg.method.get("adv_loss") == "wgan_gp" and float(cfg.method.get("gp_weight", 0.0)) > 0:
+        raise ConfigError("trainer.compile=true: method.adv_loss=wgan_gp's gradient penalty needs a double backward, "
+                          "which torch.compile does not support; accepted: trainer.compile=false, or another "
+                          "method.adv_loss (hinge, ns, minimax)")
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Type-check the composed config; returns a new config with schema defaults filled in."""
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
@@ -213,6 +234,8 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise ConfigError("trainer.strategy=ddp_spawn is not supported: spawned processes must pickle the method, and "
                           "spectral-norm parametrizations do not pickle; accepted values: auto, ddp (trainer=ddp)")
     check_choice("trainer.strategy", out.trainer.strategy, ("auto", "ddp"))
+    if out.trainer.compile:
+        check_compile(out)
     if out.logger.name == "tensorboard":
         if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
             raise ConfigError("logger=tensorboard needs TensorBoard: pip install '.[tensorboard]' "
@@ -250,8 +273,8 @@ def validate(cfg: DictConfig) -> DictConfig:
 
 
 __all__ = [
-    "ADV_FORMS", "ARCHS", "COUPLED_G_LOSS", "DATASETS", "LOGGERS", "PRECISIONS", "PRECISION_ALIASES",
+    "ADV_FORMS", "ARCHS", "COMPILE_MODES", "COUPLED_G_LOSS", "DATASETS", "LOGGERS", "PRECISIONS", "PRECISION_ALIASES",
     "ConfigError", "DataConfig", "ExtractorConfig", "LoggerConfig", "LossConfig", "MethodConfig", "MetricsConfig",
-    "ModelConfig", "PriorConfig", "TrainerConfig", "check_choice", "merge_node", "moved_key_error",
+    "ModelConfig", "PriorConfig", "TrainerConfig", "check_choice", "check_compile", "merge_node", "moved_key_error",
     "moved_loss_error", "upgrade_saved_config", "validate",
 ]

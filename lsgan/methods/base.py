@@ -178,6 +178,22 @@ class GANMethod(pl.LightningModule):
         gen = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)) + 12345)
         self.register_buffer("fixed_z", torch.randn(self.grid_size(), self.latent_dim, generator=gen), persistent=False)
 
+    def configure_model(self) -> None:
+        """Lightning's model hook (fit only, before the optimizers): ``trainer.compile`` compiles each net
+        that trains, in place, so state_dict keys, checkpoints, EMA copies and resume are as without it.
+        Frozen nets (coupled's extractor) and the EMA copies that only sample stay eager."""
+        trainer_cfg = self.cfg.get("trainer", {})
+        if not bool(trainer_cfg.get("compile", False)) or getattr(self, "_compiled", False):
+            return
+        options = dict(backend=str(trainer_cfg.get("compile_backend", "inductor")), mode=trainer_cfg.get("compile_mode"))
+        for net in self.children():
+            if any(p.requires_grad for p in net.parameters()):
+                net.compile(**options)
+                # entry points a method calls besides forward (slcgan: D.forward_parts, C.probs)
+                for name in getattr(net, "compile_also", ()):
+                    setattr(net, name, torch.compile(getattr(net, name), **options))
+        self._compiled = True
+
     # ------------------------------------------------------------------ to override
     @classmethod
     def check_config(cls, cfg: DictConfig) -> None:

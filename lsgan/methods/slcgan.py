@@ -72,6 +72,8 @@ class Clusterer(nn.Module):
     """C: an arch's encoder with K outputs; logits → p(y|x) = softmax, ``features`` the
     penultimate layer. Saved and loaded standalone with :meth:`save` / :meth:`load`."""
 
+    compile_also = ("probs",)  # slcgan calls it directly; trainer.compile compiles it too
+
     def __init__(self, model_cfg, in_shape: Sequence[int], k: int, spectral_norm: bool = False):
         super().__init__()
         if k < 1:

@@ -207,6 +207,8 @@ class Discriminator(nn.Module):
     With ``spectral_norm`` every conv / linear weight, the embedding included, is normalised.
     """
 
+    compile_also = ("forward_parts",)  # called directly (slcgan); trainer.compile compiles it too
+
     def __init__(self, trunk: nn.Module, num_classes: int = 0, init: str = "normal",
                  spectral_norm: bool = True):
         super().__init__()
