@@ -187,12 +187,13 @@ def check_compile(cfg) -> None:
     if mode is not None:
         check_choice("trainer.compile_mode", str(mode), COMPILE_MODES)
         if backend != "inductor":
-            raise ConfigError(f"trainer.compile_mode={mode} is an inductor mode; with "
-                              f"trainer.compile_backend={backend} leave it null")
-    if cfg.method.get("adv_loss") == "wgan_gp" and float(cfg.method.get("gp_weight", 0.0)) > 0:
+            raise ConfigError(f"trainer.compile_mode={mode} is an inductor mode; accepted values with "
+                              f"trainer.compile_backend={backend}: null")
+    if cfg.method.get("adv_loss") == "wgan_gp":  # the penalty is computed whatever its weight
+        others = [f for f in METHODS[cfg.method.name].ADV_LOSSES if f != "wgan_gp"]
         raise ConfigError("trainer.compile=true: method.adv_loss=wgan_gp's gradient penalty needs a double backward, "
-                          "which torch.compile does not support; accepted: trainer.compile=false, or another "
-                          "method.adv_loss (hinge, ns, minimax)")
+                          "which torch.compile does not support; accepted values: trainer.compile=false, or "
+                          f"method.adv_loss={' | '.join(others) or '(none other for this method)'}")
 
 
 def validate(cfg: DictConfig) -> DictConfig:

@@ -24,7 +24,9 @@ def _trained(tiny_cfg, tmp_path, *overrides):
 def test_compiled_nets_train_to_what_eager_trains_with_the_same_checkpoint_keys(tiny_cfg, tmp_path):
     # slcgan: G, D and C all train, and C's step unfreezes itself (freeze_others_in_g_step False)
     eager = _trained(tiny_cfg, tmp_path / "eager")
+    torch._dynamo.reset()
     compiled = _trained(tiny_cfg, tmp_path / "compiled", *COMPILED)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # the compiled path did run
     assert compiled.state_dict().keys() == eager.state_dict().keys()  # in place: no _orig_mod. in checkpoints
     # Compared on what the nets compute, not weight by weight: a conv bias just before a BatchNorm has a
     # zero gradient up to rounding, which Adam scales to full steps, so its value is rounding noise that
@@ -51,8 +53,8 @@ def test_configure_model_compiles_trained_nets_only(tiny_cfg):
     m.configure_model()  # Lightning may call it again (idempotent)
     for name in ("G", "D", "C"):
         assert getattr(m, name)._compiled_call_impl is not None, name
-    # the entry points slcgan calls besides forward are compiled functions, not the plain bound methods
-    assert "forward_parts" in vars(m.D) and "probs" in vars(m.C)
+    # the submodules slcgan reaches without the nets' forward (D.forward_parts -> trunk, C.probs -> net)
+    assert m.D.trunk._compiled_call_impl is not None and m.C.net._compiled_call_impl is not None
     assert m.augment._compiled_call_impl is None  # no parameters: nothing to gain
     off = METHODS["slcgan"](validate(tiny_cfg("method=slcgan", "method.num_clusters=4")),
                             DataInfo(shape=(1, 32, 32), name="digits"))
@@ -60,11 +62,25 @@ def test_configure_model_compiles_trained_nets_only(tiny_cfg):
     assert off.G._compiled_call_impl is None
 
 
-def test_compile_refuses_the_gradient_penalty_in_one_line(tiny_cfg):
+def test_clustergans_hybrid_encoder_parts_are_compiled_too(tiny_cfg):
+    from lsgan.methods import METHODS
+    from lsgan.methods.base import DataInfo
+
+    cfg = validate(tiny_cfg("method=clustergan", "prior=onehot_gaussian", "prior.dim=16", "method.adv_loss=hinge",
+                            "method.encoder=hybrid", *COMPILED))
+    m = METHODS["clustergan"](cfg, DataInfo(shape=(1, 32, 32), name="digits"))
+    m.configure_model()
+    assert len(m.E.parts) == 2 and all(p._compiled_call_impl is not None for p in m.E.parts)
+
+
+@pytest.mark.parametrize("gp_weight", ["10", "0"])  # the penalty is computed (and differentiated) at any weight
+def test_compile_refuses_the_gradient_penalty_in_one_line(tiny_cfg, gp_weight):
     with pytest.raises(ConfigError) as e:
-        validate(tiny_cfg("method=clustergan", "prior=onehot_gaussian", "prior.dim=16", "method.adv_loss=wgan_gp", *COMPILED))
+        validate(tiny_cfg("method=clustergan", "prior=onehot_gaussian", "prior.dim=16", "method.adv_loss=wgan_gp",
+                          f"method.gp_weight={gp_weight}", *COMPILED))
     msg = str(e.value)
-    assert "\n" not in msg and "trainer.compile" in msg and "wgan_gp" in msg and "hinge" in msg
+    assert "\n" not in msg and "trainer.compile" in msg and "accepted values" in msg
+    assert "method.adv_loss=hinge | ns" in msg  # clustergan's other forms
     # the same method with hinge compiles
     validate(tiny_cfg("method=clustergan", "prior=onehot_gaussian", "prior.dim=16", "method.adv_loss=hinge", *COMPILED))
 

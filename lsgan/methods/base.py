@@ -179,7 +179,7 @@ class GANMethod(pl.LightningModule):
         self.register_buffer("fixed_z", torch.randn(self.grid_size(), self.latent_dim, generator=gen), persistent=False)
 
     def configure_model(self) -> None:
-        """Lightning's model hook (fit only, before the optimizers): ``trainer.compile`` compiles each net
+        """Lightning's model hook (before the optimizers and the device move): ``trainer.compile`` compiles each net
         that trains, in place, so state_dict keys, checkpoints, EMA copies and resume are as without it.
         Frozen nets (coupled's extractor) and the EMA copies that only sample stay eager."""
         trainer_cfg = self.cfg.get("trainer", {})
@@ -189,9 +189,12 @@ class GANMethod(pl.LightningModule):
         for net in self.children():
             if any(p.requires_grad for p in net.parameters()):
                 net.compile(**options)
-                # entry points a method calls besides forward (slcgan: D.forward_parts, C.probs)
+                # Submodules that methods also reach without the net's forward (D.features, C.probs,
+                # a ConcatEncoder's parts), compiled in place too so every path runs compiled.
                 for name in getattr(net, "compile_also", ()):
-                    setattr(net, name, torch.compile(getattr(net, name), **options))
+                    sub = getattr(net, name)
+                    for module in (sub if isinstance(sub, torch.nn.ModuleList) else [sub]):
+                        module.compile(**options)
         self._compiled = True
 
     # ------------------------------------------------------------------ to override

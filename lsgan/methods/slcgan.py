@@ -72,7 +72,7 @@ class Clusterer(nn.Module):
     """C: an arch's encoder with K outputs; logits → p(y|x) = softmax, ``features`` the
     penultimate layer. Saved and loaded standalone with :meth:`save` / :meth:`load`."""
 
-    compile_also = ("probs",)  # slcgan calls it directly; trainer.compile compiles it too
+    compile_also = ("net",)  # probs / features reach the net without C's forward
 
     def __init__(self, model_cfg, in_shape: Sequence[int], k: int, spectral_norm: bool = False):
         super().__init__()

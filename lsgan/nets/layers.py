@@ -207,7 +207,7 @@ class Discriminator(nn.Module):
     With ``spectral_norm`` every conv / linear weight, the embedding included, is normalised.
     """
 
-    compile_also = ("forward_parts",)  # called directly (slcgan); trainer.compile compiles it too
+    compile_also = ("trunk",)  # forward_parts / features are called directly too (slcgan, shared encoders)
 
     def __init__(self, trunk: nn.Module, num_classes: int = 0, init: str = "normal",
                  spectral_norm: bool = True):
@@ -338,6 +338,8 @@ class ConcatEncoder(nn.Module):
     ClusterGAN's ``encoder=hybrid`` is one: z_n read from D's trunk (a :class:`SharedTrunkEncoder`,
     so a code G hides in changes D does not look at cannot be read back) beside a cluster net of
     its own (which clusters real images better than D's trunk can while it also plays D)."""
+
+    compile_also = ("parts",)  # each part is also called alone (clustergan's hybrid encoder)
 
     def __init__(self, *parts: nn.Module):
         super().__init__()
