@@ -126,6 +126,34 @@ def test_exemplar_samples_carry_source_index_and_label(ckpts):
     assert np.array_equal(z["images"], to_uint8_hwc(ev.images(idx).flip(-1)))
 
 
+def test_variety_names_a_condition_that_covers_none_of_its_class(ckpts, cache_dir):
+    """One condition draws noise: cond_acc still maps it to some class, the distance-based variety may look
+    fine, and recall_min_condition (its recall against the matched class) is what shows it."""
+    from lsgan.metrics.suite import MetricSuite
+
+    _, cfg = load_method(ckpts["cgan"], overrides=[f"metrics.cache_dir={cache_dir[0]}"])
+    dm = load_datamodule(cfg)
+    ev = dm.eval_set
+    gen = torch.Generator().manual_seed(0)
+
+    class Replay(torch.nn.Module):  # condition c "generates" real test images of class c; condition 9 noise
+        accepts_exemplars = False
+        num_conditions = 10
+        mcfg = SimpleNamespace(name="replay")
+        device = torch.device("cpu")
+
+        def sample(self, n, condition=None, use_ema=True):
+            if condition == 9:
+                return torch.rand(n, *ev.images(torch.arange(1)).shape[1:], generator=gen) * 2 - 1
+            pool = torch.nonzero(ev.clean_labels == condition).squeeze(1)
+            return ev.images(pool[torch.randint(len(pool), (n,), generator=gen)])
+
+    var = MetricSuite(Replay(), dm, cfg, log=None).compute(["variety"], n_samples=500)["variety"]
+    recall = {int(c): r for c, r in var["recall_per_condition"].items()}
+    assert var["recall_min_condition"] == min(recall.values()) == recall[9] < 0.05
+    assert min(recall[c] for c in range(9)) > 0.5
+
+
 # --------------------------------------------------------------------------- lsgan.train_evaluator
 def test_train_evaluator_trains_then_hits_cache(cache_dir, capsys):
     from lsgan.train_evaluator import main

@@ -425,7 +425,10 @@ class MetricSuite:
             recall[g] = prdc(ri, gi, k=k)["recall"] if min(len(gi), len(ri)) > k else float("nan")
         rec = [v for v in recall.values() if math.isfinite(v)]
         return {"value": var["mean"], "min_condition": var["min"], "per_condition": var["per_condition"],
-                "recall_mean": float(np.mean(rec)) if rec else float("nan"), "recall_per_condition": recall,
+                "recall_mean": float(np.mean(rec)) if rec else float("nan"),
+                # ~0: one condition covers none of its class (dead, or off-manifold images the evaluator still
+                # labels as that class, which cond_acc and the distance-based variety cannot see)
+                "recall_min_condition": float(min(rec)) if rec else float("nan"), "recall_per_condition": recall,
                 "protocol": {"n_generated": len(gen), "grouped_by": "source label" if "exemplar" in c["rule"]
                              else "condition", "features": "evaluator penultimate", "reference_split": ref.split,
                              "reference_n": len(ref.data), "recall_k": k, **evaluator_protocol(ev),
