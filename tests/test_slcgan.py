@@ -81,6 +81,21 @@ def test_mi_changes_g_gradients_and_leaves_c_untouched():
     assert any(changed), "L_mi must change G's gradients"
 
 
+def test_mi_warmup_ramps_l_mi_into_gs_loss():
+    m = build("method.mi_warmup=100", "method.mi_weight=2.0")
+    weights = []
+    for it in (0, 25, 100, 400):
+        m.iteration = it
+        weights.append(m.mi_weight_now())
+        torch.manual_seed(3)  # same z and c: the loss differs by the weight of L_mi alone
+        loss, logs = m.g_loss(8)
+        assert loss.item() == pytest.approx((logs["loss_g_adv"] + weights[-1] * logs["loss_mi"]).item(), rel=1e-6)
+    assert weights == [0.0, 0.5, 2.0, 2.0]
+    assert build("method.mi_weight=2.0").mi_weight_now() == 2.0  # no warm-up: the paper's constant weight
+    with pytest.raises(ConfigError, match=r"^method\.mi_warmup=-1: must be >= 0$"):
+        validate(make_cfg(SMALL + ["method.mi_warmup=-1"]))
+
+
 def test_d_and_c_losses_reach_only_their_own_player():
     m = build()
     x = real_images()

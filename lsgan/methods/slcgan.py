@@ -58,6 +58,7 @@ class SLCGANConfig(MethodConfig):
     n_dis: int = 2                  # D updates per G (and C) update
     adv_loss: str = "hinge"         # adversarial form: hinge only (D's unary + joint hinge terms, C's mean[s_r])
     mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
+    mi_warmup: int = 0              # iterations over which L_mi's weight ramps linearly from 0 to mi_weight (0 = none)
     aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
     marginal_weight: float = 0.0    # weight of the balance term KL(batch-mean p(y|x), uniform) in C's loss (0 = off, the paper)
@@ -139,7 +140,7 @@ class SLCGAN(GANMethod):
         m = cfg.method
         if m.num_clusters < 2:
             raise ConfigError(f"method.num_clusters={m.num_clusters}: must be >= 2 (one cluster is an unconditional GAN)")
-        for name in ("mi_weight", "aug_weight", "c_adv_weight", "lr_c", "marginal_weight"):
+        for name in ("mi_weight", "mi_warmup", "aug_weight", "c_adv_weight", "lr_c", "marginal_weight"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_augment_config(m.augment)
@@ -208,9 +209,16 @@ class SLCGAN(GANMethod):
         if self.mi_weight > 0:
             with frozen(self.C):
                 mi = slcgan_mi_loss(self.C(fake), c)
-            loss = loss + self.mi_weight * mi
+            loss = loss + self.mi_weight_now() * mi
             logs["loss_mi"] = mi.detach()
         return loss, logs
+
+    def mi_weight_now(self) -> float:
+        """mi_weight, ramped up linearly over the first ``mi_warmup`` iterations. Without it, an early C that
+        puts a blank image in one cluster let G answer that condition with blank images, a saturated tanh G
+        never left (slcgan_mnist seed 4 on machine B, docs/slcgan.md session 15)."""
+        warmup = int(self.mcfg.mi_warmup)
+        return self.mi_weight if warmup <= 0 else self.mi_weight * min(1.0, self.iteration / warmup)
 
     def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None):
         """(C's loss, logs) on real images only: c_adv_weight·mean[s_r] + aug_weight·L_aug.
