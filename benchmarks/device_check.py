@@ -7,7 +7,9 @@ Prints, in one run of at most ~8 minutes on one GPU:
    achieved fraction of the GPU's bf16 and fp32 matmul peak, measured here;
 2. each MNIST recipe (``conf/experiment/<method>_mnist.yaml``) trained ``--recipe-seconds`` on the
    GPU, its iterations and its figures from the metric suite;
-3. a two-process DDP run when two or more GPUs are present (skipped, and said so, otherwise).
+3. a two-process DDP run when two or more GPUs are present (skipped, and said so, otherwise);
+4. ``trainer.compile`` on nemgan_mnist: compile time and compiled / eager iterations/s (method_speed's
+   plain loop), as benchmarks/compile_speed.py measures it on the CPU.
 
 ``--dry-run`` runs the same code path on the CPU with tiny sizes (a few iterations, width 8, small
 metric samples) in well under a minute; tests/test_benchmarks.py runs it.
@@ -23,6 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import method_speed  # noqa: E402  (benchmarks/method_speed.py: a recipe's own steps in a plain loop)
 import throughput  # noqa: E402  (benchmarks/throughput.py: its lsgan and plain sides)
 
 from lsgan.precision import resolve_precision  # noqa: E402
@@ -139,11 +142,32 @@ def section_ddp(a) -> None:
         print(f"2-GPU DDP sngan on digits, 200 iterations: rc {rc}, {time.perf_counter() - t0:.0f} s")
 
 
+def section_compile(a, device: torch.device) -> None:
+    recipe = "nemgan_mnist"
+    print(f"\n## 4. trainer.compile, {recipe} (the recipe's steps in a plain loop)", flush=True)
+    loop = argparse.Namespace(root=a.root, steps=8 if a.dry_run else 300, warmup=3 if a.dry_run else 100,
+                              accelerator=a.accelerator)
+    # dry run: aot_eager traces like inductor without generating code, so the path is checked in seconds
+    extra = ["trainer.compile_backend=aot_eager", "model.g_width=8", "model.d_width=8",
+             "data.max_train=256"] if a.dry_run else []
+    t0 = time.perf_counter()
+    compiled = method_speed.PlainLoop(recipe, loop, ["trainer.compile=true", *extra])
+    compiled.step()
+    throughput._sync(device)
+    compile_s = time.perf_counter() - t0
+    eager = method_speed.PlainLoop(recipe, loop, extra)
+    print("| backend | first step (compile) s | eager it/s | compiled it/s | compiled / eager |")
+    print("|---|---|---|---|---|")
+    e, c = eager.rate(loop), compiled.rate(loop)
+    backend = "aot_eager" if a.dry_run else "inductor"
+    print(f"| {backend} | {compile_s:.0f} | {e:.1f} | {c:.1f} | {c / e:.3f} |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes: checks the path in < 1 minute")
     p.add_argument("--root", default="../shared/data")
-    p.add_argument("--recipe-seconds", type=float, default=90.0)
+    p.add_argument("--recipe-seconds", type=float, default=75.0)
     a = p.parse_args()
     a.accelerator = "cpu" if a.dry_run else "gpu"
     if not a.dry_run and not torch.cuda.is_available():
@@ -155,6 +179,7 @@ def main() -> None:
     section_throughput(a, device)
     section_recipes(a, device)
     section_ddp(a)
+    section_compile(a, device)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s", flush=True)
 
 

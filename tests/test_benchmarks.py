@@ -21,13 +21,15 @@ def test_device_check_dry_run_takes_every_section_on_the_cpu():
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout
     for needle in ("## 1. SNGAN-32 ResNet throughput", "| 8 | 32-true |", "| 8 | bf16-mixed |",
-                   "## 2. MNIST recipes", "## 3. DDP", "skipped: 0 GPU(s)"):
+                   "## 2. MNIST recipes", "## 3. DDP", "skipped: 0 GPU(s)", "## 4. trainer.compile"):
         assert needle in text, text[-3000:]
     for recipe in ("clustergan_mnist", "nemgan_mnist", "slcgan_mnist", "coupled_mnist"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {recipe} |"))
         assert row.split("|")[2].strip() in ("32-true", "bf16-mixed")  # auto resolved, as the run trained
         assert int(row.split("|")[3]) == 3  # the dry run's 3 iterations were trained
     assert "cluster 0." in text  # figures come from the metric suite
+    row = next(line for line in text.splitlines() if line.startswith("| aot_eager |"))
+    assert float(row.split("|")[3]) > 0 and float(row.split("|")[4]) > 0  # both sides trained and were timed
 
 
 def test_channels_last_nets_and_batches_train(tiny_cfg, tmp_path):
