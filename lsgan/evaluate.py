@@ -2,7 +2,8 @@
 
 Writes ``DIR/metrics.json`` ({"checkpoint", "method", "dataset", "iteration", "evaluator",
 "metrics": {name: {"value", ..., "protocol"} | {"skipped": reason}}}) and ``DIR/report.md``
-(+ ``report.html`` with ``html=true``) with pictures. ``DIR`` defaults to ``<run_dir>/eval``.
+(+ ``report.html`` with ``html=true``) with pictures. ``DIR`` defaults to ``<run_dir>/eval`` (``<run_dir>/eval/<name>`` for a checkpoint other
+than last.ckpt).
 
 ``metrics`` defaults to the run's ``metrics.names`` or, when empty, every metric that needs no
 Inception pass (classifier_fid, cond_acc, variety, cluster, modes, knn); metrics that do not
@@ -13,7 +14,7 @@ W&B run / TensorBoard dir; ``false``: files only), and dotted
 overrides of the saved config: ``data.root=DIR``, ``metrics.cache_dir=...``, ``metrics.ref_n=...``.
 
 Arguments use Hydra's override grammar (``lsgan.cli``); ``--help`` lists the keys, ``-m`` sweeps
-(``-m ckpt=A,B "metrics=[cond_acc]"``: one evaluation per checkpoint, each in its own ``<run_dir>/eval``).
+(``-m ckpt=A,B "metrics=[cond_acc]"``: one evaluation per checkpoint, each in its own folder).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ COMMAND = Command(
                     shown="PATH"),
         "metrics": Key(None, "metric names, e.g. [cond_acc,classifier_fid]; null: the run's metrics.names, "
                              "else [" + ",".join(DEFAULT_METRICS) + "]"),
-        "out": Key(None, "output folder; null: <run_dir>/eval", path=True),
+        "out": Key(None, "output folder; null: <run_dir>/eval (<run_dir>/eval/<name> for a checkpoint other than last.ckpt)", path=True),
         "n": Key(None, "generated samples (>= 2); null: the run's metrics.n_samples"),
         "device": Key("auto", "auto | cpu | cuda (auto: the GPU when there is one)"),
         "html": Key(False, "also write report.html"),
@@ -54,6 +55,14 @@ COMMAND = Command(
 USAGE = "usage: python -m lsgan.evaluate ckpt=PATH [metrics=[fid,cond_acc,...]] [out=DIR] [n=N] [html=true] (--help: all keys)"
 
 
+def default_eval_dir(ckpt) -> Path:
+    """``<run>/eval`` for the run's last.ckpt, ``<run>/eval/<name>`` for any other checkpoint, so that
+    evaluating ``iter_0006000.ckpt`` does not overwrite the final figures."""
+    base = run_dir_of(ckpt) / "eval"
+    name = Path(str(ckpt)).name
+    return base if name == "last.ckpt" else base / Path(name).stem
+
+
 def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optional[int] = None,
              device: str = "auto", overrides: Sequence[str] = (), html: bool = False, report: bool = True,
              evaluator="auto", inception=None, log=print, log_run: bool = True) -> Dict[str, object]:
@@ -69,7 +78,7 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
     method, cfg = load_method(ckpt, resolve_device(device), overrides)
     names = canonical_names(list(names) if names else (list(cfg.metrics.names) or DEFAULT_METRICS))
     run_dir = run_dir_of(ckpt)
-    out = Path(out_dir) if out_dir else run_dir / "eval"
+    out = Path(out_dir) if out_dir else default_eval_dir(ckpt)
     out.mkdir(parents=True, exist_ok=True)
     dm = load_datamodule(cfg)
     suite = MetricSuite(method, dm, cfg, evaluator=evaluator, inception=inception, log=log)

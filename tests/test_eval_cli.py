@@ -590,3 +590,13 @@ def test_lsgan_cache_moves_the_evaluators_and_reference_stats_too(monkeypatch, t
     saved = OmegaConf.to_container(mnist28, resolve=True)
     saved["metrics"]["cache_dir"] = "~/.cache/lsgan"
     assert upgrade_saved_config(saved)["metrics"]["cache_dir"] is None
+
+
+def test_an_earlier_checkpoint_is_evaluated_into_its_own_folder(tmp_path):
+    from lsgan.evaluate import default_eval_dir
+
+    run = tmp_path / "run"
+    assert default_eval_dir(run / "checkpoints" / "last.ckpt") == (run / "eval").absolute()
+    # evaluating iter_0006000.ckpt must not overwrite the final figures in eval/
+    assert default_eval_dir(run / "checkpoints" / "iter_0006000.ckpt") == (run / "eval" / "iter_0006000").absolute()
+    assert default_eval_dir(tmp_path / "model.ckpt") == (tmp_path / "eval" / "model").absolute()
