@@ -214,9 +214,10 @@ class SLCGAN(GANMethod):
         return loss, logs
 
     def mi_weight_now(self) -> float:
-        """mi_weight, ramped up linearly over the first ``mi_warmup`` iterations. Without it, an early C that
-        puts a blank image in one cluster let G answer that condition with blank images, a saturated tanh G
-        never left (slcgan_mnist seed 4 on machine B, docs/slcgan.md session 15)."""
+        """mi_weight, ramped up linearly over the first ``mi_warmup`` iterations. Tried against a dead
+        condition (an early C puts blank images in one cluster, G answers that condition with blanks and its
+        saturated tanh never leaves): on slcgan_mnist it saved seed 4 and not seed 2, so it is off in the
+        recipe (docs/slcgan.md, session 15)."""
         warmup = int(self.mcfg.mi_warmup)
         return self.mi_weight if warmup <= 0 else self.mi_weight * min(1.0, self.iteration / warmup)
 
