@@ -114,12 +114,14 @@ def test_sample_and_condition_of_run_in_eval_mode(experiment):
             mod.running_mean.fill_(0.3)
             mod.running_var.fill_(2.0)
     stats = [mod.running_mean.clone() for mod in bn]
+    modes = [mod.training for mod in m.modules()]  # train mode, but EMA copies (slcgan's C) stay in eval
+    assert m.training and m.G.training
     z = torch.randn(64, m.latent_dim)
     one = m.sample_with_z(z[:4], condition=0)
     batch = m.sample_with_z(z, condition=0)[:4]
     # running statistics, not batch statistics: a sample does not depend on its batch
     assert torch.allclose(one, batch, atol=1e-5)
-    assert all(mod.training for mod in m.modules())  # the caller's modes are restored
+    assert [mod.training for mod in m.modules()] == modes  # the caller's modes are restored
     assert all(torch.equal(s, mod.running_mean) for s, mod in zip(stats, bn))
     ids = m.condition_of(torch.rand(8, 1, 28, 28) * 2 - 1)
     assert ids.shape == (8,) and m.training and m.G.training
