@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -44,8 +43,11 @@ def main() -> None:
           f"graphs {torch._dynamo.utils.counters['stats']['unique_graphs']}", flush=True)
     eager = ms.PlainLoop(a.recipe, a, list(a.overrides))
     ratios = []
-    for r in range(a.rounds):
-        e, c = eager.rate(a), compiled.rate(a)
+    for r in range(a.rounds):  # alternated, and the order swapped each round
+        if r % 2 == 0:
+            e, c = eager.rate(a), compiled.rate(a)
+        else:
+            c, e = compiled.rate(a), eager.rate(a)
         ratios.append(c / e)
         print(f"round {r}: eager {e:.2f} it/s, compiled {c:.2f} it/s, compiled / eager {c / e:.3f}", flush=True)
     ratios.sort()

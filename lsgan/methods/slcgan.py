@@ -215,9 +215,9 @@ class SLCGAN(GANMethod):
 
     def mi_weight_now(self) -> float:
         """mi_weight, ramped up linearly over the first ``mi_warmup`` iterations. Tried against a dead
-        condition (an early C puts blank images in one cluster, G answers that condition with blanks and its
-        saturated tanh never leaves): on slcgan_mnist it saved seed 4 and not seed 2, so it is off in the
-        recipe (docs/slcgan.md, session 15)."""
+        condition (an early C puts blank images in one cluster and G answers that condition with blanks, a
+        trap its saturated tanh leaves late or never): on slcgan_mnist it saved seed 4 but made seed 2 fall in
+        (out again only by 8,000 iterations), so it is off in the recipe (docs/slcgan.md, session 15)."""
         warmup = int(self.mcfg.mi_warmup)
         return self.mi_weight if warmup <= 0 else self.mi_weight * min(1.0, self.iteration / warmup)
 
