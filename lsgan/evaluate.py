@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
 from lsgan.io import atomic_file
-from lsgan.loading import load_datamodule, load_method, resolve_device, run_dir_of
+from lsgan.loading import load_datamodule, load_method, output_dir_of, resolve_device, run_dir_of
 
 DEFAULT_METRICS = ["classifier_fid", "cond_acc", "variety", "cluster", "modes", "knn"]
 COMMAND = Command(
@@ -58,9 +58,7 @@ USAGE = "usage: python -m lsgan.evaluate ckpt=PATH [metrics=[fid,cond_acc,...]] 
 def default_eval_dir(ckpt) -> Path:
     """``<run>/eval`` for the run's last.ckpt, ``<run>/eval/<name>`` for any other checkpoint, so that
     evaluating ``iter_0006000.ckpt`` does not overwrite the final figures."""
-    base = run_dir_of(ckpt) / "eval"
-    name = Path(str(ckpt)).name
-    return base if name == "last.ckpt" else base / Path(name).stem
+    return output_dir_of(ckpt, "eval")
 
 
 def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optional[int] = None,

@@ -140,4 +140,14 @@ def run_dir_of(ckpt_path) -> Path:
     return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
-__all__ = ["CLIError", "apply_overrides", "load_datamodule", "load_method", "resolve_device", "run_dir_of"]
+def output_dir_of(ckpt_path, kind: str) -> Path:
+    """Where a command writes for a checkpoint when not told (``kind``: eval, sample): ``<run>/<kind>`` for
+    the run's last.ckpt, ``<run>/<kind>/<name>`` for any other (iter_*, best), so an earlier checkpoint's
+    output never overwrites the final one."""
+    base = run_dir_of(ckpt_path) / kind
+    name = Path(str(ckpt_path)).name
+    return base if name == "last.ckpt" else base / Path(name).stem
+
+
+__all__ = ["CLIError", "apply_overrides", "load_datamodule", "load_method", "output_dir_of", "resolve_device",
+           "run_dir_of"]

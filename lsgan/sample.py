@@ -28,7 +28,7 @@ import torch
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
 from lsgan.generation import (Generated, GenerationError, condition_counts, exemplar_indices,  # noqa: F401
                               generate, prior_weights, samples_arrays, to_uint8_hwc)
-from lsgan.loading import load_datamodule, load_method, resolve_device
+from lsgan.loading import load_datamodule, load_method, output_dir_of, resolve_device
 
 EXEMPLAR_SPLITS = ("train", "test")
 
@@ -72,7 +72,7 @@ COMMAND = Command(
         "n": Key(64, "number of samples"),
         "condition": Key(None, "draw every sample from condition K (0..K-1); null: all conditions evenly"),
         "exemplars": Key(None, "test | train: one sample per real image of that split (coupled)"),
-        "out": Key(None, "output folder; null: <run_dir>/sample", path=True),
+        "out": Key(None, "output folder; null: <run_dir>/sample (<run_dir>/sample/<name> for a checkpoint other than last.ckpt)", path=True),
         "seed": Key(0, "seeds the noise (and the exemplar draw)"),
         "device": Key("auto", "auto | cpu | cuda (auto: the GPU when there is one)"),
         "batch_size": Key(256, "samples generated per forward pass"),
@@ -103,7 +103,7 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
     check_int(args, "batch_size", 1)
     check_bool(args, "ema")
     method, cfg = load_method(args["ckpt"], resolve_device(args["device"]), overrides)
-    out = Path(args["out"] or Path(str(args["ckpt"])).expanduser().absolute().parent.parent / "sample")
+    out = Path(args["out"] or output_dir_of(args["ckpt"], "sample"))
     torch.manual_seed(int(args["seed"]))
     exemplar_set, idx, exemplar_images = None, None, None
     if args["exemplars"] is not None:

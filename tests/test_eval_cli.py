@@ -600,3 +600,8 @@ def test_an_earlier_checkpoint_is_evaluated_into_its_own_folder(tmp_path):
     # evaluating iter_0006000.ckpt must not overwrite the final figures in eval/
     assert default_eval_dir(run / "checkpoints" / "iter_0006000.ckpt") == (run / "eval" / "iter_0006000").absolute()
     assert default_eval_dir(tmp_path / "model.ckpt") == (tmp_path / "eval" / "model").absolute()
+    # lsgan.sample's default follows the same rule
+    from lsgan.loading import output_dir_of
+
+    assert output_dir_of(run / "checkpoints" / "best.ckpt", "sample") == (run / "sample" / "best").absolute()
+    assert output_dir_of(run / "checkpoints" / "last.ckpt", "sample") == (run / "sample").absolute()
