@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import method_speed  # noqa: E402  (benchmarks/method_speed.py: a recipe's own steps in a plain loop)
+import compile_speed  # noqa: E402  (benchmarks/compile_speed.py: compiled against eager, one recipe)
 import throughput  # noqa: E402  (benchmarks/throughput.py: its lsgan and plain sides)
 
 from lsgan.precision import resolve_precision  # noqa: E402
@@ -150,15 +150,9 @@ def section_compile(a, device: torch.device) -> None:
     # dry run: aot_eager traces like inductor without generating code, so the path is checked in seconds
     extra = ["trainer.compile_backend=aot_eager", "model.g_width=8", "model.d_width=8",
              "data.max_train=256"] if a.dry_run else []
-    compiled = method_speed.PlainLoop(recipe, loop, ["trainer.compile=true", *extra])
-    t0 = time.perf_counter()  # the first step alone: tracing and code generation (the nets are built above)
-    compiled.step()
-    throughput._sync(device)
-    compile_s = time.perf_counter() - t0
-    eager = method_speed.PlainLoop(recipe, loop, extra)
+    (compile_s,), ((e, c),), _ = compile_speed.compare(recipe, loop, extra, rounds=1)
     print("| backend | first step (compile) s | eager it/s | compiled it/s | compiled / eager |")
     print("|---|---|---|---|---|")
-    e, c = eager.rate(loop), compiled.rate(loop)
     backend = "aot_eager" if a.dry_run else "inductor"
     print(f"| {backend} | {compile_s:.0f} | {e:.1f} | {c:.1f} | {c / e:.3f} |", flush=True)
 

@@ -2,8 +2,8 @@
 
 Writes ``DIR/metrics.json`` ({"checkpoint", "method", "dataset", "iteration", "evaluator",
 "metrics": {name: {"value", ..., "protocol"} | {"skipped": reason}}}) and ``DIR/report.md``
-(+ ``report.html`` with ``html=true``) with pictures. ``DIR`` defaults to ``<run_dir>/eval`` (``<run_dir>/eval/<name>`` for a checkpoint other
-than last.ckpt).
+(+ ``report.html`` with ``html=true``) with pictures. ``DIR`` defaults to ``<run_dir>/eval``
+(``<run_dir>/eval/<name>`` for a checkpoint other than last.ckpt).
 
 ``metrics`` defaults to the run's ``metrics.names`` or, when empty, every metric that needs no
 Inception pass (classifier_fid, cond_acc, variety, cluster, modes, knn); metrics that do not
@@ -55,12 +55,6 @@ COMMAND = Command(
 USAGE = "usage: python -m lsgan.evaluate ckpt=PATH [metrics=[fid,cond_acc,...]] [out=DIR] [n=N] [html=true] (--help: all keys)"
 
 
-def default_eval_dir(ckpt) -> Path:
-    """``<run>/eval`` for the run's last.ckpt, ``<run>/eval/<name>`` for any other checkpoint, so that
-    evaluating ``iter_0006000.ckpt`` does not overwrite the final figures."""
-    return output_dir_of(ckpt, "eval")
-
-
 def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optional[int] = None,
              device: str = "auto", overrides: Sequence[str] = (), html: bool = False, report: bool = True,
              evaluator="auto", inception=None, log=print, log_run: bool = True) -> Dict[str, object]:
@@ -76,7 +70,7 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
     method, cfg = load_method(ckpt, resolve_device(device), overrides)
     names = canonical_names(list(names) if names else (list(cfg.metrics.names) or DEFAULT_METRICS))
     run_dir = run_dir_of(ckpt)
-    out = Path(out_dir) if out_dir else default_eval_dir(ckpt)
+    out = Path(out_dir) if out_dir else output_dir_of(ckpt, "eval")
     out.mkdir(parents=True, exist_ok=True)
     dm = load_datamodule(cfg)
     suite = MetricSuite(method, dm, cfg, evaluator=evaluator, inception=inception, log=log)

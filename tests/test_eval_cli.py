@@ -593,15 +593,13 @@ def test_lsgan_cache_moves_the_evaluators_and_reference_stats_too(monkeypatch, t
 
 
 def test_an_earlier_checkpoint_is_evaluated_into_its_own_folder(tmp_path):
-    from lsgan.evaluate import default_eval_dir
+    from lsgan.loading import output_dir_of  # lsgan.evaluate's and lsgan.sample's default folder
 
     run = tmp_path / "run"
-    assert default_eval_dir(run / "checkpoints" / "last.ckpt") == (run / "eval").absolute()
+    assert output_dir_of(run / "checkpoints" / "last.ckpt", "eval") == (run / "eval").absolute()
     # evaluating iter_0006000.ckpt must not overwrite the final figures in eval/
-    assert default_eval_dir(run / "checkpoints" / "iter_0006000.ckpt") == (run / "eval" / "iter_0006000").absolute()
-    assert default_eval_dir(tmp_path / "model.ckpt") == (tmp_path / "eval" / "model").absolute()
+    assert output_dir_of(run / "checkpoints" / "iter_0006000.ckpt", "eval") == (run / "eval" / "iter_0006000").absolute()
+    assert output_dir_of(tmp_path / "model.ckpt", "eval") == (tmp_path / "eval" / "model").absolute()
     # lsgan.sample's default follows the same rule
-    from lsgan.loading import output_dir_of
-
     assert output_dir_of(run / "checkpoints" / "best.ckpt", "sample") == (run / "sample" / "best").absolute()
     assert output_dir_of(run / "checkpoints" / "last.ckpt", "sample") == (run / "sample").absolute()
