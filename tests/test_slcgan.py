@@ -10,7 +10,7 @@ import torch
 
 from lsgan.augment import AugmentConfig, MultiViewAugment
 from lsgan.config import ConfigError, validate
-from lsgan.losses import (slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
+from lsgan.losses import (mean_entropy, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_mi_loss)
 from lsgan.methods.base import DataInfo
 from lsgan.methods.slcgan import CLUSTERER_FILE, SLCGAN, Clusterer
@@ -59,6 +59,50 @@ def test_mi_and_aug_losses_match_hand_computed_values():
     view2 = torch.zeros(1, 2, requires_grad=True)
     slcgan_aug_loss(clean, view2, grad_through_target=True).backward()
     assert view2.grad is not None and view2.grad.abs().sum() > 0
+
+
+def test_mi_margin_counts_each_samples_cross_entropy_only_above_it():
+    # p(c) = 0.75 and 0.25: CE = 0.288 and 1.386; a margin of 0.5 keeps only the second sample's excess
+    logits = torch.log(torch.tensor([[1.0, 3.0], [3.0, 1.0]]))
+    c = torch.tensor([1, 1])
+    ce = torch.tensor([-math.log(0.75), -math.log(0.25)])
+    assert slcgan_mi_loss(logits, c, margin=0.0).item() == pytest.approx(ce.mean().item())
+    assert slcgan_mi_loss(logits, c, margin=0.5).item() == pytest.approx((ce[1].item() - 0.5) / 2)
+    confident = logits.clone().requires_grad_(True)
+    slcgan_mi_loss(confident, c, margin=0.5).backward()
+    assert confident.grad[0].abs().sum() == 0 and confident.grad[1].abs().sum() > 0  # the confident one pulls no more
+
+
+def test_mean_entropy_is_zero_when_certain_and_log_k_when_uniform():
+    assert mean_entropy(torch.tensor([[50.0, 0.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
+    assert mean_entropy(torch.zeros(2, 4)).item() == pytest.approx(math.log(4))
+
+
+def test_fake_entropy_term_trains_c_to_doubt_gs_fakes_in_a_real_step():
+    # no spectral norm in C and no D term: their power iterations would move the nets between the two calls
+    m = build("method.c_fake_entropy_weight=0.5", "method.c_spectral_norm=false", "method.c_adv_weight=0")
+    x = real_images(8)
+    torch.manual_seed(3)
+    m.g_loss(8)
+    fakes = m._fakes
+    assert fakes is not None and not fakes.requires_grad  # C's term reads G's fakes without reaching G
+    torch.manual_seed(4)  # the same views T(x) in both calls
+    loss, logs = m.c_loss(x, fakes=fakes)
+    torch.manual_seed(4)
+    plain, _ = m.c_loss(x)
+    assert loss.item() == pytest.approx(plain.item() - 0.5 * logs["c_fake_entropy"].item(), rel=1e-5)
+    opt = torch.optim.SGD(m.C.parameters(), lr=1e-3)
+    before = logs["c_fake_entropy"].item()
+    for _ in range(3):  # C's entropy on those fakes rises under this term alone
+        opt.zero_grad()
+        (-mean_entropy(m.C(fakes))).backward()
+        opt.step()
+    assert mean_entropy(m.C(fakes)).item() > before
+    assert build().g_loss(4) and build()._fakes is None  # off by default (the paper): G keeps no fakes
+    with pytest.raises(ConfigError, match=r"^method\.c_fake_entropy_weight=-1\.0: must be >= 0$"):
+        validate(make_cfg(SMALL + ["method.c_fake_entropy_weight=-1"]))
+    with pytest.raises(ConfigError, match=r"^method\.mi_margin=-0\.1: must be >= 0$"):
+        validate(make_cfg(SMALL + ["method.mi_margin=-0.1"]))
 
 
 # --------------------------------------------------------------------------- gradients

@@ -25,7 +25,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["marginal_entropy", "marginal_kl", "view_consistency_loss", "invariant_clustering_loss",
+__all__ = ["marginal_entropy", "mean_entropy", "marginal_kl", "view_consistency_loss", "invariant_clustering_loss",
            "sinkhorn_assignments", "assignment_loss"]
 
 
@@ -33,6 +33,12 @@ def marginal_entropy(p: torch.Tensor) -> torch.Tensor:
     """H(mean_b p_b) of B×K probabilities: log K when the batch spreads evenly, 0 when one cluster."""
     m = p.mean(dim=0)
     return -(m * m.clamp_min(1e-12).log()).sum()
+
+
+def mean_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """mean_b H(softmax(logits_b)) of B×K logits: 0 when every assignment is certain, log K when uniform."""
+    logp = F.log_softmax(logits, dim=1)
+    return -(logp.exp() * logp).sum(dim=1).mean()
 
 
 def view_consistency_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:

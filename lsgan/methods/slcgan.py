@@ -34,7 +34,7 @@ from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
 from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_torch_save
-from lsgan.losses import (marginal_entropy, marginal_kl, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge,
+from lsgan.losses import (marginal_entropy, marginal_kl, mean_entropy, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge,
                           slcgan_g_hinge, slcgan_mi_loss)
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
@@ -59,6 +59,8 @@ class SLCGANConfig(MethodConfig):
     adv_loss: str = "hinge"         # adversarial form: hinge only (D's unary + joint hinge terms, C's mean[s_r])
     mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
     mi_warmup: int = 0              # iterations over which L_mi's weight ramps linearly from 0 to mi_weight (0 = none)
+    mi_margin: float = 0.0          # L_mi counts each fake's CE only above this (0 = the paper's plain CE)
+    c_fake_entropy_weight: float = 0.0  # weight of −H(C(G(z, c))) in C's loss: C uncertain on fakes, CatGAN style (0 = off, the paper)
     aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
     marginal_weight: float = 0.0    # weight of the balance term KL(batch-mean p(y|x), uniform) in C's loss (0 = off, the paper)
@@ -140,7 +142,8 @@ class SLCGAN(GANMethod):
         m = cfg.method
         if m.num_clusters < 2:
             raise ConfigError(f"method.num_clusters={m.num_clusters}: must be >= 2 (one cluster is an unconditional GAN)")
-        for name in ("mi_weight", "mi_warmup", "aug_weight", "c_adv_weight", "lr_c", "marginal_weight"):
+        for name in ("mi_weight", "mi_warmup", "mi_margin", "aug_weight", "c_adv_weight", "lr_c", "marginal_weight",
+                     "c_fake_entropy_weight"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_augment_config(m.augment)
@@ -169,6 +172,7 @@ class SLCGAN(GANMethod):
         # Training still reads the online C (D's real pairs, L_mi), as in the paper.
         self.c_ema = None if self.mcfg.c_ema_decay is None else EMA(self.C)
         self._c_logits = None  # (batch, C(batch)) from d_step, reused by the C step of the same iteration
+        self._fakes = None  # G's fakes of this iteration's G step (detached), for C's fake-entropy term
 
     def optimizer_groups(self) -> Dict[str, Dict]:
         betas = tuple(self.mcfg.betas)
@@ -206,9 +210,11 @@ class SLCGAN(GANMethod):
         u_f, s_f = self.D.forward_parts(fake, F.one_hot(c, self.num_conditions).float())
         loss = slcgan_g_hinge(u_f, s_f)
         logs = {"loss_g_adv": loss.detach()}
+        if float(self.mcfg.c_fake_entropy_weight) > 0:
+            self._fakes = fake.detach()
         if self.mi_weight > 0:
             with frozen(self.C):
-                mi = slcgan_mi_loss(self.C(fake), c)
+                mi = slcgan_mi_loss(self.C(fake), c, float(self.mcfg.mi_margin))
             loss = loss + self.mi_weight_now() * mi
             logs["loss_mi"] = mi.detach()
         return loss, logs
@@ -221,8 +227,9 @@ class SLCGAN(GANMethod):
         warmup = int(self.mcfg.mi_warmup)
         return self.mi_weight if warmup <= 0 else self.mi_weight * min(1.0, self.iteration / warmup)
 
-    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None):
-        """(C's loss, logs) on real images only: c_adv_weight·mean[s_r] + aug_weight·L_aug.
+    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None, fakes: Optional[torch.Tensor] = None):
+        """(C's loss, logs): c_adv_weight·mean[s_r] + aug_weight·L_aug (+ the balance term) on real images,
+        and, with ``c_fake_entropy_weight`` > 0, −H(C(fakes)) on G's fakes (detached).
         ``logits``: C(x) with its graph, when already computed at C's current weights."""
         logits = self.C(x) if logits is None else logits
         p = F.softmax(logits, dim=1)
@@ -247,6 +254,15 @@ class SLCGAN(GANMethod):
             aug = slcgan_aug_loss(logits, self.C(self.augment(x)), bool(self.mcfg.aug_grad_through_target))
             loss = loss + self.aug_weight * aug
             logs["loss_aug"] = aug.detach()
+        w_fake = float(self.mcfg.c_fake_entropy_weight)
+        if w_fake > 0 and fakes is not None:
+            # CatGAN (Springenberg, 2016): C certain on real digits, uncertain on fakes. Trained on real images
+            # only, C extrapolates: it gave an all-black image p = 1.00 for the thinnest digits' cluster, and
+            # L_mi then paid G to draw that condition blank (docs/slcgan.md, session 15). G must now make an
+            # image C recognises as a digit, not C's most extreme case of one.
+            h_fake = mean_entropy(self.C(fakes))
+            loss = loss - w_fake * h_fake
+            logs["c_fake_entropy"] = h_fake.detach()
         return loss, logs
 
     # ------------------------------------------------------------------ steps
@@ -265,7 +281,8 @@ class SLCGAN(GANMethod):
         loss_g, logs = self.g_loss(len(batch))
         self.step_opt("g", loss_g)
         kept, self._c_logits = self._c_logits, None
-        loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None)
+        fakes, self._fakes = self._fakes, None
+        loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None, fakes)
         if loss_c.requires_grad:  # every term of C's loss weighted 0 (loss=no_aug, no balance, no adv): C stays
             self.step_opt("c", loss_c)
             if self.c_ema is not None:
