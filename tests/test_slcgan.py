@@ -13,7 +13,7 @@ from lsgan.config import ConfigError, validate
 from lsgan.losses import (mean_entropy, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge, slcgan_g_hinge,
                           slcgan_mi_loss)
 from lsgan.methods.base import DataInfo
-from lsgan.methods.slcgan import CLUSTERER_FILE, SLCGAN, Clusterer
+from lsgan.methods.slcgan import CLUSTERER_FILE, SLCGAN, Clusterer, synthetic_outliers
 from lsgan.reports.slcgan import plot_cluster_sizes, real_vs_generated_grid, sorted_cluster_sizes
 from lsgan.metrics.clustering import kmeans_labels
 from lsgan.run import train
@@ -103,6 +103,37 @@ def test_fake_entropy_term_trains_c_to_doubt_gs_fakes_in_a_real_step():
         validate(make_cfg(SMALL + ["method.c_fake_entropy_weight=-1"]))
     with pytest.raises(ConfigError, match=r"^method\.mi_margin=-0\.1: must be >= 0$"):
         validate(make_cfg(SMALL + ["method.mi_margin=-0.1"]))
+
+
+def test_synthetic_outliers_are_flat_or_noise_images_in_range():
+    x = real_images(7)
+    o = synthetic_outliers(x)
+    assert o.shape == x.shape and o.dtype == x.dtype and o.min() >= -1 and o.max() <= 1
+    flat = o[:4].flatten(1)
+    assert torch.equal(flat, flat[:, :1].expand_as(flat))  # one level per flat image
+    assert (o[4:].flatten(1).std(dim=1) > 0.4).all()       # uniform noise on [-1, 1]: std 0.58
+
+
+def test_outlier_term_enters_cs_loss_and_teaches_c_doubt_on_a_black_image():
+    m = build("method.c_outlier_weight=1.0", "method.c_spectral_norm=false", "method.c_adv_weight=0", "loss=no_aug",
+              "method.marginal_weight=0")
+    x = real_images(8)
+    torch.manual_seed(4)
+    loss, logs = m.c_loss(x)
+    assert loss.item() == pytest.approx(-logs["c_outlier_entropy"].item())  # the only term left
+    black = -torch.ones(1, *SHAPE)
+    with torch.no_grad():  # make C sure of a black image first, as the early C of session 15 was
+        m.C.net.head.bias.copy_(torch.tensor([6.0, 0.0, 0.0]))
+    before = mean_entropy(m.C(black)).item()
+    opt = torch.optim.Adam(m.C.parameters(), lr=1e-3)
+    for _ in range(30):  # real optimizer steps on C's loss: the outlier term alone
+        opt.zero_grad()
+        m.c_loss(x)[0].backward()
+        opt.step()
+    assert before < 0.05 and mean_entropy(m.C(black)).item() > 0.5
+    assert "c_outlier_entropy" not in build().c_loss(x)[1]  # off by default (the paper)
+    with pytest.raises(ConfigError, match=r"^method\.c_outlier_weight=-1\.0: must be >= 0$"):
+        validate(make_cfg(SMALL + ["method.c_outlier_weight=-1"]))
 
 
 # --------------------------------------------------------------------------- gradients

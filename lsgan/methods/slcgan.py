@@ -60,6 +60,7 @@ class SLCGANConfig(MethodConfig):
     mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
     mi_warmup: int = 0              # iterations over which L_mi's weight ramps linearly from 0 to mi_weight (0 = none)
     mi_margin: float = 0.0          # L_mi counts each fake's CE only above this (0 = the paper's plain CE)
+    c_outlier_weight: float = 0.0   # weight of −H(C(o)) on synthetic outliers o (flat and noise images) in C's loss (0 = off, the paper)
     c_fake_entropy_weight: float = 0.0  # weight of −H(C(G(z, c))) in C's loss: C uncertain on fakes, CatGAN style (0 = off, the paper)
     aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
@@ -69,6 +70,15 @@ class SLCGANConfig(MethodConfig):
     c_spectral_norm: bool = True    # spectral norm on C (the paper: spectral normalization in both C and G)
     c_ema_decay: Optional[float] = None  # EMA of C (warm-up as G's, from ema_start) labels real images at inference; None = off
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the multi-view augmentation T
+
+
+def synthetic_outliers(x: torch.Tensor) -> torch.Tensor:
+    """As many images as ``x`` that are no sample of the data: the first half flat (one random level in
+    [−1, 1] per image, blank black and white included), the rest uniform noise in [−1, 1]."""
+    n = x.shape[0]
+    flat = (torch.rand(n - n // 2, *([1] * (x.dim() - 1)), device=x.device) * 2 - 1).expand(-1, *x.shape[1:])
+    noise = torch.rand(n // 2, *x.shape[1:], device=x.device) * 2 - 1
+    return torch.cat([flat, noise]).to(x.dtype)
 
 
 class Clusterer(nn.Module):
@@ -143,7 +153,7 @@ class SLCGAN(GANMethod):
         if m.num_clusters < 2:
             raise ConfigError(f"method.num_clusters={m.num_clusters}: must be >= 2 (one cluster is an unconditional GAN)")
         for name in ("mi_weight", "mi_warmup", "mi_margin", "aug_weight", "c_adv_weight", "lr_c", "marginal_weight",
-                     "c_fake_entropy_weight"):
+                     "c_fake_entropy_weight", "c_outlier_weight"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_augment_config(m.augment)
@@ -254,6 +264,14 @@ class SLCGAN(GANMethod):
             aug = slcgan_aug_loss(logits, self.C(self.augment(x)), bool(self.mcfg.aug_grad_through_target))
             loss = loss + self.aug_weight * aug
             logs["loss_aug"] = aug.detach()
+        w_out = float(self.mcfg.c_outlier_weight)
+        if w_out > 0:
+            # Outlier exposure with synthetic outliers (Hein et al., 2019): a ReLU net is confident far from
+            # its data, and C gave an all-black image p = 1.00 for one cluster, so L_mi paid G to draw that
+            # condition blank (docs/slcgan.md, session 15). C learns that a flat or noise image is no digit.
+            h_out = mean_entropy(self.C(synthetic_outliers(x)))
+            loss = loss - w_out * h_out
+            logs["c_outlier_entropy"] = h_out.detach()
         w_fake = float(self.mcfg.c_fake_entropy_weight)
         if w_fake > 0 and fakes is not None:
             # CatGAN (Springenberg, 2016): C certain on real digits, uncertain on fakes. Trained on real images
