@@ -239,7 +239,7 @@ class SLCGAN(GANMethod):
 
     def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None, fakes: Optional[torch.Tensor] = None):
         """(C's loss, logs): c_adv_weight·mean[s_r] + aug_weight·L_aug (+ the balance term) on real images,
-        and, with ``c_fake_entropy_weight`` > 0, −H(C(fakes)) on G's fakes (detached).
+        − c_outlier_weight·H(C(synthetic outliers)) and − c_fake_entropy_weight·H(C(fakes)) on G's fakes (detached).
         ``logits``: C(x) with its graph, when already computed at C's current weights."""
         logits = self.C(x) if logits is None else logits
         p = F.softmax(logits, dim=1)
@@ -274,10 +274,8 @@ class SLCGAN(GANMethod):
             logs["c_outlier_entropy"] = h_out.detach()
         w_fake = float(self.mcfg.c_fake_entropy_weight)
         if w_fake > 0 and fakes is not None:
-            # CatGAN (Springenberg, 2016): C certain on real digits, uncertain on fakes. Trained on real images
-            # only, C extrapolates: it gave an all-black image p = 1.00 for the thinnest digits' cluster, and
-            # L_mi then paid G to draw that condition blank (docs/slcgan.md, session 15). G must now make an
-            # image C recognises as a digit, not C's most extreme case of one.
+            # CatGAN (Springenberg, 2016): C certain on real digits, uncertain on fakes, against the same trap
+            # as the outlier term; tried, not adopted (docs/slcgan.md, session 16).
             h_fake = mean_entropy(self.C(fakes))
             loss = loss - w_fake * h_fake
             logs["c_fake_entropy"] = h_fake.detach()
