@@ -112,6 +112,18 @@ def test_synthetic_outliers_are_flat_or_noise_images_in_range():
     flat = o[:4].flatten(1)
     assert torch.equal(flat, flat[:, :1].expand_as(flat))  # one level per flat image
     assert (o[4:].flatten(1).std(dim=1) > 0.4).all()       # uniform noise on [-1, 1]: std 0.58
+    few = synthetic_outliers(x, 3)
+    assert few.shape == (3, *x.shape[1:]) and torch.equal(few[0].flatten(), few[0].flatten()[:1].expand(few[0].numel()))
+
+
+def test_outlier_count_sets_the_outlier_batch_c_sees():
+    m = build("method.c_outlier_weight=1.0", "method.c_outlier_count=2", "loss=no_aug", "method.c_adv_weight=0")
+    seen = []
+    m.C.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[0]))
+    m.c_loss(real_images(8))
+    assert seen == [8, 2]  # C(x) on the real batch, then C on two outliers
+    with pytest.raises(ConfigError, match=r"^method\.c_outlier_count=0: need an integer >= 1 \(or null = the batch size\)$"):
+        validate(make_cfg(SMALL + ["method.c_outlier_count=0"]))
 
 
 def test_outlier_term_enters_cs_loss_and_teaches_c_doubt_on_a_black_image():

@@ -61,6 +61,7 @@ class SLCGANConfig(MethodConfig):
     mi_warmup: int = 0              # iterations over which L_mi's weight ramps linearly from 0 to mi_weight (0 = none)
     mi_margin: float = 0.0          # L_mi counts each fake's CE only above this (0 = the paper's plain CE)
     c_outlier_weight: float = 0.0   # weight of −H(C(o)) on synthetic outliers o (flat and noise images) in C's loss (0 = off, the paper)
+    c_outlier_count: Optional[int] = None  # outliers per C step; None = as many as the real batch
     c_fake_entropy_weight: float = 0.0  # weight of −H(C(G(z, c))) in C's loss: C uncertain on fakes, CatGAN style (0 = off, the paper)
     aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
@@ -72,10 +73,11 @@ class SLCGANConfig(MethodConfig):
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the multi-view augmentation T
 
 
-def synthetic_outliers(x: torch.Tensor) -> torch.Tensor:
-    """As many images as ``x`` that are no sample of the data: the first half flat (one random level in
-    [−1, 1] per image, blank black and white included), the rest uniform noise in [−1, 1]."""
-    n = x.shape[0]
+def synthetic_outliers(x: torch.Tensor, n: Optional[int] = None) -> torch.Tensor:
+    """``n`` images (default: as many as ``x``) shaped like ``x`` that are no sample of the data: the first
+    half flat (one random level in [−1, 1] per image, blank black and white included), the rest uniform
+    noise in [−1, 1]."""
+    n = x.shape[0] if n is None else int(n)
     flat = (torch.rand(n - n // 2, *([1] * (x.dim() - 1)), device=x.device) * 2 - 1).expand(-1, *x.shape[1:])
     noise = torch.rand(n // 2, *x.shape[1:], device=x.device) * 2 - 1
     return torch.cat([flat, noise]).to(x.dtype)
@@ -158,6 +160,8 @@ class SLCGAN(GANMethod):
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_augment_config(m.augment)
         check_choice("method.balance_kl", m.balance_kl, BALANCE_KL)
+        if m.c_outlier_count is not None and int(m.c_outlier_count) < 1:
+            raise ConfigError(f"method.c_outlier_count={m.c_outlier_count}: need an integer >= 1 (or null = the batch size)")
         if m.c_ema_decay is not None and not 0.0 < float(m.c_ema_decay) < 1.0:
             raise ConfigError(f"method.c_ema_decay={m.c_ema_decay}: need a number in (0, 1) (or null = off)")
         if m.c_betas is not None and (len(m.c_betas) != 2 or not all(0 <= float(b) < 1 for b in m.c_betas)):
@@ -269,7 +273,7 @@ class SLCGAN(GANMethod):
             # Outlier exposure with synthetic outliers (Hein et al., 2019): a ReLU net is confident far from
             # its data, and C gave an all-black image p = 1.00 for one cluster, so L_mi paid G to draw that
             # condition blank (docs/slcgan.md, session 15). C learns that a flat or noise image is no digit.
-            h_out = mean_entropy(self.C(synthetic_outliers(x)))
+            h_out = mean_entropy(self.C(synthetic_outliers(x, self.mcfg.c_outlier_count)))
             loss = loss - w_out * h_out
             logs["c_outlier_entropy"] = h_out.detach()
         w_fake = float(self.mcfg.c_fake_entropy_weight)
