@@ -2,29 +2,29 @@
 of ClusterGAN and NEMGAN. Two kinds:
 
 * ``crop_jitter`` (the paper's T, natural images): random resized crop, horizontal flip and colour
-  jitter, built from ``torchvision.transforms.v2``;
+  jitter, with torchvision's ``RandomResizedCrop`` / ``RandomHorizontalFlip`` / ``ColorJitter``
+  distributions;
 * ``affine`` (digits and other shapes whose identity survives small deformations but not a mirror
   or a crop that cuts the stroke off): a random rotation, scale, shear and translation per image,
-  as the augmentations of IIC / IMSAT on MNIST. It is computed for the whole batch at once
-  (``affine_grid`` + ``grid_sample``), ~50x faster on a CPU than the per-image v2 pipeline.
+  as the augmentations of IIC / IMSAT on MNIST.
 
 ``MultiViewAugment`` maps a batch of images in [-1, 1] (B×C×H×W, on any device) to an augmented
-view of the same shape. A v2 transform called on a batch tensor draws *one* set of random
-parameters for the whole batch; a second view must differ per image, so the transform is
-applied image by image (on the batch's device, no host round trip) and the results stacked.
-Randomness comes from torch's global RNG, which the training loop checkpoints for exact resume.
+view of the same shape. A second view must differ per image, and a torchvision v2 transform called
+on a batch draws one set of parameters for all of it; so both kinds draw their parameters per image
+and transform the whole batch in one pass (``affine_grid`` + ``grid_sample``, then per-image colour
+factors), on the batch's device. Randomness comes from torch's global RNG (drawn on the CPU, so the
+draws do not depend on the device), which the training loop checkpoints for exact resume.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.transforms import v2
 
 from lsgan.errors import ConfigError, check_choice
 
@@ -69,24 +69,12 @@ def check_augment_config(cfg, path: str = "method.augment") -> None:
         raise ConfigError(f"{path}.hue={cfg.hue}: must be in [0, 0.5]")
 
 
-def build_view_transform(cfg, size: int) -> v2.Compose:
-    """The per-image v2 pipeline of T on float images in [0, 1] of side ``size``."""
-    check_augment_config(cfg)
-    steps: List[nn.Module] = [v2.RandomResizedCrop(size, scale=tuple(map(float, cfg.crop_scale)),
-                                                   ratio=tuple(map(float, cfg.crop_ratio)), antialias=True)]
-    if cfg.flip > 0:
-        steps.append(v2.RandomHorizontalFlip(p=float(cfg.flip)))
-    jitter = {k: float(getattr(cfg, k)) for k in ("brightness", "contrast", "saturation", "hue")}
-    if any(v > 0 for v in jitter.values()):
-        steps.append(v2.ColorJitter(**{k: (v if v > 0 else None) for k, v in jitter.items()}))
-    return v2.Compose(steps)
-
-
 class MultiViewAugment(nn.Module):
     """T(x): a random view of each image of a batch in [-1, 1] (B×C×H×W, square)."""
 
     def __init__(self, cfg, image_shape: Sequence[int]):
         super().__init__()
+        check_augment_config(cfg)
         shape = tuple(int(s) for s in image_shape)
         if len(shape) != 3 or shape[1] != shape[2]:
             raise ConfigError(f"method.augment: the multi-view augmentation needs square images (C,H,W), "
@@ -94,16 +82,137 @@ class MultiViewAugment(nn.Module):
         self.size = shape[1]
         self.kind = cfg.kind
         self.affine = {k: float(getattr(cfg, k)) for k in ("rotation", "scale", "shear", "translate")}
-        self.transform = build_view_transform(cfg, self.size) if self.kind == "crop_jitter" else None
+        self.crop = {"scale": tuple(map(float, cfg.crop_scale)), "ratio": tuple(map(float, cfg.crop_ratio)),
+                     "flip": float(cfg.flip)}
+        self.jitter = {k: float(getattr(cfg, k)) for k in ("brightness", "contrast", "saturation", "hue")}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError(f"x: expected a B×C×H×W image batch, got shape {tuple(x.shape)}")
         if self.kind == "affine":
             return random_affine(x.detach(), **self.affine)
-        unit = (x.detach() + 1.0) / 2.0  # ColorJitter's clamps assume [0, 1] floats
-        views = torch.stack([self.transform(img) for img in unit])
-        return views.clamp(0.0, 1.0) * 2.0 - 1.0
+        unit = (random_resized_crop(x.detach(), **self.crop) + 1.0) / 2.0  # the jitter's clamps assume [0, 1]
+        return color_jitter(unit, **self.jitter) * 2.0 - 1.0
+
+
+def random_resized_crop(x: torch.Tensor, scale: Tuple[float, float], ratio: Tuple[float, float],
+                        flip: float = 0.0) -> torch.Tensor:
+    """torchvision's ``RandomResizedCrop`` (then ``RandomHorizontalFlip(flip)``) with a box drawn per
+    image, for a whole B×C×H×W batch in one ``grid_sample``."""
+    b, _, height, width = x.shape
+    top, left, h, w = crop_boxes(b, height, width, scale, ratio)
+    return resize_boxes(x, top, left, h, w, mirror=torch.rand(b) < flip)
+
+
+def crop_boxes(b: int, height: int, width: int, scale: Tuple[float, float], ratio: Tuple[float, float]):
+    """``b`` boxes (top, left, h, w; float tensors of integers) drawn as torchvision's
+    ``RandomResizedCrop.get_params`` draws one: up to 10 tries of an area fraction in ``scale`` and a
+    log-uniform aspect ratio in ``ratio`` whose rounded box fits, else the centre crop with its aspect
+    ratio clamped to ``ratio``; then a uniform integer position."""
+    tries = 10
+    area = height * width * torch.empty(b, tries).uniform_(scale[0], scale[1])
+    aspect = torch.exp(torch.empty(b, tries).uniform_(math.log(ratio[0]), math.log(ratio[1])))
+    w_try, h_try = torch.sqrt(area * aspect).round(), torch.sqrt(area / aspect).round()
+    fits = (w_try > 0) & (w_try <= width) & (h_try > 0) & (h_try <= height)
+    ok = fits.any(1)
+    first = fits.float().argmax(1, keepdim=True)  # the first try that fits
+    fb_w, fb_h = float(width), float(height)
+    if width / height < min(ratio):
+        fb_h = float(round(width / min(ratio)))
+    elif width / height > max(ratio):
+        fb_w = float(round(height * max(ratio)))
+    w = torch.where(ok, w_try.gather(1, first).squeeze(1), torch.tensor(fb_w))
+    h = torch.where(ok, h_try.gather(1, first).squeeze(1), torch.tensor(fb_h))
+    top = torch.where(ok, torch.floor(torch.rand(b) * (height - h + 1)), torch.div(height - h, 2, rounding_mode="floor"))
+    left = torch.where(ok, torch.floor(torch.rand(b) * (width - w + 1)), torch.div(width - w, 2, rounding_mode="floor"))
+    return top, left, h, w
+
+
+def resize_boxes(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: torch.Tensor, w: torch.Tensor,
+                 mirror: torch.Tensor) -> torch.Tensor:
+    """Each image's box resized back to the image's H×W (bilinear, half-pixel centres, reading no pixel
+    outside the box: torchvision's ``resized_crop`` of a box no larger than the image), mirrored
+    left-right where ``mirror``; one ``grid_sample`` for the batch."""
+    b, _, height, width = x.shape
+    sign = torch.where(mirror, -1.0, 1.0)
+    zero = torch.zeros(b)
+    # grid_sample (align_corners=False) reads output coordinate o in [-1, 1] at o·w/W + (2·left + w)/W − 1
+    theta = torch.stack([torch.stack([sign * w / width, zero, (2 * left + w) / width - 1], dim=1),
+                         torch.stack([zero, h / height, (2 * top + h) / height - 1], dim=1)], dim=1)
+    grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
+    # resize clamps at the box's edge pixels (its centres), not at the image's
+    lo = torch.stack([(2 * left + 1) / width, (2 * top + 1) / height], dim=1) - 1
+    hi = torch.stack([(2 * (left + w) - 1) / width, (2 * (top + h) - 1) / height], dim=1) - 1
+    lo, hi = (t.to(device=x.device, dtype=x.dtype).view(b, 1, 1, 2) for t in (lo, hi))
+    grid = torch.maximum(torch.minimum(grid, hi), lo)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma of a B×3×H×W batch (torchvision's ``rgb_to_grayscale``), B×1×H×W."""
+    return (0.2989 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    f = factor.view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * other).clamp(0.0, 1.0)
+
+
+def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the hue of each RGB image of a batch in [0, 1] by ``shift`` (a fraction of the circle)."""
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(1)
+    minc, _ = x.min(1)
+    delta = maxc - minc
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    hue = torch.where(maxc == r, ((g - b) / safe) % 6,
+                      torch.where(maxc == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6
+    hue = torch.where(delta > 0, hue, torch.zeros_like(hue))
+    hue = (hue + shift.view(-1, 1, 1)) % 1.0
+    sat = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
+    # HSV -> RGB: each channel n in (5, 3, 1) is v - v·s·clamp(min(k, 4 - k), 0, 1), k = (n + 6h) mod 6
+    k = (torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) + 6 * hue.unsqueeze(1)) % 6
+    ramp = torch.minimum(k, 4 - k).clamp(0.0, 1.0)
+    v = maxc.unsqueeze(1)
+    return (v - v * sat.unsqueeze(1) * ramp).clamp(0.0, 1.0)
+
+
+def color_jitter(x: torch.Tensor, brightness: float, contrast: float, saturation: float, hue: float) -> torch.Tensor:
+    """torchvision's ``ColorJitter`` with factors and order drawn per image, for a B×C×H×W batch in
+    [0, 1]: brightness, contrast and saturation factors uniform in [max(0, 1 − s), 1 + s], a hue shift
+    uniform in ±``hue``, applied in a random order of the four; saturation and hue leave 1-channel
+    images unchanged, as torchvision's do. A strength of 0 skips that adjustment."""
+    b, channels = x.shape[0], x.shape[1]
+
+    def factor(strength: float) -> torch.Tensor:
+        return torch.empty(b).uniform_(max(0.0, 1.0 - strength), 1.0 + strength)
+
+    draws = {"brightness": factor(brightness), "contrast": factor(contrast),
+             "saturation": factor(saturation), "hue": torch.empty(b).uniform_(-hue, hue)}
+    order = torch.argsort(torch.rand(b, 4), dim=1)  # a random permutation of the four per image
+    names = ("brightness", "contrast", "saturation", "hue")
+    strengths = dict(zip(names, (brightness, contrast, saturation, hue)))
+    active = [n for n in names if strengths[n] > 0 and (channels == 3 or n in ("brightness", "contrast"))]
+    draws = {k: v.to(device=x.device, dtype=x.dtype) for k, v in draws.items()}
+    order = order.to(x.device)
+    x = x.clone()
+    for position in range(4):  # each image takes one adjustment per position: 4 passes over the batch
+        for op in active:
+            idx = (order[:, position] == names.index(op)).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                continue
+            part, f = x.index_select(0, idx), draws[op].index_select(0, idx)
+            if op == "brightness":
+                part = (part * f.view(-1, 1, 1, 1)).clamp(0.0, 1.0)
+            elif op == "contrast":
+                gray = _gray(part) if channels == 3 else part
+                part = _blend(part, gray.mean(dim=(1, 2, 3), keepdim=True), f)
+            elif op == "saturation":
+                part = _blend(part, _gray(part), f)
+            else:
+                part = _shift_hue(part, f)
+            x.index_copy_(0, idx, part)
+    return x
 
 
 def random_affine(x: torch.Tensor, rotation: float, scale: float, shear: float, translate: float) -> torch.Tensor:
