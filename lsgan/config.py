@@ -197,7 +197,11 @@ def check_compile(cfg) -> None:
 
 
 def validate(cfg: DictConfig) -> DictConfig:
-    """Type-check the composed config; returns a new config with schema defaults filled in."""
+    """Type-check the composed config; returns a new config with schema defaults filled in and each
+    ``auto`` of a generic recipe replaced by what the data calls for (``lsgan.data.profile``)."""
+    from lsgan.data.profile import resolve_auto
+
+    cfg = resolve_auto(cfg)
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.set_struct(out, False)
     check_choice("method", cfg.method.name, sorted(METHODS))

@@ -158,6 +158,31 @@ def target_size(cfg) -> int:
     return int(cfg.size)
 
 
+def native_side(cfg) -> Optional[int]:
+    """The side of the dataset's own images before any resize (the shorter side: ``_resize`` crops to a
+    square); None for point data. Image folders are measured on their first 16 files."""
+    if cfg.name in ("ring8", "grid25", "crescents"):
+        return None
+    if cfg.name.startswith("celeba"):  # the name carries the size the faces are decoded at
+        return target_size(cfg)
+    if cfg.name == "stacked_mnist":  # three MNIST digits
+        return 28
+    if cfg.name == "image_folder":
+        from PIL import Image
+
+        files = _image_files(Path(str(cfg.path)).expanduser()) if cfg.path else []
+        if not files:
+            raise ConfigError(f"data.path={cfg.path}: no images ({', '.join(IMAGE_SUFFIXES)}) to read a size from")
+        sides = []
+        for f in files[:16]:
+            with Image.open(f) as im:
+                sides.append(min(im.size))
+        return int(sorted(sides)[len(sides) // 2])
+    if cfg.name not in _READERS:
+        raise ConfigError(f"data.name={cfg.name!r} is not accepted; accepted values: {', '.join(DATASETS)}")
+    return int(min(_READERS[cfg.name](cfg, cfg.train_split, 0).x.shape[-2:]))
+
+
 def prepare_dataset(cfg) -> None:
     """Download what a torchvision-backed dataset needs (call once, on one process)."""
     if not cfg.download:

@@ -1,0 +1,105 @@
+"""What a generic recipe reads from the data itself: the resolution and the kind of views
+(``conf/experiment/{clustergan,nemgan,slcgan}.yaml`` set these keys to ``auto``).
+
+The rules look at the images, never at the dataset's name, so a recipe carries to data it was not
+tuned on:
+
+* ``data.size``: the smallest side the nets take (28, 32, 64) that holds the images' own side, at most
+  64 (a CPU budget: a 64-px step costs about four 32-px ones);
+* ``method.augment.kind``: ``affine`` when the images show a shape on a plain background (the border
+  pixels of an image nearly all equal its border's median: digits, clothes, glyphs), where a crop
+  can cut the shape off and a mirror can make it another shape; ``crop_jitter`` (the paper's T)
+  otherwise, for photographs that fill the frame.
+
+The nets stay at width 16 (``model=dcgan_small``) whatever the data: on one CPU thread slcGAN on
+32-px colour images runs 1.76 it/s at width 16 and 0.56 at width 32, too few iterations for an hour.
+A GPU user raises it with ``model=dcgan`` (width 64) or ``model=resnet``.
+
+``resolve_auto`` replaces each ``auto`` in a composed config with its value and prints one line per
+choice; ``lsgan.config.validate`` calls it, so every entry point sees plain values and a run's saved
+config records what was trained.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+AUTO = "auto"
+AUTO_KEYS = ("data.size", "method.augment.kind")
+SIDES = (28, 32, 64)     # the nets' sizes a CPU recipe picks from (lsgan.nets.layers.IMAGE_SIZES up to 64)
+PLAIN_BORDER = 0.5       # above this share of plain border pixels the images are shapes on a background (MNIST 1.0, 8-px digits 0.7; CIFAR-10 0.2)
+PLAIN_TOLERANCE = 8      # a border pixel is plain within this many grey levels (of 255) of its border's median
+PROFILE_IMAGES = 1000    # images the border statistic reads, evenly spaced through the training split
+
+
+@dataclass
+class DataProfile:
+    side: Optional[int]      # the images' own side (None: point data)
+    channels: int
+    plain_border: float      # mean share of an image's border pixels equal to its border's median
+
+    @property
+    def size(self) -> int:
+        if self.side is None:
+            return 32  # point data: unused by the nets
+        return next((s for s in SIDES if s >= self.side), SIDES[-1])
+
+    @property
+    def views(self) -> str:
+        return "affine" if self.plain_border >= PLAIN_BORDER else "crop_jitter"
+
+
+def plain_border_share(images: torch.Tensor) -> float:
+    """Mean over uint8 N×C×H×W images of the share of their one-pixel border (all channels) within
+    ``PLAIN_TOLERANCE`` grey levels of that image's border median."""
+    x = images.to(torch.int16)
+    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., 1:-1, 0], x[..., 1:-1, -1]], dim=-1).flatten(1)
+    median = border.median(dim=1, keepdim=True).values
+    return float(((border - median).abs() <= PLAIN_TOLERANCE).float().mean())
+
+
+def profile_data(data_cfg) -> DataProfile:
+    """Measure what the rules need on the training split (loaded at the size the run will use)."""
+    from lsgan.data.datasets import load_dataset, native_side
+
+    side = native_side(data_cfg)
+    if side is None:
+        return DataProfile(side=None, channels=0, plain_border=0.0)
+    cfg = OmegaConf.merge(OmegaConf.structured(_data_node(data_cfg)), {"size": DataProfile(side, 1, 0.0).size})
+    train = load_dataset(cfg, cfg.train_split)
+    picked = torch.linspace(0, len(train) - 1, min(PROFILE_IMAGES, len(train))).long()
+    images = train.data[picked]
+    return DataProfile(side=side, channels=int(images.shape[1]), plain_border=plain_border_share(images))
+
+
+def _data_node(data_cfg) -> dict:
+    node = OmegaConf.to_container(data_cfg, resolve=True) if isinstance(data_cfg, DictConfig) else dict(data_cfg)
+    return {k: v for k, v in node.items() if v != AUTO}
+
+
+def auto_keys(cfg: DictConfig) -> List[str]:
+    return [k for k in AUTO_KEYS if OmegaConf.select(cfg, k, default=None) == AUTO]
+
+
+def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
+    """``cfg`` with every ``auto`` of ``AUTO_KEYS`` replaced by the value the data calls for (a copy;
+    ``cfg`` itself when nothing is ``auto``)."""
+    keys = auto_keys(cfg)
+    if not keys:
+        return cfg
+    from lsgan.config import DataConfig
+
+    data = OmegaConf.merge(OmegaConf.structured(DataConfig), _data_node(cfg.data))
+    profile = profile_data(data)
+    values = {"data.size": profile.size, "method.augment.kind": profile.views}
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    for key in keys:
+        OmegaConf.update(out, key, values[key], merge=False)
+    if verbose:
+        seen = (f"{profile.side} px, {profile.channels} channel{'s' if profile.channels != 1 else ''}, "
+                f"plain border {profile.plain_border:.2f}")
+        print(f"[lsgan] from the data ({seen}): " + ", ".join(f"{k}={values[k]}" for k in keys), flush=True)
+    return out
