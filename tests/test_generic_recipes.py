@@ -1,0 +1,82 @@
+"""The generic recipes (experiment=clustergan|nemgan|slcgan) read the resolution and the kind of
+views from the data (lsgan.data.profile): shapes on a plain background get affine views at their own
+size, photographs the paper's crop / flip / colour jitter; each recipe trains on both kinds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from lsgan.config import validate
+from lsgan.data.profile import DataProfile, plain_border_share, resolve_auto
+from lsgan.run import compose_config, train
+from tests.conftest import TINY
+
+GENERIC = ["clustergan", "nemgan", "slcgan"]
+SMALL = [o for o in TINY if not o.startswith("method.z_dim")] + [
+    "trainer.steps=2", "model.g_width=8", "model.d_width=8", "data.batch_size=16", "metrics.every=0"]
+
+
+def _npz(path, images: np.ndarray) -> str:
+    y = np.arange(len(images)) % 10
+    np.savez(path, x_train=images[:-20], y_train=y[:-20], x_test=images[-20:], y_test=y[-20:])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def gray_shapes(tmp_path_factory):
+    """20-px white squares of random size and place on black: digit-like."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((120, 20, 20), dtype=np.uint8)
+    for img in x:
+        s, r, c = rng.integers(4, 9), rng.integers(2, 9), rng.integers(2, 9)
+        img[r:r + s, c:c + s] = 255
+    return _npz(tmp_path_factory.mktemp("gray") / "shapes.npz", x)
+
+
+@pytest.fixture(scope="module")
+def rgb_photos(tmp_path_factory):
+    """32-px colour images whose content fills the frame (smooth random fields)."""
+    rng = np.random.default_rng(1)
+    coarse = rng.integers(0, 256, size=(120, 4, 4, 3)).astype(np.float32)
+    x = np.kron(coarse, np.ones((1, 8, 8, 1), dtype=np.float32)) + rng.normal(0, 20, size=(120, 32, 32, 3))
+    return _npz(tmp_path_factory.mktemp("rgb") / "photos.npz", x.clip(0, 255).astype(np.uint8))
+
+
+def test_plain_border_share_tells_shapes_from_photos():
+    shapes = torch.zeros(4, 1, 16, 16, dtype=torch.uint8)
+    shapes[:, :, 5:10, 5:10] = 255
+    assert plain_border_share(shapes) == 1.0
+    noise = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    assert plain_border_share(noise) < 0.2
+
+
+@pytest.mark.parametrize("side,size", [(8, 28), (20, 28), (28, 28), (32, 32), (40, 64), (64, 64), (178, 64)])
+def test_size_is_the_smallest_net_size_holding_the_images(side, size):
+    assert DataProfile(side=side, channels=3, plain_border=0.0).size == size
+
+
+@pytest.mark.parametrize("name", GENERIC)
+def test_generic_recipe_reads_gray_shapes_and_colour_photos(name, gray_shapes, rgb_photos):
+    gray = validate(compose_config([f"experiment={name}", "dataset=npz", f"data.path={gray_shapes}"]))
+    assert (gray.data.size, gray.method.augment.kind, gray.model.g_width) == (28, "affine", 16)
+    rgb = validate(compose_config([f"experiment={name}", "dataset=npz", f"data.path={rgb_photos}"]))
+    assert (rgb.data.size, rgb.method.augment.kind, rgb.model.g_width) == (32, "crop_jitter", 16)
+
+
+def test_a_value_set_on_the_command_line_wins_over_auto(rgb_photos):
+    cfg = validate(compose_config(["experiment=slcgan", "dataset=npz", f"data.path={rgb_photos}",
+                                   "method.augment.kind=affine", "data.size=64"]))
+    assert (cfg.data.size, cfg.method.augment.kind) == (64, "affine")
+    plain = compose_config(["method=sngan", "dataset=digits"])
+    assert resolve_auto(plain) is plain  # nothing auto: nothing read
+
+
+@pytest.mark.parametrize("name", GENERIC)
+def test_generic_recipe_trains_on_colour_photos(name, rgb_photos, tmp_path):
+    res = train(compose_config([f"experiment={name}", "dataset=npz", f"data.path={rgb_photos}"] + SMALL),
+                tmp_path / "run")
+    assert res.iteration == 2 and res.checkpoint.is_file()
+    saved = OmegaConf.load(res.run_dir / "config.yaml")  # what was trained, not "auto"
+    assert (saved.data.size, saved.method.augment.kind) == (32, "crop_jitter")
