@@ -79,6 +79,10 @@ def train_extractor(cfg: DictConfig) -> Path:
             "train_lr": float(ext.train_lr), **hist}
     path = save_extractor_checkpoint(str(out), ext.name, net, int(train.data.shape[1]), int(ext.width),
                                      int(train.data.shape[-1]), num_outputs, meta)
+    if held.clean_labels is not None:  # how well the features group classes, before any GAN sees them
+        meta["eval_knn1_label_agreement"] = knn1_agreement(ext, path, held)
+        print(f"[lsgan.train_extractor] kNN-1 label agreement of {ext.layer} features (pool {ext.pool}) on "
+              f"{cfg.data.name}/{cfg.data.eval_split}: {meta['eval_knn1_label_agreement']:.3f}", flush=True)
     from lsgan.io import atomic_file
 
     with atomic_file(path + ".json", "w", fsync=True) as fh:
@@ -88,6 +92,19 @@ def train_extractor(cfg: DictConfig) -> Path:
           f"held-out {'rotation' if ext.name == 'rotnet' else 'clean-label'} accuracy {acc:.3f}\n"
           f"  weights: {path}\n  use:     extractor={ext.name} extractor.weights={path}", flush=True)
     return Path(path)
+
+
+def knn1_agreement(ext, weights: str, held) -> float:
+    """Share of ``held``'s images whose nearest other image in E's feature space (``ext``'s layer and
+    pooling, with the weights just written) has the same label: the paper's kNN label agreement."""
+    from lsgan.features.extractors import build_extractor, extract_split_features
+    from lsgan.metrics.knn import knn_label_agreement
+
+    node = OmegaConf.merge(OmegaConf.structured(ext) if not isinstance(ext, DictConfig) else ext,
+                           {"weights": str(weights), "pca_dim": None})
+    extractor = build_extractor(node, tuple(held.data.shape[1:]))
+    features = extract_split_features(extractor, held, batch_size=int(ext.batch_size), device="cpu", verbose=False)
+    return float(knn_label_agreement(features, held.clean_labels, ks=(1,))[1])
 
 
 def main() -> None:

@@ -3,6 +3,9 @@ views from the data (lsgan.data.profile): shapes on a plain background get affin
 size, photographs the paper's crop / flip / colour jitter; each recipe trains on both kinds."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +16,7 @@ from lsgan.data.profile import DataProfile, plain_border_share, resolve_auto
 from lsgan.run import compose_config, train
 from tests.conftest import TINY
 
-GENERIC = ["clustergan", "nemgan", "slcgan"]
+GENERIC = ["clustergan", "nemgan", "slcgan"]  # coupled: its own test below (it also picks E)
 SMALL = [o for o in TINY if not o.startswith("method.z_dim")] + [
     "trainer.steps=2", "model.g_width=8", "model.d_width=8", "data.batch_size=16", "metrics.every=0"]
 
@@ -80,3 +83,21 @@ def test_generic_recipe_trains_on_colour_photos(name, rgb_photos, tmp_path):
     assert res.iteration == 2 and res.checkpoint.is_file()
     saved = OmegaConf.load(res.run_dir / "config.yaml")  # what was trained, not "auto"
     assert (saved.data.size, saved.method.augment.kind) == (32, "crop_jitter")
+
+
+def test_coupled_recipe_picks_alexnet_for_shapes_and_trains_a_rotnet_for_photos(gray_shapes, rgb_photos, tmp_path):
+    cache = f"extractor.cache_dir={tmp_path / 'features'}"
+    gray = validate(compose_config(["experiment=coupled", "dataset=npz", f"data.path={gray_shapes}", cache]))
+    assert (gray.extractor.name, gray.extractor.layer, gray.extractor.pool) == ("alexnet_random", "conv3", None)
+    overrides = ["experiment=coupled", "dataset=npz", f"data.path={rgb_photos}", cache, "extractor.train_steps=2",
+                 "extractor.pca_dim=8", "method.pair_pool=16"]
+    rgb = validate(compose_config(overrides))
+    assert (rgb.extractor.name, rgb.extractor.layer, rgb.extractor.pool) == ("rotnet", "conv2", 4)
+    weights = Path(rgb.extractor.weights)
+    assert weights.is_file() and weights.parent == tmp_path / "extractors"
+    stamp = weights.stat().st_mtime_ns
+    res = train(compose_config(overrides + SMALL), tmp_path / "run")  # the cached RotNet, not a new one
+    assert res.iteration == 2 and weights.stat().st_mtime_ns == stamp
+    assert OmegaConf.load(res.run_dir / "config.yaml").extractor.weights == str(weights)
+    meta = json.loads(Path(str(weights) + ".json").read_text())
+    assert 0.0 <= meta["eval_knn1_label_agreement"] <= 1.0

@@ -1,5 +1,6 @@
 """What a generic recipe reads from the data itself: the resolution and the kind of views
-(``conf/experiment/{clustergan,nemgan,slcgan}.yaml`` set these keys to ``auto``).
+and, for coupled, the feature extractor (``conf/experiment/{clustergan,nemgan,slcgan,coupled}.yaml`` set
+these keys to ``auto``).
 
 The rules look at the images, never at the dataset's name, so a recipe carries to data it was not
 tuned on:
@@ -9,7 +10,11 @@ tuned on:
 * ``method.augment.kind``: ``affine`` when the images show a shape on a plain background (the border
   pixels of an image nearly all equal its border's median: digits, clothes, glyphs), where a crop
   can cut the shape off and a mirror can make it another shape; ``crop_jitter`` (the paper's T)
-  otherwise, for photographs that fill the frame.
+  otherwise, for photographs that fill the frame;
+* ``extractor=auto`` (coupled): for shapes an untrained AlexNet at conv3 (random filters already
+  separate strokes: 89 % first-neighbour label agreement on MNIST); for photographs a RotNet at conv2
+  pooled to 4×4, trained without labels on the training split the first time it is needed and
+  cached (Durall et al. use a RotNet for CIFAR-10).
 
 The nets stay at width 16 (``model=dcgan_small``) whatever the data: on one CPU thread slcGAN on
 32-px colour images runs 1.76 it/s at width 16 and 0.56 at width 32, too few iterations for an hour.
@@ -84,11 +89,13 @@ def auto_keys(cfg: DictConfig) -> List[str]:
     return [k for k in AUTO_KEYS if OmegaConf.select(cfg, k, default=None) == AUTO]
 
 
-def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
-    """``cfg`` with every ``auto`` of ``AUTO_KEYS`` replaced by the value the data calls for (a copy;
-    ``cfg`` itself when nothing is ``auto``)."""
+def resolve_auto(cfg: DictConfig, verbose: bool = True, train_missing: bool = True) -> DictConfig:
+    """``cfg`` with every ``auto`` of ``AUTO_KEYS`` and ``extractor=auto`` replaced by what the data
+    calls for (a copy; ``cfg`` itself when nothing is ``auto``). ``train_missing``: train a RotNet the
+    run needs and the cache lacks (``lsgan.train_extractor`` passes False: it trains one itself)."""
     keys = auto_keys(cfg)
-    if not keys:
+    extractor_auto = OmegaConf.select(cfg, "extractor.name", default=None) == AUTO
+    if not keys and not extractor_auto:
         return cfg
     from lsgan.config import DataConfig
 
@@ -98,8 +105,36 @@ def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for key in keys:
         OmegaConf.update(out, key, values[key], merge=False)
+    shown = [f"{k}={values[k]}" for k in keys]
+    if extractor_auto:
+        out.extractor = _extractor_node(out, profile, train_missing)
+        shown.append(f"extractor={out.extractor.name} (layer {out.extractor.layer}, pool {out.extractor.pool})")
     if verbose:
         seen = (f"{profile.side} px, {profile.channels} channel{'s' if profile.channels != 1 else ''}, "
                 f"plain border {profile.plain_border:.2f}")
-        print(f"[lsgan] from the data ({seen}): " + ", ".join(f"{k}={values[k]}" for k in keys), flush=True)
+        print(f"[lsgan] from the data ({seen}): " + ", ".join(shown), flush=True)
     return out
+
+
+def _extractor_node(cfg: DictConfig, profile: DataProfile, train_missing: bool) -> DictConfig:
+    """``extractor=auto`` resolved: alexnet_random for shapes, a RotNet for photographs, with its weights
+    (the cached RotNet of this data, trained here when missing and ``train_missing``)."""
+    shapes = profile.views == "affine"
+    choice = {"name": "alexnet_random" if shapes else "rotnet", "layer": "conv3" if shapes else "conv2",
+              "pool": None if shapes else 4}
+    node = OmegaConf.create(OmegaConf.to_container(cfg.extractor, resolve=True))
+    for key, value in choice.items():
+        if node.get(key) == AUTO:
+            node[key] = value
+    if node.name == "rotnet" and not node.weights and cfg.method.name == "coupled":
+        from lsgan.train_extractor import default_weights_path, train_extractor
+
+        from lsgan.features.cli import validate_feature_nodes
+
+        trained = OmegaConf.merge(cfg, {"extractor": node})
+        path = default_weights_path(validate_feature_nodes(trained))
+        if not path.is_file() and train_missing:
+            print(f"[lsgan] no RotNet for this data in the cache yet: training one ({node.train_steps} steps)", flush=True)
+            path = train_extractor(trained)
+        node.weights = str(path) if path.is_file() else None
+    return node
