@@ -1,2 +1,2 @@
 """lsgan: label-free conditional GANs on PyTorch Lightning."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -158,3 +158,18 @@ def test_every_documented_command_still_parses():
                 apply_overrides(saved, job.overrides)
         seen += 1
     assert seen >= 30  # README, docs/evaluation.md, the method docs, experiment READMEs
+
+
+def test_run_help_describes_the_app_its_groups_and_examples():
+    proc = subprocess.run([sys.executable, "-m", "lsgan.run", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    out = proc.stdout
+    assert out.startswith("usage: python -m lsgan.run ") and "powered by Hydra" not in out
+    assert "experiment: " in out and "method: cgan, clustergan, coupled, nemgan, slcgan, sngan" in out
+    examples = [line.strip() for line in out.splitlines() if "python -m lsgan.run " in line and "usage" not in line]
+    assert len(examples) >= 5
+    for line in examples:  # every example composes
+        args = [a for a in line.split("#")[0].split()[3:] if a != "-m" and "=" in a and not a.startswith("OMP_")]
+        compose_config([a.split(",")[0] if a.startswith("seed=") else a for a in args])
+    assert len(out.splitlines()) < 80  # a page, not the whole config
