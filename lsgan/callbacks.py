@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -55,7 +56,7 @@ class AtomicCheckpoint(pl.Callback):
     def _save(self, trainer, path: Path) -> None:
         # a name of this process's own: two writers never share a temporary file
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        trainer.save_checkpoint(str(tmp))
+        trainer.save_checkpoint(str(tmp), weights_only=False)  # the full state: optimizers and loops resume
         if trainer.is_global_zero:
             os.replace(tmp, path)
         trainer.strategy.barrier("lsgan_checkpoint")
@@ -160,3 +161,24 @@ class IterationProgressBar(TQDMProgressBar):
         if pl_module.iteration % max(1, self.refresh_rate) == 0 or pl_module.iteration >= self.steps:
             bar.set_postfix(self.get_metrics(trainer, pl_module))
             bar.refresh()
+
+
+class PlainProgress(pl.Callback):
+    """The progress of a run whose console is not a terminal (a cluster job's log): one plain line every
+    ``every`` iterations, instead of a bar redrawn at every step."""
+
+    def __init__(self, steps: int, every: int):
+        self.steps, self.every = int(steps), max(1, int(every))
+        self._start = None
+
+    def on_train_start(self, trainer, pl_module):
+        self._start = (time.perf_counter(), pl_module.iteration)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        i = pl_module.iteration
+        if not trainer.is_global_zero or (i % self.every and i < self.steps):
+            return
+        t0, i0 = self._start
+        rate = (i - i0) / max(time.perf_counter() - t0, 1e-9)
+        shown = " ".join(f"{k}={float(v):.3g}" for k, v in trainer.progress_bar_metrics.items())
+        print(f"[lsgan] {pl_module.mcfg.name} iteration {i}/{self.steps} {rate:.2f} it/s {shown}".rstrip(), flush=True)

@@ -98,8 +98,8 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     import pytorch_lightning as pl
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, SampleGrid, StopAtIteration
-    from lsgan.loggers import build_loggers, finish_loggers, run_group
+    from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, PlainProgress, SampleGrid, StopAtIteration
+    from lsgan.loggers import finish_loggers, run_group
     from lsgan.precision import describe_device, resolve_precision
     from lsgan.resume import check_compatible, pick_resume, read_checkpoint
 
@@ -127,8 +127,9 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
         AtomicCheckpoint(str(ckpt_dir), cfg.trainer.ckpt_every, steps),
     ]
     callbacks += extra_callbacks(cfg, run_dir)
-    if cfg.trainer.progress_bar:
-        callbacks.append(IterationProgressBar(steps))
+    if cfg.trainer.progress_bar:  # a bar in a terminal, plain lines in a log file
+        callbacks.append(IterationProgressBar(steps) if sys.stderr.isatty()
+                         else PlainProgress(steps, int(cfg.trainer.log_every)))
     group = run_group(cfg, overrides)
     precision = resolve_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator))
     if precision != cfg.trainer.precision:
@@ -136,37 +137,19 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
               f"({describe_device(str(cfg.trainer.accelerator))})", flush=True)
     if trained_at is not None and trained_at != precision:  # e.g. auto resumed on other hardware
         print(f"[lsgan] the checkpoint was trained at {trained_at}; continuing at {precision}", flush=True)
-    trainer = pl.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=cfg.trainer.devices,
-        num_nodes=cfg.trainer.num_nodes,
-        strategy=build_strategy(cfg),
-        precision=precision,
-        max_epochs=-1,
-        max_steps=-1,
-        # Lightning's Timer agrees on stopping across DDP ranks; the end-of-training checkpoint still runs
-        max_time=None if cfg.trainer.max_minutes is None else timedelta(minutes=float(cfg.trainer.max_minutes)),
-        logger=build_loggers(cfg, str(run_dir), run_name(cfg), group, resume_iteration),
-        callbacks=callbacks,
-        enable_checkpointing=False,  # AtomicCheckpoint does it (atomic, iteration-numbered)
-        enable_progress_bar=bool(cfg.trainer.progress_bar),
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        sync_batchnorm=bool(cfg.trainer.sync_batchnorm),
-        deterministic=bool(cfg.trainer.deterministic),
-        default_root_dir=str(run_dir),
-        log_every_n_steps=1,
-        # The data module's resumable batch sampler shards batches across DDP ranks itself.
-        use_distributed_sampler=False,
-    )
+    with quiet_lightning():
+        trainer = build_trainer(cfg, run_dir, precision, callbacks, group, resume_iteration)
     # Written once data and nets are built: a re-run that fails on its data (a wrong data.root, say)
     # leaves the run's config.yaml as it was.
     _save_config(cfg, run_dir, overrides)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_lightning():
         # The data stream is infinite by design (iteration-counted training).
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*infinite.*")
+        # Frozen nets (coupled's extractor, EMA copies) stay in eval mode on purpose.
+        warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode at the start of training.*")
+        # Lightning's own pytree helper calls an API torch deprecated; nothing lsgan calls.
+        warnings.filterwarnings("ignore", ".*LeafSpec.* is deprecated.*")
         received = []
         try:
             with preemption_signal(received):
@@ -186,6 +169,56 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
               f"  run dir:     {result.run_dir}\n  checkpoint:  {result.checkpoint}\n"
               f"  samples:     {result.samples}\n  metrics CSV: {result.metrics_csv}", flush=True)
     return result
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, precision: str, callbacks: list, group, resume_iteration):
+    import pytorch_lightning as pl
+
+    from lsgan.callbacks import IterationProgressBar
+    from lsgan.loggers import build_loggers
+
+    return pl.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes,
+        strategy=build_strategy(cfg),
+        precision=precision,
+        max_epochs=-1,
+        max_steps=-1,
+        # Lightning's Timer agrees on stopping across DDP ranks; the end-of-training checkpoint still runs
+        max_time=None if cfg.trainer.max_minutes is None else timedelta(minutes=float(cfg.trainer.max_minutes)),
+        logger=build_loggers(cfg, str(run_dir), run_name(cfg), group, resume_iteration),
+        callbacks=callbacks,
+        enable_checkpointing=False,  # AtomicCheckpoint does it (atomic, iteration-numbered)
+        enable_progress_bar=any(isinstance(c, IterationProgressBar) for c in callbacks),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        sync_batchnorm=bool(cfg.trainer.sync_batchnorm),
+        deterministic=bool(cfg.trainer.deterministic),
+        default_root_dir=str(run_dir),
+        log_every_n_steps=1,
+        # The data module's resumable batch sampler shards batches across DDP ranks itself.
+        use_distributed_sampler=False,
+    )
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's info lines (accelerator summary, a cloud-logging tip) stay out of the console: lsgan
+    prints the device and precision it trains on itself. Its warnings still show."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero",
+                                                     "lightning_fabric.utilities.rank_zero")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 @contextlib.contextmanager

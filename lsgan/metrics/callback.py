@@ -78,7 +78,7 @@ class MetricsCallback(pl.Callback):
         path = self.run_dir / "checkpoints" / "best.ckpt"
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".ckpt") as tmp:
-            trainer.save_checkpoint(str(tmp))
+            trainer.save_checkpoint(str(tmp), weights_only=False)  # the full state: optimizers and loops resume
         print(f"[lsgan] best {key}={value:.4g} at iteration {pl_module.iteration}: {path}", flush=True)
 
     def _warn_once(self, key: str, message: str) -> None:
