@@ -28,6 +28,7 @@ from lsgan.methods import METHODS
 from lsgan.methods.base import COUPLED_G_LOSS, MethodConfig, upgrade_saved_config
 from lsgan.metrics.evaluator import EVALUATOR_ARCHS
 from lsgan.nets import ARCHS
+from lsgan.nets.layers import IMAGE_SIZES
 from lsgan.priors import PRIORS, PriorConfig
 
 
@@ -196,6 +197,31 @@ def check_compile(cfg) -> None:
                           f"method.adv_loss={' | '.join(others) or '(none other for this method)'}")
 
 
+def check_ranges(out: DictConfig) -> None:
+    """Values whose type is right but which no run can use: one line naming the key and what it accepts,
+    before anything is built (they would otherwise surface as a library's traceback, or be taken silently)."""
+    import torch
+
+    if not 0 <= int(out.seed) < 2 ** 32:
+        raise ConfigError(f"seed={out.seed}: must be an integer in [0, 2^32 - 1] (NumPy's seed range)")
+    if int(out.data.size) < 1:
+        raise ConfigError(f"data.size={out.data.size}: must be a positive image side (the conv nets take "
+                          f"{', '.join(map(str, IMAGE_SIZES))}), or auto")
+    if int(out.data.num_workers) < 0:
+        raise ConfigError(f"data.num_workers={out.data.num_workers}: must be >= 0 (0 = load in the main process)")
+    if out.data.max_train is not None and int(out.data.max_train) < 1:
+        raise ConfigError(f"data.max_train={out.data.max_train}: must be >= 1, or null for the whole training split")
+    for key, low, what in (("ckpt_every", 0, "0 = only last.ckpt"), ("sample_every", 0, "0 = only at the end"),
+                           ("log_every", 1, "iterations between metrics.csv rows")):
+        if int(out.trainer[key]) < low:
+            raise ConfigError(f"trainer.{key}={out.trainer[key]}: must be >= {low} ({what})")
+    accelerator = str(out.trainer.accelerator)
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; "
+                          f"accepted values here: cpu, auto")
+    check_choice("trainer.accelerator", accelerator, ("cpu", "gpu", "cuda", "mps", "auto"))
+
+
 def validate(cfg: DictConfig) -> DictConfig:
     """Type-check the composed config; returns a new config with schema defaults filled in and each
     ``auto`` of a generic recipe replaced by what the data calls for (``lsgan.data.profile``)."""
@@ -245,6 +271,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
             raise ConfigError("logger=tensorboard needs TensorBoard: pip install '.[tensorboard]' "
                               "(or pip install tensorboard); accepted values without it: csv, wandb")
+    check_ranges(out)
     if int(out.data.batch_size) < 1:
         raise ConfigError(f"data.batch_size={out.data.batch_size}: must be >= 1")
     if int(out.trainer.steps) < 1:

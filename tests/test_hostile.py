@@ -183,6 +183,13 @@ def test_image_folder_skips_unreadable_images_with_one_warning(tmp_path, sngan_c
     ("method.lr_g=-1", "method.lr_g=-1"),
     ("trainer.steps=-5", "trainer.steps=-5"),
     ("trainer.max_steps=5", "did you mean trainer.steps"),
+    ("seed=-1", "seed=-1"),
+    ("data.size=0", "data.size=0"),
+    ("data.num_workers=-1", "data.num_workers=-1"),
+    ("data.max_train=0", "data.max_train=0"),
+    ("trainer.ckpt_every=-1", "trainer.ckpt_every=-1"),
+    ("trainer.log_every=0", "trainer.log_every=0"),
+    ("trainer.accelerator=tpu", "trainer.accelerator"),
 ])
 def test_bad_values_and_keys_are_one_line_before_any_work(tmp_path, arg, needle):
     run_dir = tmp_path / "run"
@@ -190,6 +197,14 @@ def test_bad_values_and_keys_are_one_line_before_any_work(tmp_path, arg, needle)
     assert res.returncode in (1, 2)
     assert needle in one_line(res.stderr)
     assert not run_dir.exists()
+
+
+def test_a_gpu_asked_for_on_a_machine_without_one_is_one_line(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    run_dir = tmp_path / "run"
+    res = cli("method=sngan", "dataset=digits", "trainer.accelerator=gpu", f"run_dir={run_dir}", timeout=120)
+    assert res.returncode == 1 and "no CUDA GPU" in one_line(res.stderr) and not run_dir.exists()
 
 
 # --------------------------------------------------------------------------- preemption
