@@ -223,8 +223,8 @@ def quiet_lightning():
 
 @contextlib.contextmanager
 def preemption_signal(received: list):
-    """SIGUSR1 (what SLURM's ``--signal=USR1@<s>`` sends before a preemption) stops training as
-    SIGTERM does: Lightning finishes the batch, last.ckpt is written, the process exits; the same
+    """SIGUSR1 (what SLURM's ``--signal=USR1@<s>`` sends before a preemption) and a first Ctrl-C (SIGINT)
+    stop training as SIGTERM does: Lightning finishes the batch, last.ckpt is written, the process exits; the same
     command resumes. Installed before fit, so Lightning keeps it (its own SLURM requeue handler
     would write a checkpoint lsgan does not resume from)."""
     if threading.current_thread() is not threading.main_thread():
@@ -235,11 +235,21 @@ def preemption_signal(received: list):
         received.append("SIGUSR1")
         signal.raise_signal(signal.SIGTERM)  # Lightning's SIGTERM handler takes it from here
 
+    def on_int(signum, frame):
+        # Ctrl-C, the usual way a person stops a run: save and exit as for SIGTERM; a second one aborts
+        received.append("SIGINT")
+        signal.signal(signal.SIGINT, previous_int)
+        print("[lsgan] Ctrl-C: finishing the batch and saving last.ckpt (Ctrl-C again to abort without saving)",
+              file=sys.stderr, flush=True)
+        signal.raise_signal(signal.SIGTERM)
+
     previous = signal.signal(signal.SIGUSR1, on_usr1)
+    previous_int = signal.signal(signal.SIGINT, on_int)
     try:
         yield
     finally:
         signal.signal(signal.SIGUSR1, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def extra_callbacks(cfg: DictConfig, run_dir: Path) -> list:

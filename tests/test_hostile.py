@@ -212,6 +212,10 @@ def test_sigusr1_saves_a_checkpoint_exits_and_the_same_command_resumes(tmp_path)
     stop_with_signal_and_resume(tmp_path, signal.SIGUSR1)  # what SLURM sends before a preemption
 
 
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_the_same_command_resumes(tmp_path):
+    stop_with_signal_and_resume(tmp_path, signal.SIGINT)  # how a person stops a run
+
+
 @needs_shared
 def test_mnist_from_the_shared_folder_still_reads(sngan_cfg, tmp_path):
     """The stricter npz reader accepts the real files."""
