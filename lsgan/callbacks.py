@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytorch_lightning as pl
 import torch
@@ -47,11 +48,20 @@ class AtomicCheckpoint(pl.Callback):
     is rank-zero aware; the rename is guarded the same way).
     """
 
-    def __init__(self, dirpath: str, every: int, steps: int):
+    def __init__(self, dirpath: str, every: int, steps: int, keep: Optional[int] = None):
         self.dirpath = Path(dirpath)
         self.every = int(every)
         self.steps = int(steps)
+        self.keep = None if keep is None else int(keep)
         self._last_saved = -1
+
+    def _prune(self) -> None:
+        """Keep the newest ``keep`` numbered checkpoints (last.ckpt and best.ckpt are never removed): a long
+        run's disk use stays bounded."""
+        if self.keep is None:
+            return
+        for old in sorted(self.dirpath.glob("iter_*.ckpt"))[:-self.keep]:
+            old.unlink(missing_ok=True)
 
     def _save(self, trainer, path: Path) -> None:
         # a name of this process's own: two writers never share a temporary file
@@ -70,6 +80,8 @@ class AtomicCheckpoint(pl.Callback):
             self._save(trainer, self.dirpath / "last.ckpt")
             if numbered:
                 self._save(trainer, self.dirpath / f"iter_{it:07d}.ckpt")
+                if trainer.is_global_zero:
+                    self._prune()
             self._last_saved = it
 
     def _save_last(self, trainer, pl_module) -> None:

@@ -98,6 +98,7 @@ class TrainerConfig:
     ckpt_monitor: Optional[str] = None  # a metrics.names value (e.g. classifier_fid): keep checkpoints/best.ckpt
     ckpt_mode: str = "auto"    # auto (min for fid / kid, else max) | min | max
     ckpt_every: int = 200      # keep a numbered checkpoint every N iterations (0 = only last)
+    keep_checkpoints: Optional[int] = 5  # the newest N numbered checkpoints kept (last / best always); None = all
     sample_every: int = 200    # sample grid every N iterations (0 = only at the end)
     log_every: int = 20        # metrics CSV row every N iterations
     progress_bar: bool = True
@@ -215,6 +216,9 @@ def check_ranges(out: DictConfig) -> None:
                            ("log_every", 1, "iterations between metrics.csv rows")):
         if int(out.trainer[key]) < low:
             raise ConfigError(f"trainer.{key}={out.trainer[key]}: must be >= {low} ({what})")
+    if out.trainer.keep_checkpoints is not None and int(out.trainer.keep_checkpoints) < 1:
+        raise ConfigError(f"trainer.keep_checkpoints={out.trainer.keep_checkpoints}: must be >= 1, or null to keep "
+                          f"every numbered checkpoint")
     accelerator = str(out.trainer.accelerator)
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; "

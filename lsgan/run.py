@@ -124,7 +124,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     callbacks = list(callbacks or []) + [
         StopAtIteration(steps),
         SampleGrid(str(run_dir / "samples"), cfg.trainer.sample_every, steps),
-        AtomicCheckpoint(str(ckpt_dir), cfg.trainer.ckpt_every, steps),
+        AtomicCheckpoint(str(ckpt_dir), cfg.trainer.ckpt_every, steps, cfg.trainer.keep_checkpoints),
     ]
     callbacks += extra_callbacks(cfg, run_dir)
     if cfg.trainer.progress_bar:  # a bar in a terminal, plain lines in a log file

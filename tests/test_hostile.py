@@ -221,3 +221,10 @@ def test_mnist_from_the_shared_folder_still_reads(sngan_cfg, tmp_path):
     """The stricter npz reader accepts the real files."""
     res = train(sngan_cfg("dataset=mnist", f"data.root={SHARED}", "data.max_train=64", "trainer.steps=1"), tmp_path)
     assert res.iteration == 1
+
+
+def test_numbered_checkpoints_are_pruned_to_keep_checkpoints(sngan_cfg, tmp_path):
+    res = train(sngan_cfg("trainer.steps=12", "trainer.ckpt_every=2", "trainer.keep_checkpoints=3"), tmp_path / "run")
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt"))
+    assert kept == ["iter_0000008.ckpt", "iter_0000010.ckpt", "iter_0000012.ckpt", "last.ckpt"]
+    assert res.iteration == 12
