@@ -198,6 +198,25 @@ def check_compile(cfg) -> None:
                           f"method.adv_loss={' | '.join(others) or '(none other for this method)'}")
 
 
+def _processes(trainer) -> int:
+    """Training processes ``trainer.devices`` × ``num_nodes`` asks for (-1 / "auto": more than one where
+    there are several GPUs)."""
+    import torch
+
+    devices = trainer.devices
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if devices in (-1, "auto"):
+        count = torch.cuda.device_count() if str(trainer.accelerator) != "cpu" else 1
+    elif isinstance(devices, int):
+        count = devices
+    elif isinstance(devices, str):  # "0,1": device indices
+        count = len([d for d in devices.split(",") if d.strip()])
+    else:
+        count = len(list(devices))
+    return int(count) * int(trainer.num_nodes)
+
+
 def check_ranges(out: DictConfig) -> None:
     """Values whose type is right but which no run can use: one line naming the key and what it accepts,
     before anything is built (they would otherwise surface as a library's traceback, or be taken silently)."""
@@ -269,6 +288,10 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise ConfigError("trainer.strategy=ddp_spawn is not supported: spawned processes must pickle the method, and "
                           "spectral-norm parametrizations do not pickle; accepted values: auto, ddp (trainer=ddp)")
     check_choice("trainer.strategy", out.trainer.strategy, ("auto", "ddp"))
+    if out.trainer.strategy == "auto" and _processes(out.trainer) > 1:
+        # Lightning's own choice for several devices runs without find_unused_parameters, which a GAN's
+        # partial backward passes need: take lsgan's DDP, as trainer=ddp does
+        out.trainer.strategy = "ddp"
     if out.trainer.compile:
         check_compile(out)
     if out.logger.name == "tensorboard":

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsgan.config import ConfigError
+from lsgan.config import ConfigError, validate
 from lsgan.run import train
 from tests.conftest import REPO, SHARED, needs_shared
 from tests.test_run import CLI_ENV, cli, state, stop_with_signal_and_resume
@@ -228,3 +228,13 @@ def test_numbered_checkpoints_are_pruned_to_keep_checkpoints(sngan_cfg, tmp_path
     kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt"))
     assert kept == ["iter_0000008.ckpt", "iter_0000010.ckpt", "iter_0000012.ckpt", "last.ckpt"]
     assert res.iteration == 12
+
+
+@pytest.mark.parametrize("devices", ["2", "[0,1]"])
+def test_several_devices_without_trainer_ddp_take_lsgans_ddp(devices):
+    from lsgan.run import compose_config
+
+    cfg = validate(compose_config(["method=sngan", "dataset=digits", "trainer.accelerator=cpu", f"trainer.devices={devices}"]))
+    assert cfg.trainer.strategy == "ddp"  # find_unused_parameters=True (lsgan.run.build_strategy), as trainer=ddp
+    one = validate(compose_config(["method=sngan", "dataset=digits", "trainer.accelerator=cpu"]))
+    assert one.trainer.strategy == "auto"
