@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
 from lsgan.io import atomic_file
-from lsgan.loading import load_datamodule, load_method, output_dir_of, resolve_device, run_dir_of
+from lsgan.loading import checkpoint_file, load_datamodule, load_method, output_dir_of, resolve_device, run_dir_of
 
 DEFAULT_METRICS = ["classifier_fid", "cond_acc", "variety", "cluster", "modes", "knn"]
 COMMAND = Command(
@@ -133,6 +133,7 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, object]:
         raise CLIError(f"metrics={names}: a metric name or a list of them, e.g. metrics=[cond_acc,cluster]")
     check_int(args, "n", 2, optional=True)
     check_bool(args, "html", "report", "log_run")
+    args["ckpt"] = checkpoint_file(args["ckpt"])  # a run dir stands for its last checkpoint
     return evaluate(args["ckpt"], names, args["out"], args["n"], args["device"], overrides,
                     args["html"], args["report"], log_run=args["log_run"])
 

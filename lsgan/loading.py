@@ -23,6 +23,18 @@ from lsgan.errors import CLIError, ConfigError
 _MISSING = object()
 
 
+def checkpoint_file(path) -> str:
+    """``ckpt=`` as given, or for a folder its run's last checkpoint: ``<run>/checkpoints/last.ckpt``, or
+    ``last.ckpt`` of a checkpoints folder. A folder with neither is one line saying what to give."""
+    p = Path(str(path)).expanduser()
+    if not p.is_dir():
+        return str(path)
+    for cand in (p / "checkpoints" / "last.ckpt", p / "last.ckpt"):
+        if cand.is_file():
+            return str(cand)
+    raise CLIError(f"ckpt={path}: a folder with no checkpoints/last.ckpt; give a run dir of lsgan.run or a .ckpt file")
+
+
 def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple[object, DictConfig]:
     """(method in eval mode on ``device``, its config) from a checkpoint written by ``lsgan.run``.
 

@@ -28,7 +28,7 @@ import torch
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
 from lsgan.generation import (Generated, GenerationError, condition_counts, exemplar_indices,  # noqa: F401
                               generate, prior_weights, samples_arrays, to_uint8_hwc)
-from lsgan.loading import load_datamodule, load_method, output_dir_of, resolve_device
+from lsgan.loading import checkpoint_file, load_datamodule, load_method, output_dir_of, resolve_device
 
 EXEMPLAR_SPLITS = ("train", "test")
 
@@ -102,6 +102,7 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
     check_int(args, "seed")
     check_int(args, "batch_size", 1)
     check_bool(args, "ema")
+    args["ckpt"] = checkpoint_file(args["ckpt"])  # a run dir stands for its last checkpoint
     method, cfg = load_method(args["ckpt"], resolve_device(args["device"]), overrides)
     out = Path(args["out"] or output_dir_of(args["ckpt"], "sample"))
     torch.manual_seed(int(args["seed"]))

@@ -238,3 +238,15 @@ def test_several_devices_without_trainer_ddp_take_lsgans_ddp(devices):
     assert cfg.trainer.strategy == "ddp"  # find_unused_parameters=True (lsgan.run.build_strategy), as trainer=ddp
     one = validate(compose_config(["method=sngan", "dataset=digits", "trainer.accelerator=cpu"]))
     assert one.trainer.strategy == "auto"
+
+
+def test_sample_and_evaluate_take_a_run_dir_for_its_last_checkpoint(sngan_cfg, tmp_path):
+    train(sngan_cfg("trainer.steps=2"), tmp_path / "run")
+    res = subprocess.run([sys.executable, "-m", "lsgan.sample", f"ckpt={tmp_path / 'run'}", "n=4"], cwd=REPO,
+                         env=CLI_ENV, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "run" / "sample" / "samples.npz").is_file()
+    (tmp_path / "empty").mkdir()
+    res = subprocess.run([sys.executable, "-m", "lsgan.evaluate", f"ckpt={tmp_path / 'empty'}"], cwd=REPO,
+                         env=CLI_ENV, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "no checkpoints/last.ckpt" in one_line(res.stderr)
