@@ -8,6 +8,12 @@ count, at most 20 per row) and ``DIR/samples.npz`` with exactly:
 - ``source_index``  int64 N, only when conditioned on real images: index into that split;
 - ``source_label``  int64 N, only then, and only if the split has labels.
 
+``like=IMAGES`` (a file, a folder, or ``[a.png,b.jpg]``) draws ``n`` samples "like" each of your own
+images with any conditional method (``method.sample_like``: coupled from the image's features, the
+clustering methods from the condition ``condition_of`` finds for it); the grid has one row per image,
+the image first as the model sees it, and ``samples.npz`` holds ``images``, ``like_index``,
+``conditions`` (−1 for coupled) and ``like_files``.
+
 Without ``condition`` a conditional model samples its conditions evenly (first conditions get
 one more when N is not a multiple of K). Other arguments: ``seed=0``, ``device=auto|cpu|cuda``,
 ``batch_size=256``, ``ema=true`` and dotted config overrides such as ``data.root=DIR`` (needed
@@ -60,7 +66,7 @@ def write_samples(gen: Generated, out_dir, exemplar_images: Optional[torch.Tenso
     return paths
 
 
-USAGE = ("usage: python -m lsgan.sample ckpt=PATH n=64 [condition=K] [exemplars=test|train] out=DIR [seed=0] "
+USAGE = ("usage: python -m lsgan.sample ckpt=PATH n=64 [condition=K] [exemplars=test|train] [like=IMAGES] out=DIR [seed=0] "
          "[device=auto] (--help: all keys)")
 COMMAND = Command(
     prog="lsgan.sample",
@@ -72,6 +78,8 @@ COMMAND = Command(
         "n": Key(64, "number of samples"),
         "condition": Key(None, "draw every sample from condition K (0..K-1); null: all conditions evenly"),
         "exemplars": Key(None, "test | train: one sample per real image of that split (coupled)"),
+        "like": Key(None, "your own images (a file, a folder, or [a.png,b.jpg]): n samples like each, every method "
+                          "with conditions; the grid's first column is the image as the model sees it", path=True),
         "out": Key(None, "output folder; null: <run_dir>/sample (<run_dir>/sample/<name> for a checkpoint other than last.ckpt)", path=True),
         "seed": Key(0, "seeds the noise (and the exemplar draw)"),
         "device": Key("auto", "auto | cpu | cuda (auto: the GPU when there is one)"),
@@ -81,6 +89,7 @@ COMMAND = Command(
     overrides="the checkpoint's saved config",
     override_examples="data.root=DIR (needed with exemplars when the data moved)",
     examples=["python -m lsgan.sample ckpt=runs/cgan-mnist/checkpoints/last.ckpt n=64 out=samples/",
+              "python -m lsgan.sample ckpt=runs/slcgan-mnist n=8 like=my_digits/",
               "python -m lsgan.sample -m ckpt=runs/cgan-mnist/checkpoints/last.ckpt n=16 condition=0,1,2 "
               "'out=samples/c${condition}'"],
 )
@@ -103,9 +112,14 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
     check_int(args, "batch_size", 1)
     check_bool(args, "ema")
     args["ckpt"] = checkpoint_file(args["ckpt"])  # a run dir stands for its last checkpoint
+    files = like_files(args["like"]) if args["like"] is not None else None  # a bad path fails before loading
+    if files is not None and args["exemplars"] is not None:
+        raise CLIError("like / exemplars: give one of them (your own images, or a split's)")
     method, cfg = load_method(args["ckpt"], resolve_device(args["device"]), overrides)
     out = Path(args["out"] or output_dir_of(args["ckpt"], "sample"))
     torch.manual_seed(int(args["seed"]))
+    if files is not None:
+        return _like_job(method, cfg, files, args, out)
     exemplar_set, idx, exemplar_images = None, None, None
     if args["exemplars"] is not None:
         if not method.accepts_exemplars:  # fail before loading data
@@ -124,6 +138,79 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
         raise CLIError(str(exc)) from None
     paths = write_samples(gen, out, exemplar_images)
     print(f"[lsgan] {len(gen)} samples from {cfg.method.name} (iteration {method.iteration})\n"
+          + "\n".join(f"  {k}: {v}" for k, v in paths.items()), flush=True)
+    return paths
+
+
+def like_files(like) -> List[Path]:
+    """The image files ``like=`` names: a file, a folder's images (sorted), or a list of files."""
+    from lsgan.data.datasets import IMAGE_SUFFIXES
+
+    items = [like] if isinstance(like, (str, Path)) else list(like)
+    files: List[Path] = []
+    for item in items:
+        p = Path(str(item)).expanduser()
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise CLIError(f"like={item}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise CLIError(f"like={item}: no such file or folder")
+    return files
+
+
+def read_like_images(files: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
+    """Files → B×C×H×W in [-1, 1] as the model's data pipeline shapes images: centre square, bilinear
+    resize to its side, gray (ITU-R 601 luma) or RGB as it was trained."""
+    from PIL import Image, UnidentifiedImageError
+
+    channels, side = int(shape[0]), int(shape[-1])
+    if len(shape) != 3:
+        raise CLIError(f"like: this model generates {tuple(shape)} data, not images")
+    out = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+                w, h = im.size
+                edge = min(w, h)
+                left, top = (w - edge) // 2, (h - edge) // 2
+                im = im.crop((left, top, left + edge, top + edge)).resize((side, side), Image.BILINEAR)
+                if channels == 1:
+                    im = im.convert("L")
+                arr = np.asarray(im, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise CLIError(f"like={f}: not a readable image ({' '.join(str(exc).split())[:100]})") from None
+        out.append(torch.from_numpy(arr.reshape(side, side, channels).copy()).permute(2, 0, 1))
+    return torch.stack(out).float().div(127.5).sub(1.0)
+
+
+def _like_job(method, cfg, files: List[Path], args: Dict[str, object], out: Path) -> Dict[str, Path]:
+    from lsgan.callbacks import save_sample_grid
+
+    if not method.accepts_exemplars and method.num_conditions == 0:
+        raise CLIError(f"like: method={cfg.method.name} has no conditions to find for an image "
+                       f"(coupled, clustergan, nemgan and slcgan do)")
+    images = read_like_images(files, method.data_info.shape)
+    try:
+        samples = method.sample_like(images, int(args["n"]), use_ema=bool(args["ema"])).cpu()
+    except (ValueError, NotImplementedError) as exc:
+        raise CLIError(f"like: {exc}") from None
+    b, n = samples.shape[:2]
+    conditions = (torch.full((b,), -1, dtype=torch.long) if method.accepts_exemplars
+                  else method.condition_of(images).cpu().long())
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"npz": out / "samples.npz", "png": out / "samples.png"}
+    np.savez(paths["npz"], images=to_uint8_hwc(samples.reshape(b * n, *samples.shape[2:])),
+             like_index=np.repeat(np.arange(b), n), conditions=np.repeat(conditions.numpy(), n),
+             like_files=np.array([str(f) for f in files]))
+    rows = torch.cat([images.unsqueeze(1), samples], dim=1)  # first column: the image as the model sees it
+    save_sample_grid(rows[:40].reshape(-1, *samples.shape[2:]), paths["png"], n + 1)
+    found = "" if method.accepts_exemplars else f" (conditions {conditions.tolist()[:20]})"
+    print(f"[lsgan] {b * n} samples like {b} image(s) from {cfg.method.name} (iteration {method.iteration}){found}\n"
           + "\n".join(f"  {k}: {v}" for k, v in paths.items()), flush=True)
     return paths
 

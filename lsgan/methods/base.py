@@ -240,6 +240,21 @@ class GANMethod(pl.LightningModule):
         """The condition that generates more images like x."""
         raise NotImplementedError(f"method={self.mcfg.name} is unconditional: it has no condition_of")
 
+    @inference
+    def sample_like(self, images: torch.Tensor, n: int, use_ema: bool = True) -> torch.Tensor:
+        """``n`` images like each of ``images`` (B×C×H×W in [-1, 1], shaped as the training data):
+        B×n×C×H×W. A method that conditions on exemplars (coupled) generates from each image's features;
+        a clustering method draws from the condition ``condition_of`` finds for the image."""
+        x = images.to(self.device).float()
+        if tuple(x.shape[1:]) != tuple(self.data_info.shape):
+            raise ValueError(f"images: the model takes {tuple(self.data_info.shape)} images, got {tuple(x.shape[1:])}")
+        if self.accepts_exemplars:
+            condition = x  # each image's features, n times in a block
+        else:
+            condition = self.condition_of(x).repeat_interleave(n, dim=0)  # raises for unconditional methods
+        out = self.sample(len(x) * n, condition=condition, use_ema=use_ema)
+        return out.reshape(len(x), n, *out.shape[1:])
+
     # ------------------------------------------------------------------ shared machinery
     def condition_ids(self, n: int, condition, kind: str = "condition") -> torch.Tensor:
         """n discrete condition ids: all conditions evenly (None), one id for all, or n ids."""
