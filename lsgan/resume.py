@@ -108,7 +108,8 @@ def changed_settings(saved: dict, new: dict) -> List[str]:
     return out
 
 
-def check_compatible(blob: dict, new_cfg, ckpt: Path, force: bool) -> None:
+def settings_changed(blob: dict, new_cfg, ckpt: Path) -> List[str]:
+    """The settings of ``new_cfg`` that differ from the checkpoint's and alter what was trained."""
     from omegaconf import OmegaConf
 
     from lsgan.methods.base import upgrade_saved_config
@@ -117,11 +118,37 @@ def check_compatible(blob: dict, new_cfg, ckpt: Path, force: bool) -> None:
     if saved is None:
         raise ConfigError(f"resume={ckpt}: not an lsgan checkpoint (no saved config)")
     saved = upgrade_saved_config(saved)  # a run started before loss= / method.adv_loss were split compares in today's spelling
-    changed = changed_settings(saved, OmegaConf.to_container(new_cfg, resolve=True))
+    return changed_settings(saved, OmegaConf.to_container(new_cfg, resolve=True))
+
+
+def state_misfit(module, state_dict: dict) -> Optional[str]:
+    """None when ``state_dict`` loads into ``module`` (its own load hooks included), else which tensors do
+    not fit, briefly. ``module`` is left holding the checkpoint's weights when they fit."""
+    try:
+        module.load_state_dict(state_dict, strict=True)
+        return None
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
+        shown = []
+        for ln in lines:
+            m = re.match(r"size mismatch for (\S+): copying a param with shape torch.Size\((\[[^]]*\])\) from "
+                         r"checkpoint, the shape in current model is torch.Size\((\[[^]]*\])\)", ln)
+            shown.append(f"{m.group(1)} {m.group(2)} in the checkpoint, {m.group(3)} here" if m else ln[:120])
+        return "; ".join(shown[:3]) + (f"; and {len(shown) - 3} more" if len(shown) > 3 else "")
+
+
+def check_compatible(changed: List[str], misfit: Optional[str], ckpt: Path, force: bool) -> None:
+    """Refuse a resume in one line: settings that changed what is trained (unless ``force``), or nets whose
+    tensors do not fit the checkpoint's (even with ``force``: it carries over only shape-keeping settings)."""
     if changed and not force:
         shown = "; ".join(changed[:6]) + (f"; and {len(changed) - 6} more" if len(changed) > 6 else "")
-        raise ConfigError(f"resume={ckpt}: these settings differ from the run's ({shown}); use a new run_dir to "
-                          f"start fresh, or force_resume=true to continue with the checkpoint's nets and optimizer")
+        fix = ("use a new run_dir to start fresh, or force_resume=true to continue with the checkpoint's nets and "
+               "optimizer" if misfit is None else
+               "the nets' shapes differ too, so use a new run_dir to start fresh")
+        raise ConfigError(f"resume={ckpt}: these settings differ from the run's ({shown}); {fix}")
+    if misfit is not None:
+        raise ConfigError(f"resume={ckpt}: the checkpoint's nets do not fit this config ({misfit}); force_resume "
+                          f"only carries over settings that keep the networks' shapes: use a new run_dir")
 
 
 class RunDirLock:

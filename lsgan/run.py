@@ -101,25 +101,27 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, PlainProgress, SampleGrid, StopAtIteration
     from lsgan.loggers import finish_loggers, run_group
     from lsgan.precision import describe_device, resolve_precision
-    from lsgan.resume import check_compatible, pick_resume, read_checkpoint
+    from lsgan.resume import check_compatible, pick_resume, read_checkpoint, settings_changed, state_misfit
 
     ckpt_dir = run_dir / "checkpoints"
     if cfg.resume is not None:
         resume, blob = Path(str(cfg.resume)).expanduser(), read_checkpoint(cfg.resume)
     else:
         resume, blob = pick_resume(ckpt_dir) or (None, None)
-    resume_iteration, trained_at = None, None
+    resume_iteration, trained_at, changed = None, None, []
     if blob is not None:
-        check_compatible(blob, cfg, resume, bool(cfg.get("force_resume", False)))
+        changed = settings_changed(blob, cfg, resume)
         resume_iteration = int(blob.get("lsgan", {}).get("iteration", 0))
-        print(f"[lsgan] resuming from {resume} (iteration {resume_iteration})", flush=True)
         trained_at = blob.get("lsgan", {}).get("precision")
-        resume = str(resume)
-        del blob
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     dm = build_datamodule(cfg)
     method = build_method(cfg, dm)
+    if blob is not None:  # refused here, before anything in the run dir is written
+        check_compatible(changed, state_misfit(method, blob["state_dict"]), resume, bool(cfg.get("force_resume", False)))
+        print(f"[lsgan] resuming from {resume} (iteration {resume_iteration})", flush=True)
+        resume = str(resume)
+        del blob
     steps = int(cfg.trainer.steps)
     callbacks = list(callbacks or []) + [
         StopAtIteration(steps),
