@@ -52,7 +52,7 @@ KEY_HINTS = {"trainer.max_steps": "trainer.steps", "trainer.max_epochs": "traine
 
 def compose_config(overrides=()) -> DictConfig:
     """The composed config for ``overrides``, as the CLI would build it (tests, benchmarks, notebooks).
-    A setting renamed by issue 11 (``loss=wgan_gp``, ``loss.gp_weight=``, ``method.g_loss=``) is a one-line
+    A setting renamed when loss= and method.adv_loss were split (``loss=wgan_gp``, ``loss.gp_weight=``, ``method.g_loss=``) is a one-line
     ConfigError saying what to write instead."""
     check_renamed_overrides(list(overrides))
     return _compose(overrides)

@@ -148,7 +148,7 @@ class MetricsConfig:
     seed: int = 0                    # seeds sampling and subsets inside a metric evaluation (global RNG untouched)
 
 
-# --------------------------------------------------------------------------- settings renamed by issue 11
+# --------------------------------------------------------------------------- settings renamed when loss= and method.adv_loss were split
 # Before, ``loss=`` named the adversarial form for sngan / cgan / clustergan (hinge | ns | minimax | wgan_gp,
 # with ``loss.gp_weight``) but the ablation for coupled / nemgan / slcgan, whose form was ``method.adv_loss``
 # (nemgan), ``method.g_loss`` (coupled: ns | saturating, BCE on pairs) or fixed (slcgan: hinge). The old

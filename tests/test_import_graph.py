@@ -1,4 +1,4 @@
-"""lsgan's internal import graph has no cycle (issue 17).
+"""lsgan's internal import graph has no cycle.
 
 The graph is read from the source with ``ast`` (nothing is imported): an edge ``a -> b`` for every
 ``import``/``from ... import`` in module ``a`` that names a module ``b`` of the package

@@ -1,4 +1,4 @@
-"""The two loss axes, the same for every method (issue 11): ``loss=`` names the objective / ablation
+"""The two loss axes, the same for every method: ``loss=`` names the objective / ablation
 (``full`` everywhere, plus each method's ablations) and ``method.adv_loss`` the adversarial form. The old
 spellings fail in one line saying what to write; configs saved before the split still load and resume."""
 from __future__ import annotations
@@ -160,7 +160,7 @@ def test_the_cli_refuses_an_old_spelling_in_one_line():
 
 # --------------------------------------------------------------------------- configs saved before the split
 def old_spelling(cfg: dict) -> dict:
-    """``cfg`` (today's spelling, a plain dict) as lsgan wrote it before issue 11."""
+    """``cfg`` (today's spelling, a plain dict) as lsgan wrote it before loss= and method.adv_loss were split."""
     out = OmegaConf.to_container(OmegaConf.create(cfg))
     method, loss = out["method"], out["loss"]
     form, gp = method.pop("adv_loss"), method.pop("gp_weight", 10.0)

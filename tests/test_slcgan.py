@@ -134,7 +134,7 @@ def test_outlier_term_enters_cs_loss_and_teaches_c_doubt_on_a_black_image():
     loss, logs = m.c_loss(x)
     assert loss.item() == pytest.approx(-logs["c_outlier_entropy"].item())  # the only term left
     black = -torch.ones(1, *SHAPE)
-    with torch.no_grad():  # make C sure of a black image first, as the early C of session 15 was
+    with torch.no_grad():  # make C sure of a black image first, as an early C in a training run can be
         m.C.net.head.bias.copy_(torch.tensor([6.0, 0.0, 0.0]))
     before = mean_entropy(m.C(black)).item()
     opt = torch.optim.Adam(m.C.parameters(), lr=1e-3)

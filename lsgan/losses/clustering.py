@@ -57,7 +57,7 @@ def marginal_kl(p: torch.Tensor, prior: Optional[torch.Tensor] = None, reverse: 
     ``reverse``: KL(prior ‖ mean_b p_b). Under a skewed prior (02:98) the forward KL of putting every
     image in the large cluster is only −log 0.98 = 0.02 and its gradient vanishes once the softmax
     saturates; the reverse KL grows without bound as a cluster empties and keeps a gradient of
-    ≈ prior_k on its logits however saturated (docs/nemgan.md, session 9)."""
+    ≈ prior_k on its logits however saturated (docs/nemgan.md)."""
     if prior is None and not reverse:
         return math.log(p.shape[1]) - marginal_entropy(p)
     prior = torch.full(p.shape[1:], 1.0 / p.shape[1]) if prior is None else prior

@@ -77,12 +77,12 @@ class MethodConfig:
     adv_loss: str = "hinge"            # adversarial form (ADV_FORMS); each method sets its default and lists what it accepts
 
 
-# Settings renamed by issue 11 (see lsgan.config.moved_loss_error / moved_key_error for the command line).
+# Settings renamed when loss= and method.adv_loss were split (see lsgan.config.moved_loss_error / moved_key_error for the command line).
 COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
 
 
 def upgrade_saved_config(cfg) -> dict:
-    """A config saved before issue 11 (a checkpoint's hyper_parameters["cfg"], a run's config.yaml) in
+    """A config saved before loss= and method.adv_loss were split (a checkpoint's hyper_parameters["cfg"], a run's config.yaml) in
     today's spelling, as a plain dict; a config already in it comes back unchanged (a copy). The one place
     old configs are translated (``lsgan.loading``, resume's settings check, ``GANMethod``, the collectors):
 

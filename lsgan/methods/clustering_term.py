@@ -12,13 +12,13 @@ Sinkhorn transport of their logits onto the prior's masses (so a share π_k of t
 cluster k, where the KL balance was met by soft predictions and left a 2 % cluster empty), and in between
 two views of labelled pool images predict their labels. Labels fixed for ``sinkhorn_every`` steps keep it
 stable; a per-batch transport against a pool of stale logits oscillated and, inside a GAN run, never found
-the 0s at 02:98 (docs/nemgan.md, session 10).
+the 0s at 02:98 (docs/nemgan.md).
 
 ``heads`` > 1 (sinkhorn only) is SeLa's multi-head form: ``logits_of`` returns heads × K logits, each head is
 labelled by its own transport and trained on its own labels (the net's body serves all of them), and at each
 labelling the *selected* head becomes the one whose labels agree most with the other heads' (mean adjusted
 Rand index over the pool). Why: a single head can lock its 2 % cluster onto a style of the majority class
-(nemgan 0/4 at 02:98, seed 1, docs/nemgan.md session 11). Heads that find the real split find the *same* one
+(nemgan 0/4 at 02:98, seed 1, docs/nemgan.md). Heads that find the real split find the *same* one
 (their 2 % sets of 0s overlap by 70-80 %), while heads that lock onto a style each lock onto a different one
 (overlap ~0 with every other head) — measured on 5 heads in two runs, where the view-stability of a head's
 split could not tell them apart. The choice needs no labels. ``select`` gives the selected head's logits:

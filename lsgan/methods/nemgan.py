@@ -222,7 +222,7 @@ class NEMGAN(GANMethod):
             # from changes too small to see); the modes come from a net of their own, which
             # clusters real digits without reshaping the features D judges with (docs/nemgan.md)
             # mode_net_out=k: straight to the k logits, as clustergan's cluster net (an MLP h2 on a 50-d
-            # output clustered real digits at 0.46 against 0.67 without it: docs/nemgan.md, session 7)
+            # output clustered real digits at 0.46 against 0.67 without it: docs/nemgan.md)
             direct = self.mcfg.mode_net_out == "k"
             # sinkhorn_heads > 1: the net's last layer gives every SeLa head its k logits (cluster_logits reads
             # the selected one); only while the clustering term that trains them is on
@@ -322,7 +322,7 @@ class NEMGAN(GANMethod):
         mode_logits = None
         if "mode" in self.terms and self.iteration < int(self.mcfg.mode_warmup):
             # the mode term waits until h has modes of real images: at 02:98 g's small mode, pushed at once
-            # towards a still-random h, locked onto one texture h calls mode 0 (docs/nemgan.md, session 10)
+            # towards a still-random h, locked onto one texture h calls mode 0 (docs/nemgan.md)
             inv, inv_logs = self.inversion_loss(z, y, z_hat, with_mode=False)
             return loss + inv, {**logs, **inv_logs}
         if "mode" in self.terms and not self.mcfg.h_reads_fakes:

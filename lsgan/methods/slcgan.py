@@ -182,7 +182,7 @@ class SLCGAN(GANMethod):
         self.D = build_discriminator(self.cfg.model, shape, num_classes=k)
         self.C = Clusterer(self.cfg.model, shape, k, spectral_norm=bool(self.mcfg.c_spectral_norm))
         # C at lr 1e-3 keeps moving: a cluster can lose half its images to a neighbour within 50 steps and
-        # win them back later (docs/slcgan.md, session 14); the average labels real images at inference.
+        # win them back later (docs/slcgan.md); the average labels real images at inference.
         # Training still reads the online C (D's real pairs, L_mi), as in the paper.
         self.c_ema = None if self.mcfg.c_ema_decay is None else EMA(self.C)
         self._c_logits = None  # (batch, C(batch)) from d_step, reused by the C step of the same iteration
@@ -237,7 +237,7 @@ class SLCGAN(GANMethod):
         """mi_weight, ramped up linearly over the first ``mi_warmup`` iterations. Tried against a dead
         condition (an early C puts blank images in one cluster and G answers that condition with blanks, a
         trap its saturated tanh leaves late or never): on slcgan_mnist it saved seed 4 but made seed 2 fall in
-        (out again only by 8,000 iterations), so it is off in the recipe (docs/slcgan.md, session 15)."""
+        (out again only by 8,000 iterations), so it is off in the recipe (docs/slcgan.md)."""
         warmup = int(self.mcfg.mi_warmup)
         return self.mi_weight if warmup <= 0 else self.mi_weight * min(1.0, self.iteration / warmup)
 
@@ -272,14 +272,14 @@ class SLCGAN(GANMethod):
         if w_out > 0:
             # Outlier exposure with synthetic outliers (Hein et al., 2019): a ReLU net is confident far from
             # its data, and C gave an all-black image p = 1.00 for one cluster, so L_mi paid G to draw that
-            # condition blank (docs/slcgan.md, session 15). C learns that a flat or noise image is no digit.
+            # condition blank (docs/slcgan.md). C learns that a flat or noise image is no digit.
             h_out = mean_entropy(self.C(synthetic_outliers(x, self.mcfg.c_outlier_count)))
             loss = loss - w_out * h_out
             logs["c_outlier_entropy"] = h_out.detach()
         w_fake = float(self.mcfg.c_fake_entropy_weight)
         if w_fake > 0 and fakes is not None:
             # CatGAN (Springenberg, 2016): C certain on real digits, uncertain on fakes, against the same trap
-            # as the outlier term; tried, not adopted (docs/slcgan.md, session 16).
+            # as the outlier term; tried, not adopted (docs/slcgan.md).
             h_fake = mean_entropy(self.C(fakes))
             loss = loss - w_fake * h_fake
             logs["c_fake_entropy"] = h_fake.detach()
