@@ -44,7 +44,8 @@ def run_dir_name(name: str, overrides: str = "") -> str:
 
 OmegaConf.register_new_resolver("lsgan.dir_name", run_dir_name, replace=True)
 
-GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics", "experiment")
+GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics", "callbacks",
+          "experiment")
 # Keys other frameworks use for what lsgan calls otherwise: named in the unknown-key message.
 KEY_HINTS = {"trainer.max_steps": "trainer.steps", "trainer.max_epochs": "trainer.steps",
              "trainer.max_time": "trainer.max_minutes", "data.path_root": "data.root"}
@@ -134,7 +135,7 @@ def precheck_overrides(argv: List[str], check_keys: bool = False) -> None:
                 if v not in accepted:
                     raise ConfigError(f"{key}={v} is not a known choice; accepted values: {', '.join(accepted)}")
             groups.append(f"{key}={value.split(',')[0]}")
-        elif "/" not in key:
+        elif "/" not in key and not key.startswith("callbacks."):  # callbacks.<name>.*: free-form, from _target_
             keys.append(key)
     if check_keys and keys:  # unknown keys, with or without "+", fail in one line naming the node's keys
         # (lsgan.run's own CLI; the extract / train_evaluator CLIs add keys of their own)

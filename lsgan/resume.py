@@ -24,7 +24,7 @@ from lsgan.errors import ConfigError
 
 # Dotted-key prefixes whose change does not alter what the checkpoint's nets were trained as.
 SAFE_TO_CHANGE = ("trainer.", "metrics.", "logger.", "run_dir", "resume", "force_resume", "data.root",
-                  "data.num_workers", "data.download", "hydra")
+                  "data.num_workers", "data.download", "hydra", "callbacks")
 
 
 def _fault(path: Path, exc: BaseException) -> str:

@@ -96,6 +96,7 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
 def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
               overrides: Optional[List[str]] = None) -> RunResult:
     import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ProgressBar
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, PlainProgress, SampleGrid, StopAtIteration
@@ -129,7 +130,10 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
         AtomicCheckpoint(str(ckpt_dir), cfg.trainer.ckpt_every, steps, cfg.trainer.keep_checkpoints),
     ]
     callbacks += extra_callbacks(cfg, run_dir)
-    if cfg.trainer.progress_bar:  # a bar in a terminal, plain lines in a log file
+    own = config_callbacks(cfg)
+    callbacks += own
+    if cfg.trainer.progress_bar and not any(isinstance(c, ProgressBar) for c in own):  # a user's bar replaces lsgan's
+        # a bar in a terminal, plain lines in a log file
         callbacks.append(IterationProgressBar(steps) if sys.stderr.isatty()
                          else PlainProgress(steps, int(cfg.trainer.log_every)))
     group = run_group(cfg, overrides)
@@ -176,7 +180,8 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
 def build_trainer(cfg: DictConfig, run_dir: Path, precision: str, callbacks: list, group, resume_iteration):
     import pytorch_lightning as pl
 
-    from lsgan.callbacks import IterationProgressBar
+    from pytorch_lightning.callbacks import ProgressBar
+
     from lsgan.loggers import build_loggers
 
     return pl.Trainer(
@@ -192,8 +197,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, precision: str, callbacks: lis
         logger=build_loggers(cfg, str(run_dir), run_name(cfg), group, resume_iteration),
         callbacks=callbacks,
         enable_checkpointing=False,  # AtomicCheckpoint does it (atomic, iteration-numbered)
-        enable_progress_bar=any(isinstance(c, IterationProgressBar) for c in callbacks),
-        enable_model_summary=False,
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
+        enable_model_summary=False,  # callbacks=summary prints one
         num_sanity_val_steps=0,
         limit_val_batches=0,
         sync_batchnorm=bool(cfg.trainer.sync_batchnorm),
@@ -261,6 +266,35 @@ def extra_callbacks(cfg: DictConfig, run_dir: Path) -> list:
     from lsgan.metrics.callback import MetricsCallback  # evaluation suite
 
     return [MetricsCallback(cfg, run_dir)]
+
+
+def config_callbacks(cfg: DictConfig) -> list:
+    """The ``callbacks`` node's entries, each instantiated from its ``_target_`` (null entries skipped). Saving
+    checkpoints stays lsgan's own (atomic, iteration-numbered, resumable), so a checkpointing callback is refused."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+    from pytorch_lightning.callbacks import Checkpoint
+
+    out = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            raise ConfigError(f"callbacks.{name}: needs a _target_ (a Lightning callback class), "
+                              f"e.g. +callbacks.{name}._target_=pytorch_lightning.callbacks.LearningRateMonitor")
+        try:
+            callback = instantiate(node)
+        except Exception as exc:
+            cause = exc.__cause__ or exc
+            raise ConfigError(f"callbacks.{name}: cannot build {node._target_} "
+                              f"({' '.join(str(cause).split())[:160]})") from None
+        if not isinstance(callback, pl.Callback):
+            raise ConfigError(f"callbacks.{name}: {node._target_} is not a Lightning Callback")
+        if isinstance(callback, Checkpoint):
+            raise ConfigError(f"callbacks.{name}: checkpoints are lsgan's own (trainer.ckpt_every, "
+                              f"trainer.keep_checkpoints, trainer.ckpt_monitor); remove this callback")
+        out.append(callback)
+    return out
 
 
 def _save_config(cfg: DictConfig, run_dir: Path, overrides: Optional[List[str]] = None) -> None:
