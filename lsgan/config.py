@@ -145,6 +145,8 @@ class MetricsConfig:
     evaluator_arch: Optional[str] = None      # lenet | resnet; None = lenet for 1 channel, resnet for 3
     evaluator_width: Optional[int] = None     # base channel width; None = the arch's (lenet 32, resnet 64)
     modes_n: Optional[int] = None    # samples for mode counting; None = 26000 stacked MNIST, 2500 ring8/grid25
+    like_exemplars: int = 100        # like: evaluation-split exemplars (n // like_exemplars samples like each)
+    like_features: str = "inception"  # like: inception | evaluator (the classifier's penultimate features; faster on a CPU)
     seed: int = 0                    # seeds sampling and subsets inside a metric evaluation (global RNG untouched)
 
 
@@ -279,6 +281,9 @@ def validate(cfg: DictConfig) -> DictConfig:
     if out.method.adv_loss not in method_cls.ADV_LOSSES:
         raise ConfigError(f"method.adv_loss={out.method.adv_loss!r} is not accepted by method={cfg.method.name}; "
                           f"accepted values: {', '.join(method_cls.ADV_LOSSES)}")
+    check_choice("metrics.like_features", out.metrics.like_features, ("inception", "evaluator"))
+    if int(out.metrics.like_exemplars) < 2:
+        raise ConfigError(f"metrics.like_exemplars={out.metrics.like_exemplars}: must be >= 2 (chance pairs exemplars)")
     if out.metrics.evaluator_arch is not None:
         check_choice("metrics.evaluator_arch", out.metrics.evaluator_arch, EVALUATOR_ARCHS)
     # Lightning's short spellings mean what they mean there ("16" and "bf16" are mixed precision).

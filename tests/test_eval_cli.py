@@ -603,3 +603,34 @@ def test_an_earlier_checkpoint_is_evaluated_into_its_own_folder(tmp_path):
     # lsgan.sample's default follows the same rule
     assert output_dir_of(run / "checkpoints" / "best.ckpt", "sample") == (run / "sample" / "best").absolute()
     assert output_dir_of(run / "checkpoints" / "last.ckpt", "sample") == (run / "sample").absolute()
+
+
+def test_like_rank_is_zero_for_copies_and_about_half_for_unrelated_samples():
+    from lsgan.metrics.like import like_rank, like_score
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(500, 8, generator=g)
+    ex = ref[:20]
+    owner = torch.arange(20).repeat_interleave(3)
+    assert like_rank(ex, ex[owner], owner, ref) == 0.0  # each sample's nearest real image is its exemplar
+    unrelated = torch.randn(60, 8, generator=g)
+    assert 0.35 < like_rank(ex, unrelated, owner, ref) < 0.65
+    near = ex[owner] + 0.01 * torch.randn(60, 8, generator=g)
+    res = like_score(ex, near, owner, ref)
+    assert res["value"] < 0.01 and 0.3 < res["chance"] < 0.7  # another exemplar's samples are unrelated
+
+
+def test_like_metric_scores_a_copying_generator_far_below_chance(ckpts, cache_dir):
+    """Samples that copy their exemplar (flipped) rank near 0 on the evaluator's features; chance near 0.5."""
+    from lsgan.metrics.suite import MetricSuite
+
+    _, cfg = load_method(ckpts["sngan"], overrides=[f"metrics.cache_dir={cache_dir[0]}", "metrics.like_features=evaluator",
+                                                     "metrics.like_exemplars=20"])
+
+    class Copy(MirrorMethod):
+        def sample_like(self, images, n, use_ema=True):
+            return images.unsqueeze(1).expand(-1, n, *images.shape[1:])
+
+    res = MetricSuite(Copy(), load_datamodule(cfg), cfg, log=None).compute(["like"], n_samples=60)["like"]
+    assert res["value"] < 0.05 and res["chance"] > 0.2
+    assert res["protocol"]["exemplars"] == 20 and res["protocol"]["samples_per_exemplar"] == 3

@@ -66,6 +66,8 @@ METRICS = {
     "probe": "linear-probe accuracy of the method's feature space (train split → evaluation split)",
     "class_kl": "generated-mode × real-class k-NN KL matrix (NEMGAN Fig. 7) on evaluator features",
     "class_masses": "share of each class among samples drawn from the model's own prior, vs the training split's shares",
+    "like": "'more like this': rank of each sample's nearest real image by distance to its exemplar (0 best, "
+            "chance ~0.5), on Inception or evaluator features (metrics.like_features)",
 }
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
 SPREADS = ("prior", "even")  # MetricSuite.compute(spread=...): samples per condition by the prior, or evenly
@@ -434,6 +436,42 @@ class MetricSuite:
                              "reference_n": len(ref.data), "recall_k": k, **evaluator_protocol(ev),
                              "meaning": "mean pairwise distance within a condition / within its matched real class"
                                         " (1.0 = as varied as real)"}}
+
+    def _m_like(self, n):
+        """``like_exemplars`` evaluation-split images, ``n // like_exemplars`` samples like each
+        (``method.sample_like``), scored by ``lsgan.metrics.like.like_score`` against the reference set."""
+        from lsgan.metrics.like import like_score
+
+        if not self.is_image:
+            raise Skip(f"'like' needs images; dataset={self.cfg.data.name} is 2-D points")
+        if not self.method.accepts_exemplars and self.method.num_conditions == 0:
+            raise Skip(f"method={self.cfg.method.name} has no conditions: it cannot draw like an image")
+        x_n = min(int(self.metrics_cfg.like_exemplars), len(self.dm.eval_set))
+        per = max(1, n // x_n)
+        idx = self._exemplar_draw(x_n)
+        images = self.dm.eval_set.images(idx)
+        samples = torch.cat([self.method.sample_like(images[i:i + 50], per).flatten(0, 1).cpu()
+                             for i in range(0, len(images), 50)])
+        owner = torch.arange(x_n).repeat_interleave(per)
+        ref = self.reference()
+        kind = str(self.metrics_cfg.like_features)
+        if kind == "evaluator":
+            ev = self._need_evaluator()
+            feats = lambda x: ev.features(x)  # noqa: E731
+            real = self._eval_features_of_reference()
+            backbone = {"backbone": "evaluator penultimate", **evaluator_protocol(ev)}
+        else:
+            net = self._inception_net()
+            feats = lambda x: batched_features(net, x, int(self.metrics_cfg.batch_size))  # noqa: E731
+            self.log(f"[lsgan] Inception features of {len(ref.data)} reference, {x_n} exemplar and {len(samples)} "
+                     f"generated images")
+            real = feats(ref.data)
+            backbone = {"backbone": getattr(net, "backbone", type(net).__name__)}
+        res = like_score(feats(images), feats(samples), owner, real, seed=int(self.metrics_cfg.get("seed", 0)))
+        return {**res, "protocol": {"exemplars": x_n, "samples_per_exemplar": per, "exemplar_split": self.cfg.data.eval_split,
+                                    "reference_split": ref.split, "reference_n": len(ref.data), **backbone,
+                                    "meaning": "share of real images closer to the exemplar than each sample's nearest "
+                                               "real image (0 = its own neighbours; chance: samples paired to another exemplar)"}}
 
     def _m_z_variety(self, n):
         """Does G use z? ``variety`` of an exemplar method groups samples by the exemplar's class, so
