@@ -26,7 +26,8 @@ ENCODER_RECIPES = ["clustergan_mnist", "nemgan_mnist", "nemgan_mnist04", "slcgan
 
 def build(experiment, *overrides, seed=0):
     torch.manual_seed(seed)
-    cfg = compose_config([f"experiment={experiment}", *overrides])
+    # what the MNIST recipes read from MNIST (their data.size / augment.kind are "auto"; no data is loaded here)
+    cfg = compose_config([f"experiment={experiment}", "data.size=28", "method.augment.kind=affine", *overrides])
     method = METHODS[cfg.method.name](cfg, MNIST)
     method.train()
     return method
