@@ -222,8 +222,6 @@ def _processes(trainer) -> int:
 def check_ranges(out: DictConfig) -> None:
     """Values whose type is right but which no run can use: one line naming the key and what it accepts,
     before anything is built (they would otherwise surface as a library's traceback, or be taken silently)."""
-    import torch
-
     if not 0 <= int(out.seed) < 2 ** 32:
         raise ConfigError(f"seed={out.seed}: must be an integer in [0, 2^32 - 1] (NumPy's seed range)")
     if int(out.data.size) < 1:
@@ -240,11 +238,18 @@ def check_ranges(out: DictConfig) -> None:
     if out.trainer.keep_checkpoints is not None and int(out.trainer.keep_checkpoints) < 1:
         raise ConfigError(f"trainer.keep_checkpoints={out.trainer.keep_checkpoints}: must be >= 1, or null to keep "
                           f"every numbered checkpoint")
-    accelerator = str(out.trainer.accelerator)
+    check_choice("trainer.accelerator", str(out.trainer.accelerator), ("cpu", "gpu", "cuda", "mps", "auto"))
+
+
+def check_device(cfg: DictConfig) -> None:
+    """A GPU asked for where none is visible: one line before training starts (``validate`` accepts it, so
+    a GPU recipe composes and validates on any machine)."""
+    import torch
+
+    accelerator = str(cfg.trainer.accelerator)
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; "
                           f"accepted values here: cpu, auto")
-    check_choice("trainer.accelerator", accelerator, ("cpu", "gpu", "cuda", "mps", "auto"))
 
 
 def validate(cfg: DictConfig) -> DictConfig:

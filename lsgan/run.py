@@ -74,10 +74,13 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     One process trains in a run dir at a time (``RunDirLock``); a resume must find a readable
     checkpoint and the same settings (``lsgan.resume``).
     """
-    from lsgan.config import validate
+    from lsgan.config import check_device, validate
     from lsgan.resume import RunDirLock, is_launching_process
+    from lsgan.train_extractor import ensure_extractor_weights
 
     cfg = validate(cfg)
+    check_device(cfg)
+    cfg = ensure_extractor_weights(cfg)  # extractor=auto on photographs: this data's RotNet, trained if missing
     run_dir = Path(run_dir or cfg.run_dir or "runs/default").absolute()
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,24 @@ def train_extractor(cfg: DictConfig) -> Path:
     return Path(path)
 
 
+def ensure_extractor_weights(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with ``extractor.weights: auto`` (the generic coupled recipe's RotNet) replaced by this
+    data's cached RotNet, trained here first when the cache has none; ``cfg`` itself otherwise."""
+    if cfg.get("extractor") is None or cfg.extractor.get("weights") != "auto":
+        return cfg
+    from lsgan.features.cli import validate_feature_nodes
+
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    out.extractor.weights = None
+    path = default_weights_path(validate_feature_nodes(out))
+    if not path.is_file():
+        print(f"[lsgan] no {out.extractor.name} for this data in the cache yet: training one "
+              f"({out.extractor.train_steps} steps)", flush=True)
+        path = train_extractor(out)
+    out.extractor.weights = str(path)
+    return out
+
+
 def knn1_agreement(ext, weights: str, held) -> float:
     """Share of ``held``'s images whose nearest other image in E's feature space (``ext``'s layer and
     pooling, with the weights just written) has the same label: the paper's kNN label agreement."""

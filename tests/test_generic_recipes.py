@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from lsgan.config import validate
 from lsgan.data.profile import DataProfile, plain_border_share, resolve_auto
 from lsgan.run import compose_config, train
+from lsgan.train_extractor import ensure_extractor_weights
 from tests.conftest import TINY
 
 GENERIC = ["clustergan", "nemgan", "slcgan"]  # coupled: its own test below (it also picks E)
@@ -92,8 +93,8 @@ def test_coupled_recipe_picks_alexnet_for_shapes_and_trains_a_rotnet_for_photos(
     overrides = ["experiment=coupled", "dataset=npz", f"data.path={rgb_photos}", cache, "extractor.train_steps=2",
                  "extractor.pca_dim=8", "method.pair_pool=16"]
     rgb = validate(compose_config(overrides))
-    assert (rgb.extractor.name, rgb.extractor.layer, rgb.extractor.pool) == ("rotnet", "conv2", 4)
-    weights = Path(rgb.extractor.weights)
+    assert (rgb.extractor.name, rgb.extractor.layer, rgb.extractor.pool, rgb.extractor.weights) == ("rotnet", "conv2", 4, "auto")
+    weights = Path(ensure_extractor_weights(rgb).extractor.weights)  # what lsgan.run does: trained, then cached
     assert weights.is_file() and weights.parent == tmp_path / "extractors"
     stamp = weights.stat().st_mtime_ns
     res = train(compose_config(overrides + SMALL), tmp_path / "run")  # the cached RotNet, not a new one

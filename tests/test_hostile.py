@@ -214,6 +214,17 @@ def test_bad_values_and_keys_are_one_line_before_any_work(tmp_path, arg, needle)
     assert not run_dir.exists()
 
 
+def test_a_refused_resume_from_the_cli_leaves_the_run_dir_as_it_was(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["method=sngan", "dataset=digits", "trainer.progress_bar=false", "trainer.steps=2", "model.g_width=8",
+            "model.d_width=8", f"run_dir={run_dir}"]
+    assert cli(*args, timeout=120).returncode == 0
+    before = snapshot(run_dir)
+    res = cli(*[a.replace("model.g_width=8", "model.g_width=16") for a in args], timeout=120)
+    assert res.returncode == 1 and "model.g_width: 8 -> 16" in one_line(res.stderr)
+    assert snapshot(run_dir) == before and not (run_dir / ".hydra").exists()
+
+
 def test_a_gpu_asked_for_on_a_machine_without_one_is_one_line(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

@@ -81,11 +81,11 @@ def test_the_wheel_carries_the_configs_and_entry_points(wheel, tmp_path):
         assert f"{script} = " in entry
     # installed (not editable), run from elsewhere: the configs are found inside the package
     code = ("import lsgan.run as r; cfg = r.compose_config(['experiment=clustergan_mnist']); "
-            "print(r.CONF_DIR, cfg.method.name, cfg.data.size)")
+            "print(r.CONF_DIR, cfg.method.name, cfg.data.name)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == [str(tmp_path / "site" / "lsgan" / "conf"), "clustergan", "28"]
+    assert out.stdout.split() == [str(tmp_path / "site" / "lsgan" / "conf"), "clustergan", "mnist"]
 
 
 @pytest.mark.slow

@@ -73,7 +73,7 @@ def profile_data(data_cfg) -> DataProfile:
     side = native_side(data_cfg)
     if side is None:
         return DataProfile(side=None, channels=0, plain_border=0.0)
-    cfg = OmegaConf.merge(OmegaConf.structured(_data_node(data_cfg)), {"size": DataProfile(side, 1, 0.0).size})
+    cfg = OmegaConf.merge(OmegaConf.create(_data_node(data_cfg)), {"size": DataProfile(side, 1, 0.0).size})
     train = load_dataset(cfg, cfg.train_split)
     picked = torch.linspace(0, len(train) - 1, min(PROFILE_IMAGES, len(train))).long()
     images = train.data[picked]
@@ -89,25 +89,21 @@ def auto_keys(cfg: DictConfig) -> List[str]:
     return [k for k in AUTO_KEYS if OmegaConf.select(cfg, k, default=None) == AUTO]
 
 
-def resolve_auto(cfg: DictConfig, verbose: bool = True, train_missing: bool = True) -> DictConfig:
+def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
     """``cfg`` with every ``auto`` of ``AUTO_KEYS`` and ``extractor=auto`` replaced by what the data
-    calls for (a copy; ``cfg`` itself when nothing is ``auto``). ``train_missing``: train a RotNet the
-    run needs and the cache lacks (``lsgan.train_extractor`` passes False: it trains one itself)."""
+    calls for (a copy; ``cfg`` itself when nothing is ``auto``)."""
     keys = auto_keys(cfg)
     extractor_auto = OmegaConf.select(cfg, "extractor.name", default=None) == AUTO
     if not keys and not extractor_auto:
         return cfg
-    from lsgan.config import DataConfig
-
-    data = OmegaConf.merge(OmegaConf.structured(DataConfig), _data_node(cfg.data))
-    profile = profile_data(data)
+    profile = profile_data(OmegaConf.create(_data_node(cfg.data)))
     values = {"data.size": profile.size, "method.augment.kind": profile.views}
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for key in keys:
         OmegaConf.update(out, key, values[key], merge=False)
     shown = [f"{k}={values[k]}" for k in keys]
     if extractor_auto:
-        out.extractor = _extractor_node(out, profile, train_missing)
+        out.extractor = _extractor_node(out, profile)
         shown.append(f"extractor={out.extractor.name} (layer {out.extractor.layer}, pool {out.extractor.pool})")
     if verbose:
         seen = (f"{profile.side} px, {profile.channels} channel{'s' if profile.channels != 1 else ''}, "
@@ -116,9 +112,10 @@ def resolve_auto(cfg: DictConfig, verbose: bool = True, train_missing: bool = Tr
     return out
 
 
-def _extractor_node(cfg: DictConfig, profile: DataProfile, train_missing: bool) -> DictConfig:
-    """``extractor=auto`` resolved: alexnet_random for shapes, a RotNet for photographs, with its weights
-    (the cached RotNet of this data, trained here when missing and ``train_missing``)."""
+def _extractor_node(cfg: DictConfig, profile: DataProfile) -> DictConfig:
+    """``extractor=auto`` resolved: alexnet_random for shapes, a RotNet for photographs. A RotNet without
+    weights gets ``weights: auto``: ``lsgan.run`` fills in this data's cached RotNet, training it when
+    missing (``lsgan.train_extractor.ensure_extractor_weights``)."""
     shapes = profile.views == "affine"
     choice = {"name": "alexnet_random" if shapes else "rotnet", "layer": "conv3" if shapes else "conv2",
               "pool": None if shapes else 4}
@@ -126,15 +123,6 @@ def _extractor_node(cfg: DictConfig, profile: DataProfile, train_missing: bool) 
     for key, value in choice.items():
         if node.get(key) == AUTO:
             node[key] = value
-    if node.name == "rotnet" and not node.weights and cfg.method.name == "coupled":
-        from lsgan.train_extractor import default_weights_path, train_extractor
-
-        from lsgan.features.cli import validate_feature_nodes
-
-        trained = OmegaConf.merge(cfg, {"extractor": node})
-        path = default_weights_path(validate_feature_nodes(trained))
-        if not path.is_file() and train_missing:
-            print(f"[lsgan] no RotNet for this data in the cache yet: training one ({node.train_steps} steps)", flush=True)
-            path = train_extractor(trained)
-        node.weights = str(path) if path.is_file() else None
+    if node.name == "rotnet" and not node.weights:
+        node.weights = AUTO
     return node

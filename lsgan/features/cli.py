@@ -68,7 +68,7 @@ def validate_feature_nodes(cfg: DictConfig) -> DictConfig:
 
     from lsgan.data.profile import resolve_auto
 
-    cfg = resolve_auto(cfg, train_missing=False)
+    cfg = resolve_auto(cfg)
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.set_struct(out, False)
     out.data = merge_node(DataConfig, cfg.data, "data")

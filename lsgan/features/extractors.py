@@ -89,7 +89,7 @@ def check_extractor_config(ext, need_weights: bool = True) -> None:
             raise ConfigError(f"extractor.{field}={value}: must be >= {low} or null")
     if int(ext.batch_size) < 1:
         raise ConfigError(f"extractor.batch_size={ext.batch_size}: must be >= 1")
-    if need_weights and ext.name in TRAINED and not ext.weights:
+    if need_weights and ext.name in TRAINED and not ext.weights:  # "auto": lsgan.run trains or finds it
         raise ConfigError(f"extractor.weights is required for extractor={ext.name}: train one with "
                           f"`python -m lsgan.train_extractor extractor={ext.name} dataset=<D>` and pass the printed path")
 
