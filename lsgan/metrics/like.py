@@ -13,6 +13,9 @@ from typing import Dict
 
 import torch
 
+LIKE_EXEMPLARS = 100        # metrics.like_exemplars' default
+LIKE_FEATURES = "inception"  # metrics.like_features' default
+
 
 def like_rank(exemplars: torch.Tensor, samples: torch.Tensor, owner: torch.Tensor, reference: torch.Tensor,
               chunk: int = 1024) -> float:

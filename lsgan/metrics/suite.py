@@ -440,13 +440,14 @@ class MetricSuite:
     def _m_like(self, n):
         """``like_exemplars`` evaluation-split images, ``n // like_exemplars`` samples like each
         (``method.sample_like``), scored by ``lsgan.metrics.like.like_score`` against the reference set."""
-        from lsgan.metrics.like import like_score
+        from lsgan.metrics.like import LIKE_EXEMPLARS, LIKE_FEATURES, like_score
 
         if not self.is_image:
             raise Skip(f"'like' needs images; dataset={self.cfg.data.name} is 2-D points")
         if not self.method.accepts_exemplars and self.method.num_conditions == 0:
             raise Skip(f"method={self.cfg.method.name} has no conditions: it cannot draw like an image")
-        x_n = min(int(self.metrics_cfg.like_exemplars), len(self.dm.eval_set))
+        # .get: a run saved before these keys existed is evaluated with their defaults
+        x_n = min(int(self.metrics_cfg.get("like_exemplars", LIKE_EXEMPLARS)), len(self.dm.eval_set))
         per = max(1, n // x_n)
         idx = self._exemplar_draw(x_n)
         images = self.dm.eval_set.images(idx)
@@ -454,7 +455,7 @@ class MetricSuite:
                              for i in range(0, len(images), 50)])
         owner = torch.arange(x_n).repeat_interleave(per)
         ref = self.reference()
-        kind = str(self.metrics_cfg.like_features)
+        kind = str(self.metrics_cfg.get("like_features", LIKE_FEATURES))
         if kind == "evaluator":
             ev = self._need_evaluator()
             feats = lambda x: ev.features(x)  # noqa: E731
