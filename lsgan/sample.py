@@ -165,27 +165,20 @@ def like_files(like) -> List[Path]:
 def read_like_images(files: Sequence[Path], shape: Sequence[int]) -> torch.Tensor:
     """Files → B×C×H×W in [-1, 1] as the model's data pipeline shapes images: centre square, bilinear
     resize to its side, gray (ITU-R 601 luma) or RGB as it was trained."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    channels, side = int(shape[0]), int(shape[-1])
+    from lsgan.data.datasets import _decode_one, _set_channels
+
     if len(shape) != 3:
         raise CLIError(f"like: this model generates {tuple(shape)} data, not images")
-    out = []
+    decoded = []
     for f in files:
         try:
-            with Image.open(f) as im:
-                im = im.convert("RGB")
-                w, h = im.size
-                edge = min(w, h)
-                left, top = (w - edge) // 2, (h - edge) // 2
-                im = im.crop((left, top, left + edge, top + edge)).resize((side, side), Image.BILINEAR)
-                if channels == 1:
-                    im = im.convert("L")
-                arr = np.asarray(im, dtype=np.uint8)
+            arr = _decode_one(Path(f), int(shape[-1]))  # the same centre square and resize as image datasets
         except (UnidentifiedImageError, OSError) as exc:
             raise CLIError(f"like={f}: not a readable image ({' '.join(str(exc).split())[:100]})") from None
-        out.append(torch.from_numpy(arr.reshape(side, side, channels).copy()).permute(2, 0, 1))
-    return torch.stack(out).float().div(127.5).sub(1.0)
+        decoded.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
+    return _set_channels(torch.stack(decoded), int(shape[0])).float().div(127.5).sub(1.0)
 
 
 def _like_job(method, cfg, files: List[Path], args: Dict[str, object], out: Path) -> Dict[str, Path]:
