@@ -1,5 +1,5 @@
-"""What every experiments/<method>/collect.py shares: finding finished runs and caching a run's
-evaluation next to it. (The sweeps themselves are conf/experiment/ files, run with
+"""What every experiments/<method>/collect.py shares: finding finished runs (``lsgan.runs``' reading) and
+caching a run's evaluation next to it. (The sweeps themselves are conf/experiment/ files, run with
 ``python -m lsgan.run -m experiment=<name>``.)
 
 The collectors are run as files (``python experiments/nemgan/collect.py ...``), so they import this
@@ -13,8 +13,10 @@ from typing import Iterable, List, Optional, Tuple
 
 
 def find_runs(roots: Iterable[str]) -> List[Path]:
-    """Every run folder below ``roots`` that holds ``checkpoints/last.ckpt``."""
-    return [ckpt.parent.parent for root in roots for ckpt in sorted(Path(root).rglob("checkpoints/last.ckpt"))]
+    """Every run folder below ``roots`` (``lsgan.runs.find_runs``) that holds ``checkpoints/last.ckpt``."""
+    from lsgan.runs import find_runs as all_runs
+
+    return [run for root in roots for run in all_runs([root]) if (run / "checkpoints" / "last.ckpt").is_file()]
 
 
 def checkpoint_info(ckpt: Path, method: Optional[str] = None) -> Optional[dict]:

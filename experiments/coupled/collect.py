@@ -4,10 +4,10 @@ accuracy-vs-label-noise curve (Durall et al., Fig. 7).
     python experiments/coupled/collect.py runs/coupled                     # → experiments/coupled/results/
     python experiments/coupled/collect.py runs/coupled --evaluate --device cuda
 
-Every folder below the roots holding ``config.yaml`` and ``metrics.csv`` is a run. Its numbers
-are the last logged ``cond_acc`` / ``classifier_fid`` of its metrics.csv (the sweeps evaluate
-at the last iteration). With ``--evaluate``, runs that logged none are evaluated from their
-``checkpoints/last.ckpt`` with the metric suite (cached in ``<run>/coupled_eval.json``).
+Every folder below the roots holding ``config.yaml`` and ``metrics.csv`` is a run (read with ``lsgan.runs``).
+Its numbers are the last logged ``cond_acc`` / ``classifier_fid`` of its metrics.csv, its iterations the last
+logged one (the sweeps evaluate at the last iteration). With ``--evaluate``, runs that logged none are
+evaluated from their ``checkpoints/last.ckpt`` with the metric suite (cached in ``<run>/coupled_eval.json``).
 Writes results.md (one table per experiment folder), results.csv and robustness.png.
 """
 from __future__ import annotations
@@ -21,31 +21,16 @@ from typing import Dict, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/: the shared _common module
 from _common import read_cached, write_cached  # noqa: E402
 
+from lsgan.runs import find_runs, last_metrics, read_config  # noqa: E402
+
 METRICS = ("cond_acc", "classifier_fid")
 
 
-def find_runs(roots: List[str]) -> List[Path]:
-    runs = set()
-    for root in roots:
-        for cfg in Path(root).rglob("config.yaml"):
-            if (cfg.parent / "metrics.csv").is_file() or (cfg.parent / "checkpoints" / "last.ckpt").is_file():
-                runs.add(cfg.parent)
-    return sorted(runs)
-
-
 def last_logged(metrics_csv: Path) -> Dict[str, Optional[float]]:
-    """The last non-empty value of each metric (and the iteration it was logged at)."""
-    out: Dict[str, Optional[float]] = {m: None for m in METRICS}
-    out["step"] = None
-    if not metrics_csv.is_file():
-        return out
-    with open(metrics_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            if any(row.get(m) not in (None, "") for m in METRICS):
-                out["step"] = int(float(row["step"]))
-                for m in METRICS:
-                    if row.get(m) not in (None, ""):
-                        out[m] = float(row[m])
+    """The last logged value of each metric and the run's last iteration (``lsgan.runs.last_metrics``)."""
+    logged = last_metrics(metrics_csv)
+    out: Dict[str, Optional[float]] = {m: float(logged[m]) if m in logged else None for m in METRICS}
+    out["step"] = int(logged["iteration"]) if "iteration" in logged else None
     return out
 
 
@@ -68,10 +53,8 @@ def evaluate_checkpoint(run: Path, device: str, n: int) -> Dict[str, Optional[fl
 def describe(run: Path, roots: List[str]) -> Dict[str, object]:
     from omegaconf import OmegaConf
 
-    from lsgan.config import upgrade_saved_config
-
-    # a run from before loss= / method.adv_loss were split (sngan's loss.name: minimax) reads as today's
-    cfg = OmegaConf.create(upgrade_saved_config(OmegaConf.load(run / "config.yaml")))
+    # read_config: a run from before loss= / method.adv_loss were split (sngan's loss.name: minimax) reads as today's
+    cfg = OmegaConf.create(read_config(run))
     experiment = next((str(run.relative_to(r).parts[0]) for r in roots
                        if Path(r) in run.parents and len(run.relative_to(r).parts) > 1), run.parent.name)
     extractor = cfg.extractor.name if cfg.method.name == "coupled" else "-"

@@ -44,12 +44,10 @@ CONFIG_KEYS = ("data.name", "data.classes", "data.class_ratio", "prior.k", "prio
 
 
 def run_overrides(run: Path) -> Dict[str, str]:
-    """The run's Hydra overrides (``.hydra/overrides.yaml``), key -> value."""
-    import yaml
+    """The run's command-line overrides (``lsgan.runs.read_overrides``), key -> value."""
+    from lsgan.runs import read_overrides
 
-    path = run / ".hydra" / "overrides.yaml"
-    items = yaml.safe_load(path.read_text()) if path.is_file() else []
-    return dict(item.split("=", 1) for item in items if "=" in item)
+    return dict(item.split("=", 1) for item in read_overrides(run) if "=" in item)
 
 
 def run_setting(overrides: Dict[str, str], cfg: dict) -> Dict[str, str]:
