@@ -33,7 +33,7 @@ KINDS = ("crop_jitter", "affine")
 
 @dataclass
 class AugmentConfig:
-    """Parameters of T (``method.augment.*``); set a jitter strength or ``flip`` to 0 to drop it."""
+    """Parameters of T (``method.clustering.augment.*``); set a jitter strength or ``flip`` to 0 to drop it."""
 
     kind: str = "crop_jitter"  # crop_jitter (the paper's T) | affine (digits: rotation, scale, shear, shift)
     crop_scale: List[float] = field(default_factory=lambda: [0.6, 1.0])   # area fraction kept by the crop
@@ -49,7 +49,7 @@ class AugmentConfig:
     translate: float = 0.12  # affine only: max shift, fraction of the image side
 
 
-def check_augment_config(cfg, path: str = "method.augment") -> None:
+def check_augment_config(cfg, path: str = "method.clustering.augment") -> None:
     """Raise ConfigError (one line, naming the field) for values T cannot be built from."""
     check_choice(f"{path}.kind", cfg.kind, KINDS)
     for name, hi in (("rotation", 180.0), ("scale", 0.99), ("shear", 2.0), ("translate", 0.5)):
@@ -77,7 +77,7 @@ class MultiViewAugment(nn.Module):
         check_augment_config(cfg)
         shape = tuple(int(s) for s in image_shape)
         if len(shape) != 3 or shape[1] != shape[2]:
-            raise ConfigError(f"method.augment: the multi-view augmentation needs square images (C,H,W), "
+            raise ConfigError(f"method.clustering.augment: the multi-view augmentation needs square images (C,H,W), "
                               f"got data of shape {shape}")
         self.size = shape[1]
         self.kind = cfg.kind

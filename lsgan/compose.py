@@ -69,20 +69,30 @@ def _compose(overrides=()) -> DictConfig:
 def check_renamed_overrides(argv: List[str]) -> None:
     """``loss=<adversarial form>`` (hinge | ns | minimax | wgan_gp: now ``method.adv_loss``), ``loss.gp_weight=``
     (now ``method.gp_weight``) and coupled's ``method.g_loss=`` (now ``method.adv_loss``) fail in one line
-    that says what to write instead (``lsgan.config.moved_loss_error`` / ``moved_key_error``)."""
-    from lsgan.config import ADV_FORMS, moved_key_error, moved_loss_error
-
+    that says what to write instead (``lsgan.config.moved_loss_error`` / ``moved_key_error``).
+    ``lsgan.config`` (it imports torch and Lightning: seconds) is imported only for an argument that may be
+    one of these, so a mistyped choice or key is answered at once."""
     for arg in argv:
         if "=" not in arg or arg.startswith(("-", "~")):
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+")
-        error = moved_key_error(key, value) if key in ("loss.gp_weight", "method.g_loss") else None
-        if error is not None:
-            raise error
+        if key in ("loss.gp_weight", "method.g_loss"):
+            from lsgan.config import moved_key_error
+
+            error = moved_key_error(key, value)
+            if error is not None:
+                raise error
+        if key.startswith("method."):
+            _check_renamed_method_key(key, value, argv)
         if key != "loss":
             continue
-        old = [v for v in value.split(",") if v in ADV_FORMS and v not in group_choices("loss")]
+        unknown = [v for v in value.split(",") if v not in group_choices("loss")]
+        if not unknown:
+            continue
+        from lsgan.config import ADV_FORMS, moved_loss_error
+
+        old = [v for v in unknown if v in ADV_FORMS]
         if old:
             from lsgan.methods import METHODS
 
@@ -90,6 +100,22 @@ def check_renamed_overrides(argv: List[str]) -> None:
             cls = METHODS.get(method)
             accepted = cls.LOSSES if cls is not None else group_choices("loss")
             raise moved_loss_error(old[0], method, accepted, cls.ADV_LOSSES if cls is not None else None)
+
+
+def _check_renamed_method_key(key: str, value: str, argv: List[str]) -> None:
+    """``method.<old name>=`` of an option that was renamed or removed (``lsgan.upgrade``): one line saying what to write."""
+    from lsgan.upgrade import REMOVED_OPTIONS, renamed_option
+
+    method = _method_of(argv)
+    name, _, rest = key[len("method."):].partition(".")
+    new = renamed_option(method, name)
+    if new != name:
+        raise ConfigError(f"{key}={value}: method={method} calls this option method.{new}{'.' + rest if rest else ''} now")
+    if name == "z_dim" and name in REMOVED_OPTIONS.get(method, {}):
+        raise ConfigError(f"{key}={value}: method={method}'s latent size is the prior's; write prior.dim={value}")
+    if name in REMOVED_OPTIONS.get(method, {}):
+        raise ConfigError(f"{key}={value}: method={method} no longer has this option (no paper defines it and no "
+                          f"recipe used it; docs/{method}.md says what it did)")
 
 
 def _method_of(argv: List[str]) -> str:

@@ -7,8 +7,8 @@ method registers (``lsgan.methods.METHODS[name].Config``).
 
 This module is the top of the configuration layer: it imports the registries and schemas it ties
 together from their owners (``DATASETS`` from the data readers, ``ARCHS`` from ``lsgan.nets``,
-``ADV_FORMS`` from the adversarial losses, ``MethodConfig`` / ``upgrade_saved_config`` from
-``lsgan.methods.base``, ``PriorConfig``, ``ExtractorConfig``). Nothing in the package below the
+``ADV_FORMS`` from the adversarial losses, ``MethodConfig`` from ``lsgan.methods.base``, ``upgrade_saved_config`` from
+``lsgan.upgrade``, ``PriorConfig``, ``ExtractorConfig``). Nothing in the package below the
 entry points imports it: errors and the node helpers (``ConfigError``, ``check_choice``,
 ``merge_node``) live in ``lsgan.errors``; they are re-exported here for callers that used them from here.
 """
@@ -25,7 +25,8 @@ from lsgan.errors import ConfigError, check_choice, merge_node
 from lsgan.features.extractors import ExtractorConfig
 from lsgan.losses.gan import ADV_FORMS
 from lsgan.methods import METHODS
-from lsgan.methods.base import COUPLED_G_LOSS, MethodConfig, upgrade_saved_config
+from lsgan.methods.base import MethodConfig
+from lsgan.upgrade import COUPLED_G_LOSS, upgrade_saved_config
 from lsgan.metrics.evaluator import EVALUATOR_ARCHS
 from lsgan.nets import ARCHS
 from lsgan.nets.layers import IMAGE_SIZES
@@ -156,7 +157,7 @@ class MetricsConfig:
 # (nemgan), ``method.g_loss`` (coupled: ns | saturating, BCE on pairs) or fixed (slcgan: hinge). The old
 # spellings on a command line fail with the line below saying what to write; configs saved by old runs
 # (checkpoints, config.yaml) are rewritten by ``upgrade_saved_config``.
-# COUPLED_G_LOSS (old method.g_loss -> method.adv_loss) and upgrade_saved_config live in lsgan.methods.base.
+# COUPLED_G_LOSS (old method.g_loss -> method.adv_loss) and upgrade_saved_config live in lsgan.upgrade.
 
 
 def moved_loss_error(value: str, method: str, accepted, adv_accepted=None) -> ConfigError:

@@ -3,7 +3,7 @@
 A checkpoint written by ``lsgan.run`` holds the method's hyperparameters ({"cfg", "data_info"},
 saved by ``GANMethod.__init__``) and its state_dict, so the method is rebuilt exactly as it was
 trained, without re-reading the training data. A config saved before ``loss=`` / ``method.adv_loss``
-were split is translated first (``lsgan.methods.base.upgrade_saved_config``). The data module is rebuilt from the saved config;
+were split is translated first (``lsgan.upgrade.upgrade_saved_config``). The data module is rebuilt from the saved config;
 ``data.root`` and friends can be overridden because a checkpoint often moves between machines.
 The command lines built on this (``lsgan.sample``, ``lsgan.evaluate``) are parsed by ``lsgan.cli``.
 """
@@ -42,7 +42,8 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     rebuilt (e.g. ``data.root=../shared/data``; see ``apply_overrides``); they must not change the networks.
     """
     from lsgan.methods import METHODS
-    from lsgan.methods.base import DataInfo, upgrade_saved_config
+    from lsgan.methods.base import DataInfo
+    from lsgan.upgrade import upgrade_saved_config
     from lsgan.resume import read_checkpoint
 
     try:  # a missing, truncated or foreign file is one line naming it
@@ -53,7 +54,7 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     if "cfg" not in hp or "data_info" not in hp or "state_dict" not in blob:
         raise CLIError(f"ckpt={ckpt_path}: not an lsgan checkpoint (no cfg/data_info hyperparameters or state_dict)")
     # a checkpoint written before loss= / method.adv_loss were split (loss.name: wgan_gp, loss.gp_weight,
-    # coupled's method.g_loss) is read in today's spelling; lsgan.methods.base.upgrade_saved_config translates
+    # coupled's method.g_loss) is read in today's spelling; lsgan.upgrade.upgrade_saved_config translates
     cfg = apply_overrides(OmegaConf.create(upgrade_saved_config(hp["cfg"])), overrides)
     name = cfg.method.name
     if name not in METHODS:

@@ -112,7 +112,7 @@ def settings_changed(blob: dict, new_cfg, ckpt: Path) -> List[str]:
     """The settings of ``new_cfg`` that differ from the checkpoint's and alter what was trained."""
     from omegaconf import OmegaConf
 
-    from lsgan.methods.base import upgrade_saved_config
+    from lsgan.upgrade import upgrade_saved_config
 
     saved = (blob.get("hyper_parameters") or {}).get("cfg")
     if saved is None:

@@ -31,7 +31,7 @@ needs_shared = pytest.mark.skipif(SHARED is None, reason="../shared/data not pre
 TINY = [
     "model.g_width=16", "model.d_width=16", "data.batch_size=16", "trainer.steps=4",
     "trainer.progress_bar=false", "trainer.accelerator=cpu", "trainer.log_every=1",
-    "trainer.sample_every=0", "trainer.ckpt_every=0", "method.z_dim=16",
+    "trainer.sample_every=0", "trainer.ckpt_every=0",
 ]
 
 

@@ -18,7 +18,7 @@ from lsgan.priors import build_prior
 from lsgan.run import build_datamodule, build_method, train
 from lsgan.steering import steer_latent
 
-# Tiny nets at the digits dataset's 32 px; prior.dim matches TINY's method.z_dim=16.
+# Tiny nets at the digits dataset's 32 px.
 CG = ["method=clustergan", "prior.dim=16", "prior.k=4", "trainer.steps=6", "method.n_dis=2"]
 # 2-D points and small MLPs: hundreds of real steps in seconds.
 RING = ["dataset=ring8", "model=mlp", "model.mlp_width=32", "model.mlp_depth=2", "data.n_points=2000"]
@@ -89,8 +89,7 @@ def test_gmm_prior_structure(tiny_cfg):
     ("method.adv_loss=minimax", "method.adv_loss='minimax' is not accepted by method=clustergan; accepted values: "
                                 "wgan_gp, hinge, ns"),
     ("loss=hinge", "the adversarial form is method.adv_loss=hinge"),
-    ("method.z_dim=7", "method.z_dim=7 must equal prior.dim=16"),
-    ("method.beta_n=-1", "method.beta_n=-1.0: must be >= 0"),
+    ("method.zn_weight=-1", "method.zn_weight=-1.0: must be >= 0"),
     ("method.perceptual_layers=[relu9_9]", "method.perceptual_layers=['relu9_9']"),
 ])
 def test_bad_config_is_one_line(tiny_cfg, override, needle):
@@ -106,8 +105,8 @@ def test_defaults_are_the_authors():
     m = cfg.method
     assert (cfg.loss.name, m.adv_loss, m.gp_weight, m.n_dis, m.lr_g, m.lr_d, list(m.betas)) == \
         ("full", "wgan_gp", 10.0, 5, 1e-4, 1e-4, [0.5, 0.9])
-    assert (m.beta_n, m.beta_c, m.beta_p, cfg.prior.name, cfg.prior.dim, cfg.prior.sigma, m.z_dim) == \
-        (10.0, 10.0, 0.0, "onehot_gaussian", 30, 0.1, 30)
+    assert (m.zn_weight, m.zc_weight, m.perceptual_weight, cfg.prior.name, cfg.prior.dim, cfg.prior.sigma) == \
+        (10.0, 10.0, 0.0, "onehot_gaussian", 30, 0.1)
 
 
 # --------------------------------------------------------------------------- training
@@ -199,7 +198,7 @@ def test_feature_maps_pick_layers_and_keep_relu_outputs():
 
 def test_perceptual_term_trains_through_stand_in(tiny_cfg, tmp_path, monkeypatch):
     monkeypatch.setattr(cg, "build_perceptual_net", lambda mcfg: perceptual.FeatureMaps(_tiny_vgg(), [1, 6]))
-    res = train(tiny_cfg(*CG, "method.beta_p=1.0", "method.n_dis=1", "trainer.steps=2",
+    res = train(tiny_cfg(*CG, "method.perceptual_weight=1.0", "method.n_dis=1", "trainer.steps=2",
                          "method.perceptual_layers=[relu1_2,relu2_2]", "method.perceptual_layer_weights=[1.0,0.5]"),
                 tmp_path)
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
@@ -226,10 +225,10 @@ def test_vgg16_missing_weights_is_one_clear_line(tiny_cfg, tmp_path, monkeypatch
         raise OSError("network unreachable")
 
     monkeypatch.setattr(type(VGG16_Weights.IMAGENET1K_V1), "get_state_dict", offline)
-    cfg = tiny_cfg(*CG, "method.beta_p=1.0")
+    cfg = tiny_cfg(*CG, "method.perceptual_weight=1.0")
     with pytest.raises(ConfigError, match="torchvision's download failed") as err:
         build_method(validate(cfg), build_datamodule(validate(cfg)))
-    assert "\n" not in str(err.value) and "method.perceptual_weights" in str(err.value)
+    assert "\n" not in str(err.value) and "method.perceptual_checkpoint" in str(err.value)
 
 
 # --------------------------------------------------------------------------- steering
@@ -304,7 +303,7 @@ def test_hybrid_encoder_reads_z_n_from_d_and_clusters_with_its_own_net(tiny_cfg,
     from lsgan.nets import ConcatEncoder, SharedTrunkEncoder
 
     cfg = tiny_cfg(*CG, "method.adv_loss=hinge", "method.n_dis=1", "prior.dim=16", "prior.k=4", "method.encoder=hybrid",
-                   "method.consistency_weight=1.0", "method.augment.kind=affine")
+                   "method.clustering.weight=1.0", "method.clustering.augment.kind=affine")
     fresh = _fresh(cfg)
     noise, clusters = fresh.E.parts
     assert isinstance(fresh.E, ConcatEncoder) and isinstance(noise, SharedTrunkEncoder)

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from lsgan import losses as L
 from lsgan.augment import AugmentConfig, MultiViewAugment, random_affine
 from lsgan.config import ConfigError, validate
+from lsgan.methods import clustering_term
 from lsgan.metrics.clustering import cluster_acc
 from lsgan.nets import build_encoder
 from lsgan.run import build_datamodule, build_method, train
@@ -28,7 +29,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-AFFINE = ["method.consistency_weight=1.0", "method.augment.kind=affine"]
+AFFINE = ["method.clustering.weight=1.0", "method.clustering.augment.kind=affine"]
 CG = ["method=clustergan", "prior.dim=16", "prior.k=4", "method.n_dis=1", "trainer.steps=3",
       "model.g_width=8", "model.d_width=8", "data.batch_size=8"]
 NEM = ["method=nemgan", "prior.dim=20", "model.g_width=8", "model.d_width=8", "data.batch_size=8", "trainer.steps=3"]
@@ -182,40 +183,37 @@ def test_sinkhorn_state_from_before_heads_still_loads():
     from lsgan.methods.clustering_term import RealClusteringTerm
     kw = dict(assign="sinkhorn", sinkhorn_pool=8)
     old = RealClusteringTerm(1.0, 0.0, AugmentConfig(kind="affine"), (1, 4, 4), **kw).state_dict()
-    old["pool_y"] = torch.arange(8)  # as saved before sinkhorn_heads: 1-D, no head / head_scores
+    old["pool_y"] = torch.arange(8)  # as saved before the SeLa heads: 1-D, no head / head_scores
     del old["head"], old["head_scores"]
     term = RealClusteringTerm(1.0, 0.0, AugmentConfig(kind="affine"), (1, 4, 4), **kw)
     term.load_state_dict(old)
     assert torch.equal(term.pool_y[:, 0], torch.arange(8)) and int(term.head) == 0
 
 
-def test_nemgan_sinkhorn_heads_widen_the_mode_net_and_read_one_head(tiny_cfg, tmp_path, monkeypatch, capsys):
+def small_pool(monkeypatch, pool: int, every: int) -> None:
+    """A pool tiny runs fill: the term reads the module's constants when it is built."""
+    monkeypatch.setattr(clustering_term, "SINKHORN_POOL", pool)
+    monkeypatch.setattr(clustering_term, "SINKHORN_EVERY", every)
+
+
+def test_nemgan_sinkhorn_heads_widen_the_mode_net_and_read_one_head(tiny_cfg, tmp_path, monkeypatch):
     keep = Keep()
-    train(tiny_cfg(*NEM, *AFFINE, "method.encoder=hybrid", "method.mode_net_out=k", "prior.k=3",
-                   "method.assign=sinkhorn", "method.sinkhorn_pool=12", "method.sinkhorn_every=1",
-                   "method.sinkhorn_heads=4"), str(tmp_path), callbacks=[keep])
+    small_pool(monkeypatch, 12, 1)
+    train(tiny_cfg(*NEM, *AFFINE, "method.encoder=hybrid", "prior.k=3", "method.clustering.assign=sinkhorn",
+                   "method.clustering.heads=4"), str(tmp_path), callbacks=[keep])
     m = keep.module
     x = torch.rand(5, 1, 32, 32) * 2 - 1
     assert m.scaled_head_logits(x).shape == (5, 12) and m.cluster_logits(x).shape == (5, 3)
     assert m.condition_of(x).max() < 3
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"head", "head_score"} <= set(header)
-    # the per-head report reads the checkpoint: one line per head
-    import runpy
-    import sys
-    from pathlib import Path
-    script = Path(__file__).resolve().parents[1] / "experiments" / "nemgan" / "heads_report.py"
-    monkeypatch.setattr(sys, "argv", [str(script), str(tmp_path / "checkpoints" / "last.ckpt")])
-    runpy.run_path(str(script), run_name="__main__")
-    out = capsys.readouterr().out
-    assert f"head read {int(m.cluster_term.head)}" in out and out.count("mean ARI with the others") == 4
 
 
 @pytest.mark.parametrize("args", [CG, NEM], ids=["clustergan", "nemgan"])
-def test_sinkhorn_assign_trains_and_keeps_its_pool_in_the_checkpoint(tiny_cfg, tmp_path, args):
+def test_sinkhorn_assign_trains_and_keeps_its_pool_in_the_checkpoint(tiny_cfg, tmp_path, monkeypatch, args):
     keep = Keep()
-    train(tiny_cfg(*args, *AFFINE, "method.assign=sinkhorn", "method.sinkhorn_pool=12", "method.sinkhorn_every=2",
-                   "method.balance_weight=1", "method.encoder=separate"), str(tmp_path), callbacks=[keep])
+    small_pool(monkeypatch, 12, 2)
+    train(tiny_cfg(*args, *AFFINE, "method.clustering.assign=sinkhorn", "method.clustering.balance_weight=1", "method.encoder=separate"), str(tmp_path), callbacks=[keep])
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"assign_ce", "view_agreement", "min_label_share", "marginal_kl"} <= set(header)
     term = keep.module.cluster_term
@@ -225,12 +223,9 @@ def test_sinkhorn_assign_trains_and_keeps_its_pool_in_the_checkpoint(tiny_cfg, t
     assert {"cluster_term." + k for k in ("ring_x", "ring_at", "ring_n", "pool_x", "pool_y", "pool_n", "steps")} <= set(state)
 
 
-@pytest.mark.parametrize("override,needle", [("method.assign=hard", "accepted values: soft, sinkhorn"),
-                                             ("method.sinkhorn_eps=0", "method.sinkhorn_eps=0"),
-                                             ("method.sinkhorn_pool=0", "method.sinkhorn_pool=0"),
-                                             ("method.sinkhorn_every=0", "method.sinkhorn_every=0"),
-                                             ("method.sinkhorn_heads=0", "method.sinkhorn_heads=0: must be >= 1"),
-                                             ("method.sinkhorn_heads=3", "it needs method.assign=sinkhorn")])
+@pytest.mark.parametrize("override,needle", [("method.clustering.assign=hard", "accepted values: soft, sinkhorn"),
+                                             ("method.clustering.heads=0", "method.clustering.heads=0: must be >= 1"),
+                                             ("method.clustering.heads=3", "it needs method.clustering.assign=sinkhorn")])
 def test_assign_options_are_checked(tiny_cfg, override, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)) as err:
         validate(tiny_cfg(*NEM, override))
@@ -238,8 +233,8 @@ def test_assign_options_are_checked(tiny_cfg, override, needle):
 
 
 def test_balance_kl_is_checked(tiny_cfg):
-    with pytest.raises(ConfigError, match="method.balance_kl='backward' is not accepted; accepted values: forward, rev"):
-        validate(tiny_cfg(*NEM, "method.balance_kl=backward"))
+    with pytest.raises(ConfigError, match="method.clustering.balance_kl='backward' is not accepted; accepted values: forward, rev"):
+        validate(tiny_cfg(*NEM, "method.clustering.balance_kl=backward"))
 
 
 def test_gradient_reaches_both_views():
@@ -263,9 +258,9 @@ def test_affine_views_differ_per_image_and_keep_range_and_background():
 
 
 @pytest.mark.parametrize("override,needle", [
-    ("method.augment.kind=mirror", "method.augment.kind"),
-    ("method.augment.rotation=-3", "method.augment.rotation"),
-    ("method.consistency_weight=-1", "method.consistency_weight"),
+    ("method.clustering.augment.kind=mirror", "method.clustering.augment.kind"),
+    ("method.clustering.augment.rotation=-3", "method.clustering.augment.rotation"),
+    ("method.clustering.weight=-1", "method.clustering.weight"),
     ("method.lr_e=0", "method.lr_e"),
 ])
 def test_bad_values_are_one_line(tiny_cfg, override, needle):
@@ -277,9 +272,9 @@ def test_bad_values_are_one_line(tiny_cfg, override, needle):
 def test_nemgan_drops_the_term_with_h2(tiny_cfg):
     """loss=no_h2 removes h2, which the term trains: a recipe's ablation composes, without the term
     (tests/test_nemgan.py checks that the mode net then stays untrained)."""
-    cfg = validate(tiny_cfg(*NEM, "loss=no_h2", "method.consistency_weight=1"))
+    cfg = validate(tiny_cfg(*NEM, "loss=no_h2", "method.clustering.weight=1"))
     assert build_method(cfg, build_datamodule(cfg)).cluster_term is None
-    cfg = validate(tiny_cfg(*NEM, "loss=no_h1", "method.consistency_weight=1"))
+    cfg = validate(tiny_cfg(*NEM, "loss=no_h1", "method.clustering.weight=1"))
     assert build_method(cfg, build_datamodule(cfg)).cluster_term is not None
 
 
@@ -336,7 +331,7 @@ def test_off_by_default_as_the_papers(tiny_cfg):
 
     for args in (CG, NEM):
         cfg = validate(tiny_cfg(*args))
-        assert cfg.method.consistency_weight == 0.0
+        assert cfg.method.clustering.weight == 0.0
         assert build_method(cfg, build_datamodule(cfg)).cluster_term is None  # weight 0: no term built
 
 
@@ -383,7 +378,7 @@ def test_e_reads_fakes_false_leaves_e_out_of_the_cluster_term(tiny_cfg, reads):
     from lsgan.data.batch import Batch
     from lsgan.run import build_datamodule, build_method
 
-    cfg = validate(tiny_cfg(*CG, "method.beta_n=0", "method.encoder=separate", f"method.e_reads_fakes={reads}"))
+    cfg = validate(tiny_cfg(*CG, "method.zn_weight=0", "method.encoder=separate", f"method.e_reads_fakes={reads}"))
     m = build_method(cfg, build_datamodule(cfg))
     captured = {}
     m.step_opt = lambda name, loss: captured.__setitem__(name, loss)

@@ -27,7 +27,7 @@ ENCODER_RECIPES = ["clustergan_mnist", "nemgan_mnist", "nemgan_mnist04", "slcgan
 def build(experiment, *overrides, seed=0):
     torch.manual_seed(seed)
     # what the MNIST recipes read from MNIST (their data.size / augment.kind are "auto"; no data is loaded here)
-    cfg = compose_config([f"experiment={experiment}", "data.size=28", "method.augment.kind=affine", *overrides])
+    cfg = compose_config([f"experiment={experiment}", "data.size=28", "method.clustering.augment.kind=affine", *overrides])
     method = METHODS[cfg.method.name](cfg, MNIST)
     method.train()
     return method

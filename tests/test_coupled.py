@@ -309,6 +309,6 @@ def test_border_statistics_known_answer(tmp_path):
 def test_mode_seeking_term_trains_and_is_logged(coupled_cfg, tmp_path):
     from lsgan.run import train
 
-    res = train(coupled_cfg("method.mode_seeking=1.0", "trainer.steps=2"), tmp_path / "run")
+    res = train(coupled_cfg("method.mode_seeking_weight=1.0", "trainer.steps=2"), tmp_path / "run")
     rows = read_csv(res.metrics_csv)
     assert all(math.isfinite(float(r["mode_seeking"])) and float(r["mode_seeking"]) > 0 for r in rows)

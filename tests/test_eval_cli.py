@@ -567,7 +567,7 @@ def test_lsgan_cache_moves_the_evaluators_and_reference_stats_too(monkeypatch, t
 
     from lsgan.features import default_cache_dir
     from lsgan.io import cache_root
-    from lsgan.methods.base import upgrade_saved_config
+    from lsgan.upgrade import upgrade_saved_config
     from lsgan.metrics.resolve import evaluator_path, metrics_cache_dir, train_evaluator_command
 
     monkeypatch.delenv("LSGAN_CACHE", raising=False)

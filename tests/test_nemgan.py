@@ -158,7 +158,7 @@ def test_ablations_train_only_their_networks(tiny_cfg, tmp_path, loss):
 def test_a_recipe_ablation_without_h2_drops_the_clustering_term(tiny_cfg, tmp_path, loss):
     """experiment=nemgan_mnist loss=no_h2 composes: the recipe's clustering term trains h2, which
     the ablation removes, so the term is dropped (not refused) and the mode net stays untrained."""
-    recipe = (*DIGITS, "method.encoder=hybrid", "method.consistency_weight=1.0", "method.augment.kind=affine",
+    recipe = (*DIGITS, "method.encoder=hybrid", "method.clustering.weight=1.0", "method.clustering.augment.kind=affine",
               "method.h_reads_fakes=false", f"loss={loss}", "trainer.steps=2")
     fresh = _method(tiny_cfg, *recipe)
     assert fresh.cluster_term is None
@@ -338,7 +338,7 @@ def test_shared_trunk_h1_and_mode_seeking_take_real_steps(tiny_cfg, tmp_path, en
     from lsgan.nets import SharedTrunkEncoder
 
     grab = Grab()
-    train(tiny_cfg(*DIGITS, f"method.encoder={encoder}", "method.mode_seeking=0.5", "trainer.steps=2"), tmp_path,
+    train(tiny_cfg(*DIGITS, f"method.encoder={encoder}", "method.mode_seeking_weight=0.5", "trainer.steps=2"), tmp_path,
           callbacks=[grab])
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"norm", "mode", "mode_seeking"} <= set(header)
@@ -348,24 +348,23 @@ def test_shared_trunk_h1_and_mode_seeking_take_real_steps(tiny_cfg, tmp_path, en
     assert m.condition_of(m.sample(4, condition=1)).shape == (4,)
 
 
-@pytest.mark.parametrize("out", ["k", "latent"])
-def test_hybrid_h1_reads_d_and_modes_come_from_a_net_of_their_own(tiny_cfg, tmp_path, out):
+def test_hybrid_h1_reads_d_and_modes_come_from_a_net_of_their_own(tiny_cfg, tmp_path):
     """encoder=hybrid: h1 (the norm term) is a head on D's trunk; the modes come from a net of
-    their own (straight to the k logits, or h2 of its latent output), which the clustering term on
+    their own (straight to the k logits), which the clustering term on
     real images trains while D's trunk is left to D; with h_reads_fakes=false the mode term on g's
     samples leaves that net alone."""
     from lsgan.data.batch import Batch
     from lsgan.nets import SharedTrunkEncoder
 
     cfg = validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.h_spectral_norm=true",
-                            "method.consistency_weight=1.0", "method.augment.kind=affine",
-                            "method.h_reads_fakes=false", "trainer.steps=2", f"method.mode_net_out={out}"))
+                            "method.clustering.weight=1.0", "method.clustering.augment.kind=affine",
+                            "method.h_reads_fakes=false", "trainer.steps=2"))
     m = build_method(cfg, build_datamodule(cfg))
     assert isinstance(m.h1, SharedTrunkEncoder) and m.h1.discriminator is m.D
     assert not isinstance(m.mode_net, SharedTrunkEncoder)
     k = cfg.prior.k
-    assert m.mode_net(torch.zeros(2, 1, 32, 32)).shape == (2, k if out == "k" else cfg.prior.dim)
-    assert isinstance(m.h2, torch.nn.Identity) == (out == "k")
+    assert m.mode_net(torch.zeros(2, 1, 32, 32)).shape == (2, k)
+    assert isinstance(m.h2, torch.nn.Identity)
     assert any("weight_orig" in name or "parametrizations" in name for name, _ in m.mode_net.named_parameters())
     x = torch.rand(8, 1, 32, 32) * 2 - 1
     m.eval()
@@ -393,18 +392,16 @@ def test_hybrid_h1_reads_d_and_modes_come_from_a_net_of_their_own(tiny_cfg, tmp_
 
 
 def test_hybrid_direct_mode_net_refuses_the_cosine_head(tiny_cfg):
-    with pytest.raises(ConfigError, match="method.am_margin=0.4.*mode_net_out=latent"):
+    with pytest.raises(ConfigError, match="method.am_margin=0.4.*accepted: encoder=separate"):
         validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.am_margin=0.4"))
-    with pytest.raises(ConfigError, match="method.mode_net_out"):
-        validate(tiny_cfg(*DIGITS, "method.mode_net_out=logits"))
-    validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.am_margin=0.4", "method.mode_net_out=latent"))
+    validate(tiny_cfg(*DIGITS, "method.encoder=separate", "method.am_margin=0.4"))
 
 
 def test_sinkhorn_heads_need_the_hybrid_mode_net(tiny_cfg):
-    with pytest.raises(ConfigError, match=r"method.sinkhorn_heads=3 .* needs method.encoder=hybrid with method.mode_net_out=k") as err:
-        validate(tiny_cfg(*DIGITS, "method.assign=sinkhorn", "method.sinkhorn_heads=3", "method.encoder=separate"))
+    with pytest.raises(ConfigError, match=r"method.clustering.heads=3 .* needs method.encoder=hybrid") as err:
+        validate(tiny_cfg(*DIGITS, "method.clustering.assign=sinkhorn", "method.clustering.heads=3", "method.encoder=separate"))
     assert "\n" not in str(err.value)
-    validate(tiny_cfg(*DIGITS, "method.assign=sinkhorn", "method.sinkhorn_heads=3", "method.encoder=hybrid"))
+    validate(tiny_cfg(*DIGITS, "method.clustering.assign=sinkhorn", "method.clustering.heads=3", "method.encoder=hybrid"))
 
 
 def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cosines(tiny_cfg):
@@ -413,7 +410,7 @@ def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cos
     torch.manual_seed(0)
     logits = nem.ModeHead(50, 10, width=64, depth=1)(torch.randn(4096, 50))
     assert 0.6 < logits.std().item() < 1.6
-    cfg = validate(tiny_cfg(*DIGITS, "method.am_margin=0.4", "method.am_scale=30", "method.consistency_weight=1"))
+    cfg = validate(tiny_cfg(*DIGITS, "method.am_margin=0.4", "method.am_scale=30", "method.clustering.weight=1"))
     m = build_method(cfg, build_datamodule(cfg)).eval()
     x = torch.rand(4, 1, 32, 32) * 2 - 1
     cos = m.cluster_logits(x)
@@ -421,18 +418,6 @@ def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cos
     assert torch.allclose(m.scaled_head_logits(x), 30 * cos)
 
 
-def test_mode_warmup_holds_the_mode_term_back_for_its_iterations(tiny_cfg):
-    """method.mode_warmup: g's objective has no mode term before that iteration, and has it from then on."""
-    cfg = validate(tiny_cfg("method=nemgan", "prior.dim=20", "model.g_width=8", "model.d_width=8",
-                            "data.batch_size=8", "method.mode_warmup=2"))
-    m = build_method(cfg, build_datamodule(cfg))
-    z, y = m.draw_latent(8)
-    m.iteration = 1
-    assert "mode" not in m.generator_objective(z, y)[1]
-    m.iteration = 2
-    assert "mode" in m.generator_objective(z, y)[1]
-    with pytest.raises(ConfigError, match="method.mode_warmup=-1"):
-        validate(tiny_cfg("method=nemgan", "method.mode_warmup=-1"))
 
 
 def test_stratify_modes_draws_every_mode_evenly_and_weights_d(tiny_cfg, tmp_path, monkeypatch):

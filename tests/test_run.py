@@ -354,10 +354,10 @@ def test_a_checkpoint_written_before_a_method_key_existed_still_loads(tiny_cfg, 
 
     res = train(tiny_cfg("method=clustergan", "prior.dim=16", "prior.k=4", "trainer.steps=1"), tmp_path / "run")
     blob = torch.load(res.checkpoint, map_location="cpu", weights_only=False)
-    del blob["hyper_parameters"]["cfg"]["method"]["mode_seeking"]  # as a checkpoint from before the option
+    del blob["hyper_parameters"]["cfg"]["method"]["mode_seeking_weight"]  # as a checkpoint from before the option
     torch.save(blob, tmp_path / "old.ckpt")
     m, _ = load_method(tmp_path / "old.ckpt")
-    assert m.mcfg.mode_seeking == 0.0
+    assert m.mcfg.mode_seeking_weight == 0.0
 
 
 def test_gradient_clipping_bounds_every_networks_gradient_norm(tiny_cfg, tmp_path):

@@ -61,16 +61,6 @@ def test_mi_and_aug_losses_match_hand_computed_values():
     assert view2.grad is not None and view2.grad.abs().sum() > 0
 
 
-def test_mi_margin_counts_each_samples_cross_entropy_only_above_it():
-    # p(c) = 0.75 and 0.25: CE = 0.288 and 1.386; a margin of 0.5 keeps only the second sample's excess
-    logits = torch.log(torch.tensor([[1.0, 3.0], [3.0, 1.0]]))
-    c = torch.tensor([1, 1])
-    ce = torch.tensor([-math.log(0.75), -math.log(0.25)])
-    assert slcgan_mi_loss(logits, c, margin=0.0).item() == pytest.approx(ce.mean().item())
-    assert slcgan_mi_loss(logits, c, margin=0.5).item() == pytest.approx((ce[1].item() - 0.5) / 2)
-    confident = logits.clone().requires_grad_(True)
-    slcgan_mi_loss(confident, c, margin=0.5).backward()
-    assert confident.grad[0].abs().sum() == 0 and confident.grad[1].abs().sum() > 0  # the confident one pulls no more
 
 
 def test_mean_entropy_is_zero_when_certain_and_log_k_when_uniform():
@@ -78,31 +68,6 @@ def test_mean_entropy_is_zero_when_certain_and_log_k_when_uniform():
     assert mean_entropy(torch.zeros(2, 4)).item() == pytest.approx(math.log(4))
 
 
-def test_fake_entropy_term_trains_c_to_doubt_gs_fakes_in_a_real_step():
-    # no spectral norm in C and no D term: their power iterations would move the nets between the two calls
-    m = build("method.c_fake_entropy_weight=0.5", "method.c_spectral_norm=false", "method.c_adv_weight=0")
-    x = real_images(8)
-    torch.manual_seed(3)
-    m.g_loss(8)
-    fakes = m._fakes
-    assert fakes is not None and not fakes.requires_grad  # C's term reads G's fakes without reaching G
-    torch.manual_seed(4)  # the same views T(x) in both calls
-    loss, logs = m.c_loss(x, fakes=fakes)
-    torch.manual_seed(4)
-    plain, _ = m.c_loss(x)
-    assert loss.item() == pytest.approx(plain.item() - 0.5 * logs["c_fake_entropy"].item(), rel=1e-5)
-    opt = torch.optim.SGD(m.C.parameters(), lr=1e-3)
-    before = logs["c_fake_entropy"].item()
-    for _ in range(3):  # C's entropy on those fakes rises under this term alone
-        opt.zero_grad()
-        (-mean_entropy(m.C(fakes))).backward()
-        opt.step()
-    assert mean_entropy(m.C(fakes)).item() > before
-    assert build().g_loss(4) and build()._fakes is None  # off by default (the paper): G keeps no fakes
-    with pytest.raises(ConfigError, match=r"^method\.c_fake_entropy_weight=-1\.0: must be >= 0$"):
-        validate(make_cfg(SMALL + ["method.c_fake_entropy_weight=-1"]))
-    with pytest.raises(ConfigError, match=r"^method\.mi_margin=-0\.1: must be >= 0$"):
-        validate(make_cfg(SMALL + ["method.mi_margin=-0.1"]))
 
 
 def test_synthetic_outliers_are_flat_or_noise_images_in_range():
@@ -128,7 +93,7 @@ def test_outlier_count_sets_the_outlier_batch_c_sees():
 
 def test_outlier_term_enters_cs_loss_and_teaches_c_doubt_on_a_black_image():
     m = build("method.c_outlier_weight=1.0", "method.c_spectral_norm=false", "method.c_adv_weight=0", "loss=no_aug",
-              "method.marginal_weight=0")
+              "method.clustering.balance_weight=0")
     x = real_images(8)
     torch.manual_seed(4)
     loss, logs = m.c_loss(x)
@@ -168,19 +133,6 @@ def test_mi_changes_g_gradients_and_leaves_c_untouched():
     assert any(changed), "L_mi must change G's gradients"
 
 
-def test_mi_warmup_ramps_l_mi_into_gs_loss():
-    m = build("method.mi_warmup=100", "method.mi_weight=2.0")
-    weights = []
-    for it in (0, 25, 100, 400):
-        m.iteration = it
-        weights.append(m.mi_weight_now())
-        torch.manual_seed(3)  # same z and c: the loss differs by the weight of L_mi alone
-        loss, logs = m.g_loss(8)
-        assert loss.item() == pytest.approx((logs["loss_g_adv"] + weights[-1] * logs["loss_mi"]).item(), rel=1e-6)
-    assert weights == [0.0, 0.5, 2.0, 2.0]
-    assert build("method.mi_weight=2.0").mi_weight_now() == 2.0  # no warm-up: the paper's constant weight
-    with pytest.raises(ConfigError, match=r"^method\.mi_warmup=-1: must be >= 0$"):
-        validate(make_cfg(SMALL + ["method.mi_warmup=-1"]))
 
 
 def test_d_and_c_losses_reach_only_their_own_player():
@@ -216,10 +168,10 @@ def test_augment_gives_each_image_its_own_view_in_range():
 
 
 def test_bad_values_fail_in_one_line_naming_the_field():
-    with pytest.raises(ConfigError, match=r"method\.augment\.hue"):
-        validate(make_cfg(SMALL + ["method.augment.hue=0.7"]))
-    with pytest.raises(ConfigError, match=r"method\.augment\.crop_scale"):
-        validate(make_cfg(SMALL + ["method.augment.crop_scale=[0.9,0.2]"]))
+    with pytest.raises(ConfigError, match=r"method\.clustering\.augment\.hue"):
+        validate(make_cfg(SMALL + ["method.clustering.augment.hue=0.7"]))
+    with pytest.raises(ConfigError, match=r"method\.clustering\.augment\.crop_scale"):
+        validate(make_cfg(SMALL + ["method.clustering.augment.crop_scale=[0.9,0.2]"]))
     with pytest.raises(ConfigError, match=r"method\.num_clusters"):
         validate(make_cfg(SMALL + ["method.num_clusters=1"]))
     with pytest.raises(ConfigError, match="loss=hinge: .*accepted for method=slcgan: full, no_mi, no_aug.*"
@@ -229,8 +181,8 @@ def test_bad_values_fail_in_one_line_naming_the_field():
         validate(make_cfg(SMALL + ["method.adv_loss=ns"]))
     with pytest.raises(ConfigError, match="loss='no_h1' is not accepted by method=slcgan; accepted values: full, no_mi, no_aug"):
         validate(make_cfg(SMALL + ["loss=no_h1"]))
-    with pytest.raises(ConfigError, match="method.balance_kl='backward'.*forward, reverse"):
-        validate(make_cfg(SMALL + ["method.balance_kl=backward"]))
+    with pytest.raises(ConfigError, match="method.clustering.balance_kl='backward'.*forward, reverse"):
+        validate(make_cfg(SMALL + ["method.clustering.balance_kl=backward"]))
     with pytest.raises(ConfigError, match="use loss=no_aug"):
         build(shape=(2,))
 
@@ -313,12 +265,12 @@ def test_marginal_entropy_known_answer_and_balance_term():
     even = torch.eye(4)
     assert math.isclose(slcgan_marginal_entropy(even).item(), math.log(4), rel_tol=1e-6)
     assert slcgan_marginal_entropy(torch.tensor([[1.0, 0.0], [1.0, 0.0]])).item() == pytest.approx(0.0, abs=1e-6)
-    m = build("method.marginal_weight=1.0")
+    m = build("method.clustering.balance_weight=1.0")
     m.eval()  # no spectral-norm power iteration between the two calls
     x = real_images()
     torch.manual_seed(3)  # the same augmented views in both calls
     with_term, _ = m.c_loss(x)
-    m.mcfg.marginal_weight = 0.0
+    m.mcfg.clustering.balance_weight = 0.0
     torch.manual_seed(3)
     without, logs = m.c_loss(x)
     expected = math.log(m.num_conditions) - logs["c_marginal_entropy"].item()
@@ -328,12 +280,12 @@ def test_marginal_entropy_known_answer_and_balance_term():
 def test_reverse_balance_keeps_a_gradient_on_a_collapsed_clusterer():
     # every image confidently in cluster 0: the forward term's gradient on C's logits vanishes with the
     # saturated softmax, the reverse term's does not (what lets C climb back out of a collapse)
-    m = build("method.marginal_weight=1.0", "method.c_adv_weight=0", "loss=no_aug")
+    m = build("method.clustering.balance_weight=1.0", "method.c_adv_weight=0", "loss=no_aug")
     m.eval()
     x = real_images()
     norms = {}
     for kind in ("forward", "reverse"):
-        m.mcfg.balance_kl = kind
+        m.mcfg.clustering.balance_kl = kind
         logits = torch.full((x.shape[0], m.num_conditions), -20.0)
         logits[:, 0] = 20.0
         logits.requires_grad_(True)
@@ -398,7 +350,7 @@ def test_c_and_d_passes_per_iteration(tiny_cfg, tmp_path, n_dis, c_adv_weight, c
 
 def test_c_without_any_weighted_term_is_left_as_it_is(tiny_cfg, tmp_path):
     cfg = tiny_cfg("method=slcgan", "method.num_clusters=3", "model.g_width=8", "model.d_width=8", "loss=no_aug",
-                   "method.c_adv_weight=0", "method.marginal_weight=0", "trainer.steps=2")
+                   "method.c_adv_weight=0", "method.clustering.balance_weight=0", "trainer.steps=2")
     probe = Probe()
     result = train(cfg, str(tmp_path), callbacks=[probe])
     assert result.iteration == 2 and probe.steps["c"] == 0 and probe.steps["g"] >= 1

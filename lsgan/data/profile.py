@@ -7,7 +7,7 @@ tuned on:
 
 * ``data.size``: the smallest side the nets take (28, 32, 64) that holds the images' own side, at most
   64 (a CPU budget: a 64-px step costs about four 32-px ones);
-* ``method.augment.kind``: ``affine`` when the images show a shape on a plain background (the border
+* ``method.clustering.augment.kind``: ``affine`` when the images show a shape on a plain background (the border
   pixels of an image nearly all equal its border's median: digits, clothes, glyphs), where a crop
   can cut the shape off and a mirror can make it another shape; ``crop_jitter`` (the paper's T)
   otherwise, for photographs that fill the frame;
@@ -33,7 +33,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 AUTO = "auto"
-AUTO_KEYS = ("data.size", "method.augment.kind")
+AUTO_KEYS = ("data.size", "method.clustering.augment.kind")
 SIDES = (28, 32, 64)     # the nets' sizes a CPU recipe picks from (lsgan.nets.layers.IMAGE_SIZES up to 64)
 PLAIN_BORDER = 0.5       # above this share of plain border pixels the images are shapes on a background (MNIST 1.0, 8-px digits 0.7; CIFAR-10 0.2)
 PLAIN_TOLERANCE = 8      # a border pixel is plain within this many grey levels (of 255) of its border's median
@@ -97,7 +97,7 @@ def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
     if not keys and not extractor_auto:
         return cfg
     profile = profile_data(OmegaConf.create(_data_node(cfg.data)))
-    values = {"data.size": profile.size, "method.augment.kind": profile.views}
+    values = {"data.size": profile.size, "method.clustering.augment.kind": profile.views}
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for key in keys:
         OmegaConf.update(out, key, values[key], merge=False)

@@ -27,17 +27,13 @@ def slcgan_g_hinge(u_fake: torch.Tensor, s_fake: torch.Tensor) -> torch.Tensor:
     return -(u_fake + s_fake).mean()
 
 
-def slcgan_mi_loss(c_logits_fake: torch.Tensor, c: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+def slcgan_mi_loss(c_logits_fake: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """L_mi: cross-entropy between the drawn condition c (int ids, B) and softmax(C(G(z, c))).
 
     A lower bound on the mutual information between c and G's output (InfoGAN). The caller
-    steps only G's optimizer on it: C must not learn to read fakes. ``margin`` > 0: each sample's
-    cross-entropy counts only above it (mean of max(0, CE − margin)), so a sample C already gives
-    p(c) ≥ exp(−margin) pulls G no further towards C's most extreme case of c.
+    steps only G's optimizer on it: C must not learn to read fakes.
     """
-    if margin <= 0:
-        return F.cross_entropy(c_logits_fake, c.long())
-    return (F.cross_entropy(c_logits_fake, c.long(), reduction="none") - margin).clamp_min(0).mean()
+    return F.cross_entropy(c_logits_fake, c.long())
 
 
 def slcgan_c_adversarial(s_real: torch.Tensor) -> torch.Tensor:

@@ -29,10 +29,10 @@ from omegaconf import DictConfig, OmegaConf
 from lsgan.data.batch import Batch
 from lsgan.errors import merge_node
 from lsgan.generation import per_condition_counts
-from lsgan.io import DEFAULT_CACHE
 from lsgan.losses.gan import ADV_FORMS, gradient_penalty
 from lsgan.methods.registry import METHODS
 from lsgan.nets.ema import EMA
+from lsgan.upgrade import upgrade_saved_config
 
 
 def inference(fn):
@@ -66,7 +66,6 @@ class MethodConfig:
     """Fields every method shares; methods subclass this with their own."""
 
     name: str = "sngan"
-    z_dim: int = 128
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: List[float] = field(default_factory=lambda: [0.0, 0.9])
@@ -75,45 +74,6 @@ class MethodConfig:
     ema_decay: Optional[float] = None  # EMA of G (parameters averaged, buffers copied); None = off
     ema_start: int = 1000              # iterations G is copied (not averaged) before the EMA warms up
     adv_loss: str = "hinge"            # adversarial form (ADV_FORMS); each method sets its default and lists what it accepts
-
-
-# Settings renamed when loss= and method.adv_loss were split (see lsgan.config.moved_loss_error / moved_key_error for the command line).
-COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
-
-
-def upgrade_saved_config(cfg) -> dict:
-    """A config saved before loss= and method.adv_loss were split (a checkpoint's hyper_parameters["cfg"], a run's config.yaml) in
-    today's spelling, as a plain dict; a config already in it comes back unchanged (a copy). The one place
-    old configs are translated (``lsgan.loading``, resume's settings check, ``GANMethod``, the collectors):
-
-    * ``loss.name`` hinge | ns | minimax | wgan_gp (sngan, cgan, clustergan) -> ``method.adv_loss`` of that
-      name and ``loss.name: full`` (those methods had no ablations);
-    * ``loss.gp_weight`` -> ``method.gp_weight`` for methods that have it (sngan, clustergan, nemgan),
-      dropped for the others (it was unused there);
-    * coupled's ``method.g_loss`` ns | saturating -> ``method.adv_loss`` ns | minimax (the same BCE game:
-      the pair D's loss is the BCE either way, only G's loss differs, exactly as ns / minimax);
-    * ``metrics.cache_dir: ~/.cache/lsgan`` (the old default, spelled out in every saved config) -> null, today's
-      default (``lsgan.io.cache_root()``: the same folder unless ``$LSGAN_CACHE`` moves every cache).
-    """
-    out = (OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg)))
-    loss, method = out.get("loss"), out.get("method")
-    if not isinstance(loss, dict) or not isinstance(method, dict):
-        return out
-    if loss.get("name") in ADV_FORMS:
-        method.setdefault("adv_loss", loss["name"])
-        loss["name"] = "full"
-    if "gp_weight" in loss:
-        gp = loss.pop("gp_weight")
-        schema = getattr(METHODS.get(method.get("name")), "Config", None)
-        if schema is not None and "gp_weight" in schema.__dataclass_fields__:
-            method.setdefault("gp_weight", gp)
-    if "g_loss" in method:
-        g = method.pop("g_loss")
-        method.setdefault("adv_loss", COUPLED_G_LOSS.get(g, g))
-    metrics = out.get("metrics")
-    if isinstance(metrics, dict) and metrics.get("cache_dir") == DEFAULT_CACHE:
-        metrics["cache_dir"] = None
-    return out
 
 
 @dataclass
@@ -150,7 +110,7 @@ class GANMethod(pl.LightningModule):
             data_info = DataInfo(**data_info)
         self.automatic_optimization = False
         container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-        # a config saved before loss= / method.adv_loss were split (Lightning's load_from_checkpoint) in today's spelling
+        # a config saved by an earlier version (Lightning's load_from_checkpoint) in today's spelling
         container = upgrade_saved_config(container)
         self.save_hyperparameters({"cfg": container, "data_info": data_info.__dict__})
         self.cfg = OmegaConf.create(container)

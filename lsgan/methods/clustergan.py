@@ -6,11 +6,11 @@ The latent is z = (z_n, z_c): z_n ~ N(0, σ²I) with small σ and z_c a one-hot 
 (GMM)" variant, where the cluster id is the mixture component). An encoder E inverts G:
 E(x) = (ẑ_n, logits of ẑ_c). G and E are trained together, with one optimizer as in the
 authors' code, on L_GE = L_adv + β_n‖z_n − ẑ_n‖² + β_c·CE(z_c, softmax(ẑ_c)) with
-(ẑ_n, ẑ_c) = E(G(z)); D is trained on the adversarial loss alone. Optionally (β_p > 0) a
+(ẑ_n, ẑ_c) = E(G(z)) (β_n, β_c: ``method.zn_weight``, ``zc_weight``); D is trained on the adversarial loss alone. Optionally (β_p = ``method.perceptual_weight`` > 0) a
 perceptual term β_p·Σ_l λ_l‖φ_l(x) − φ_l(G(E(x)))‖² on VGG16 feature maps of a real batch is
 added to L_GE (a student variant).
 
-Optionally (``consistency_weight`` > 0, not in the paper) E's cluster head also clusters *real*
+Optionally (``method.clustering.weight`` > 0, not in the paper) E's cluster head also clusters *real*
 images: two random views T(x) of a real batch must get the same confident cluster while the batch
 uses every cluster (``lsgan.losses.clustering``, slcGAN's L_aug made symmetric plus IMSAT's balance
 term). With ``encoder=shared`` the term also trains D's trunk in D's step (E has no trunk of its
@@ -29,13 +29,12 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from lsgan.augment import AugmentConfig
 from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, mode_seeking_loss, perceptual_loss
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
-from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
+from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
 from lsgan.nets.modes import frozen
@@ -49,7 +48,6 @@ ADV_LOSSES = ("wgan_gp", "hinge", "ns")  # method.adv_loss (the authors': wgan_g
 @dataclass
 class ClusterGANConfig(MethodConfig):
     name: str = "clustergan"
-    z_dim: int = 30                 # must equal prior.dim (the yaml sets it to ${prior.dim})
     lr_g: float = 1e-4              # G and E share one Adam optimizer (authors' code)
     lr_d: float = 1e-4
     lr_e: Optional[float] = None    # E's learning rate in that optimizer; None = lr_g (authors)
@@ -57,24 +55,16 @@ class ClusterGANConfig(MethodConfig):
     n_dis: int = 5
     adv_loss: str = "wgan_gp"       # adversarial form: wgan_gp (authors) | hinge | ns
     gp_weight: float = 10.0         # λ of the gradient penalty (adv_loss=wgan_gp; authors: 10)
-    beta_n: float = 10.0            # weight of ‖z_n − E(G(z))_n‖²
+    zn_weight: float = 10.0         # β_n: weight of ‖z_n − E(G(z))_n‖²
     recovery: str = "latent"        # latent: ‖z_n − ẑ_n‖² (authors) | noise: the same in units of prior.sigma
-    beta_c: float = 10.0            # weight of CE(z_c, softmax(E(G(z))_c))
-    beta_p: float = 0.0             # weight of the perceptual term; 0 = off
-    mode_seeking: float = 0.0       # weight of MSGAN's mode-seeking term over same-cluster pairs; 0 = off (authors)
+    zc_weight: float = 10.0         # β_c: weight of CE(z_c, softmax(E(G(z))_c))
+    perceptual_weight: float = 0.0  # β_p: weight of the perceptual term; 0 = off
+    mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term over same-cluster pairs; 0 = off (authors)
     encoder: str = "separate"       # separate: E its own net (authors) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: z_n from a head on D's trunk, clusters from a net of their own
-    perceptual_weights: Optional[str] = None  # VGG16 state_dict (.pth); None = torchvision's download/cache
+    perceptual_checkpoint: Optional[str] = None  # VGG16 state_dict (.pth); None = torchvision's download/cache
     perceptual_layers: List[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
     perceptual_layer_weights: List[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    kmeans_seed: int = 0            # seed of cluster_kmeans
-    consistency_weight: float = 0.0  # weight of the clustering term of E on real images; 0 = off (authors)
-    balance_weight: float = 2.0     # its balance part, KL(batch marginal of E's clusters ‖ the prior's cluster masses)
-    balance_kl: str = "forward"     # forward: KL(marginal ‖ masses) | reverse: KL(masses ‖ marginal), for skewed priors
-    assign: str = "soft"            # soft: views are each other's targets | sinkhorn: SeLa labels balanced to the masses
-    sinkhorn_eps: float = 0.05      # the transport's temperature (assign=sinkhorn)
-    sinkhorn_pool: int = 4096       # real images held and labelled by the transport (assign=sinkhorn)
-    sinkhorn_every: int = 100       # steps between labellings (assign=sinkhorn)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)  # E's clustering of real images (off: the authors')
     e_reads_fakes: bool = True      # the cluster term on G's samples trains E too (authors); false: G only
     e_spectral_norm: bool = False   # spectral norm on the layers of E's own net (separate, hybrid; authors: none)
 
@@ -83,7 +73,7 @@ class ClusterGANConfig(MethodConfig):
 def build_perceptual_net(mcfg) -> FeatureMaps:
     """The frozen VGG16 feature maps of ``method.perceptual_layers`` (tests swap in a small stand-in)."""
     ids = [VGG16_LAYERS[name] for name in mcfg.perceptual_layers]
-    return FeatureMaps(load_vgg16_features(mcfg.perceptual_weights, max(ids)), ids)
+    return FeatureMaps(load_vgg16_features(mcfg.perceptual_checkpoint, max(ids)), ids)
 
 
 # --------------------------------------------------------------------------- method
@@ -99,15 +89,12 @@ class ClusterGAN(GANMethod):
         if cfg.prior.name not in PRIORS:
             raise ConfigError(f"prior={cfg.prior.name} is not accepted by method=clustergan; "
                               f"accepted values: {', '.join(PRIORS)}")
-        if int(m.z_dim) != int(cfg.prior.dim):
-            raise ConfigError(f"method.z_dim={m.z_dim} must equal prior.dim={cfg.prior.dim} for method=clustergan "
-                              f"(the latent size is the prior's: set prior.dim)")
         check_choice("method.recovery", m.recovery, RECOVERIES)
         check_choice("method.encoder", m.encoder, ENCODERS)
-        check_clustering_term_config(m)
+        check_clustering_config(m.clustering)
         if m.lr_e is not None and float(m.lr_e) <= 0:
             raise ConfigError(f"method.lr_e={m.lr_e}: must be > 0 (or null = method.lr_g)")
-        for key in ("beta_n", "beta_c", "beta_p", "mode_seeking"):
+        for key in ("zn_weight", "zc_weight", "perceptual_weight", "mode_seeking_weight"):
             if float(m[key]) < 0:
                 raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
         unknown = [n for n in m.perceptual_layers if n not in VGG16_LAYERS]
@@ -137,13 +124,13 @@ class ClusterGAN(GANMethod):
             self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k, spectral_norm=sn)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.mcfg.adv_loss]
         self.perceptual = None
-        if float(self.mcfg.beta_p) > 0:
+        if float(self.mcfg.perceptual_weight) > 0:
             if len(shape) != 3:
-                raise ConfigError(f"method.beta_p={self.mcfg.beta_p}: the perceptual term needs image data, "
-                                  f"dataset={self.data_info.name} is {len(shape)}-D; set method.beta_p=0")
+                raise ConfigError(f"method.perceptual_weight={self.mcfg.perceptual_weight}: the perceptual term needs "
+                                  f"image data, dataset={self.data_info.name} is {len(shape)}-D; set it to 0")
             self.perceptual = build_perceptual_net(self.mcfg)
-        # E's clustering of real images (consistency_weight > 0; None = off, the authors' objective)
-        self.cluster_term = RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
+        # E's clustering of real images (clustering.weight > 0; None = off, the authors' objective)
+        self.cluster_term = RealClusteringTerm.build(self.mcfg.clustering, shape, self.data_info.name, self.prior.weights)
 
     @property
     def latent_dim(self) -> int:
@@ -221,7 +208,7 @@ class ClusterGAN(GANMethod):
         z_n_hat, logits = self.split_code(e)
         unit = self.recovery_scale
         return clustergan_ge_loss(torch.zeros((), device=e.device), self.continuous_part(z) / unit, z_n_hat / unit,
-                                  modes, logits, float(self.mcfg.beta_n), float(self.mcfg.beta_c))
+                                  modes, logits, float(self.mcfg.zn_weight), float(self.mcfg.zc_weight))
 
     def d_step(self, batch: Batch):
         n = len(batch)
@@ -260,16 +247,16 @@ class ClusterGAN(GANMethod):
         logs["adv_g"] = adv.detach()
         logits = self.split_code(e)[1]
         logs["zc_acc"] = (logits.argmax(dim=1) == modes).float().mean().detach()
-        if float(self.mcfg.mode_seeking) > 0:
+        if float(self.mcfg.mode_seeking_weight) > 0:
             # same-cluster pairs of the batch; their latents differ only in the noise part
             seek = mode_seeking_loss(fake, self.continuous_part(z) / float(self.cfg.prior.sigma), modes)
-            loss = loss + float(self.mcfg.mode_seeking) * seek
+            loss = loss + float(self.mcfg.mode_seeking_weight) * seek
             logs["mode_seeking"] = seek.detach()
         if self.perceptual is not None:
             rec = self.G(self.latent_from_code(*self.split_code(self.E(batch.x))))
             weights = list(self.mcfg.perceptual_layer_weights)
             p = perceptual_loss(self.perceptual(batch.x), self.perceptual(rec), weights)
-            loss = loss + float(self.mcfg.beta_p) * p
+            loss = loss + float(self.mcfg.perceptual_weight) * p
             logs["perceptual"] = p.detach()
         if self.cluster_term is not None:
             cluster, parts = self.cluster_term(batch.x, self.cluster_logits)
@@ -337,5 +324,5 @@ class ClusterGAN(GANMethod):
         from lsgan.metrics.clustering import kmeans_ids  # lsgan.metrics (scipy): evaluation only, not needed to train
 
         k = self.num_conditions if k is None else int(k)
-        seed = int(self.mcfg.kmeans_seed) if seed is None else int(seed)
+        seed = 0 if seed is None else int(seed)
         return kmeans_ids(self.cluster_features(x_all), k, seed)

@@ -1,4 +1,5 @@
-"""The clustering term on real images that clustergan's E and nemgan's h can add (not in either paper).
+"""The clustering term on real images that clustergan's E and nemgan's h can add (not in either paper),
+and its options (``method.clustering.*``, shared with slcgan's balance term).
 
 Two random views T(x) of a real batch must get the same confident cluster while the batch's cluster
 marginal matches the prior's cluster masses (``lsgan.losses.clustering.invariant_clustering_loss``).
@@ -6,15 +7,15 @@ It gives the encoder a reason of its own to cluster *real* images; the methods' 
 make G draw from cluster k what the encoder puts in cluster k. One component, so both methods check,
 build and apply it the same way; each passes the function that maps images to its cluster logits.
 
-``method.assign=sinkhorn`` replaces the soft targets by SeLa's self-labelling (Asano et al., 2020): the
-term keeps the last ``sinkhorn_pool`` real images; every ``sinkhorn_every`` steps it labels them by the
+``method.clustering.assign=sinkhorn`` replaces the soft targets by SeLa's self-labelling (Asano et al., 2020):
+the term keeps the last ``SINKHORN_POOL`` real images; every ``SINKHORN_EVERY`` steps it labels them by the
 Sinkhorn transport of their logits onto the prior's masses (so a share π_k of them is *assigned* to
 cluster k, where the KL balance was met by soft predictions and left a 2 % cluster empty), and in between
-two views of labelled pool images predict their labels. Labels fixed for ``sinkhorn_every`` steps keep it
+two views of labelled pool images predict their labels. Labels fixed for ``SINKHORN_EVERY`` steps keep it
 stable; a per-batch transport against a pool of stale logits oscillated and, inside a GAN run, never found
 the 0s at 02:98 (docs/nemgan.md).
 
-``heads`` > 1 (sinkhorn only) is SeLa's multi-head form: ``logits_of`` returns heads × K logits, each head is
+``method.clustering.heads`` > 1 (sinkhorn only) is SeLa's multi-head form: ``logits_of`` returns heads × K logits, each head is
 labelled by its own transport and trained on its own labels (the net's body serves all of them), and at each
 labelling the *selected* head becomes the one whose labels agree most with the other heads' (mean adjusted
 Rand index over the pool). Why: a single head can lock its 2 % cluster onto a style of the majority class
@@ -26,13 +27,14 @@ what the method reads as its clusters.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
-from lsgan.augment import MultiViewAugment, check_augment_config
+from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
 from lsgan.errors import ConfigError, check_choice
 from lsgan.losses import assignment_loss, invariant_clustering_loss, marginal_kl, sinkhorn_assignments
 
@@ -44,6 +46,28 @@ BALANCE_KL = ("forward", "reverse")
 # assignments balanced to the prior's masses by Sinkhorn-Knopp (SeLa / SwAV)
 ASSIGN = ("soft", "sinkhorn")
 SINKHORN_ITERS = 100  # enough to meet a 02:98 marginal at eps 0.05 (3, SwAV's count, left it at 0.1-0.3)
+SINKHORN_EPS = 0.05   # the transport's temperature (SeLa's)
+SINKHORN_POOL = 4096  # real images held and labelled
+SINKHORN_EVERY = 100  # steps between labellings
+
+
+@dataclass
+class BalanceConfig:
+    """The balance term and the views T (slcgan's ``method.clustering``: its views term is the paper's L_aug)."""
+
+    balance_weight: float = 0.0  # weight of KL(batch marginal of the clusters ‖ the prior's masses); 0 = off
+    balance_kl: str = "forward"  # forward: KL(marginal ‖ masses) | reverse: KL(masses ‖ marginal), which keeps a gradient at collapse
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the random views T
+
+
+@dataclass
+class ClusteringConfig(BalanceConfig):
+    """clustergan's and nemgan's ``method.clustering``: the term on real images this module builds."""
+
+    weight: float = 0.0          # weight of the whole term (two views agree, clusters balanced); 0 = off (the papers)
+    balance_weight: float = 2.0  # weight of its balance part (1 let a probe collapse to one cluster)
+    assign: str = "soft"         # soft: the views are each other's targets | sinkhorn: SeLa labels balanced to the masses
+    heads: int = 1               # assign=sinkhorn: SeLa heads, each its own transport; the one the others agree with is read
 
 
 def head_consensus(labels: torch.Tensor) -> torch.Tensor:
@@ -58,37 +82,37 @@ def head_consensus(labels: torch.Tensor) -> torch.Tensor:
     return ari.sum(1) / max(1, h - 1)
 
 
-def check_clustering_term_config(m) -> None:
-    """One-line errors for ``method.{consistency_weight, balance_weight, balance_kl, augment, assign,
-    sinkhorn_pool, sinkhorn_every, sinkhorn_eps, sinkhorn_heads}``."""
-    check_augment_config(m.augment)
-    check_choice("method.balance_kl", m.balance_kl, BALANCE_KL)
-    check_choice("method.assign", m.assign, ASSIGN)
-    for key in ("consistency_weight", "balance_weight"):
-        if float(m[key]) < 0:
-            raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
-    for key in ("sinkhorn_pool", "sinkhorn_every"):
-        if int(m[key]) < 1:
-            raise ConfigError(f"method.{key}={m[key]}: must be >= 1")
-    if not float(m.sinkhorn_eps) > 0:
-        raise ConfigError(f"method.sinkhorn_eps={m.sinkhorn_eps}: must be > 0 (the transport's temperature)")
-    heads = int(getattr(m, "sinkhorn_heads", 1))
+def check_balance_config(c, path: str = "method.clustering") -> None:
+    """One-line errors for ``method.clustering.{balance_weight, balance_kl, augment}``."""
+    check_augment_config(c.augment, f"{path}.augment")
+    check_choice(f"{path}.balance_kl", c.balance_kl, BALANCE_KL)
+    if float(c.balance_weight) < 0:
+        raise ConfigError(f"{path}.balance_weight={c.balance_weight}: must be >= 0")
+
+
+def check_clustering_config(c, path: str = "method.clustering") -> None:
+    """One-line errors for ``method.clustering.*`` (``ClusteringConfig``)."""
+    check_balance_config(c, path)
+    check_choice(f"{path}.assign", c.assign, ASSIGN)
+    if float(c.weight) < 0:
+        raise ConfigError(f"{path}.weight={c.weight}: must be >= 0")
+    heads = int(c.heads)
     if heads < 1:
-        raise ConfigError(f"method.sinkhorn_heads={heads}: must be >= 1")
-    if heads > 1 and m.assign != "sinkhorn":
-        raise ConfigError(f"method.sinkhorn_heads={heads} labels each head by its own transport; it needs "
-                          f"method.assign=sinkhorn (got {m.assign}), or sinkhorn_heads=1")
+        raise ConfigError(f"{path}.heads={heads}: must be >= 1")
+    if heads > 1 and c.assign != "sinkhorn":
+        raise ConfigError(f"{path}.heads={heads} labels each head by its own transport; it needs "
+                          f"{path}.assign=sinkhorn (got {c.assign}), or heads=1")
 
 
 class RealClusteringTerm(nn.Module):
-    """``consistency_weight`` × the clustering loss of ``logits_of`` on two views of x: soft targets
+    """``weight`` × the clustering loss of ``logits_of`` on two views of x: soft targets
     balanced by KL (``assign=soft``), or Sinkhorn-balanced assignments (``assign=sinkhorn``, on each of
     ``heads`` heads) plus the KL term when ``balance_weight`` > 0."""
 
     def __init__(self, weight: float, balance_weight: float, augment_cfg, image_shape: Sequence[int],
                  prior_weights: Optional[torch.Tensor] = None, balance_kl: str = "forward",
-                 assign: str = "soft", sinkhorn_eps: float = 0.05, sinkhorn_pool: int = 4096,
-                 sinkhorn_every: int = 100, heads: int = 1):
+                 assign: str = "soft", heads: int = 1, sinkhorn_pool: Optional[int] = None,
+                 sinkhorn_every: Optional[int] = None):
         super().__init__()
         self.weight = float(weight)
         self.balance_weight = float(balance_weight)
@@ -96,10 +120,10 @@ class RealClusteringTerm(nn.Module):
         self.augment = MultiViewAugment(augment_cfg, image_shape)
         self.prior_weights = prior_weights  # the cluster masses the batch marginal must match; None = uniform
         self.sinkhorn = assign == "sinkhorn"
-        self.eps = float(sinkhorn_eps)
-        self.every = int(sinkhorn_every)
+        self.eps = SINKHORN_EPS
+        self.every = int(SINKHORN_EVERY if sinkhorn_every is None else sinkhorn_every)
         self.heads = int(heads)
-        pool = int(sinkhorn_pool) if self.sinkhorn else 0
+        pool = int(SINKHORN_POOL if sinkhorn_pool is None else sinkhorn_pool) if self.sinkhorn else 0
         # state (saved under assign=sinkhorn, so a resumed run continues bit-exactly; not in the state
         # otherwise, so checkpoints from before the option still load): a ring of the last `pool` real
         # images seen (ring_at: next slot, ring_n: filled), the labelled set (a copy of the ring at the
@@ -113,7 +137,7 @@ class RealClusteringTerm(nn.Module):
         self.register_buffer("head_scores", torch.zeros(self.heads), persistent=self.sinkhorn)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # checkpoints from before sinkhorn_heads: pool_y was 1-D and there was no head / head_scores
+        # checkpoints from before the SeLa heads: pool_y was 1-D and there was no head / head_scores
         if self.sinkhorn and prefix + "pool_y" in state_dict:
             if state_dict[prefix + "pool_y"].dim() == 1:
                 state_dict[prefix + "pool_y"] = state_dict[prefix + "pool_y"][:, None]
@@ -136,16 +160,15 @@ class RealClusteringTerm(nn.Module):
         return logits.view(len(logits), self.heads, -1)
 
     @classmethod
-    def build(cls, m, image_shape: Sequence[int], dataset: str,
+    def build(cls, c, image_shape: Sequence[int], dataset: str,
               prior_weights: Optional[torch.Tensor] = None) -> Optional["RealClusteringTerm"]:
-        """The term from a method config; None when ``method.consistency_weight`` is 0 (off)."""
-        if float(m.consistency_weight) <= 0:
+        """The term from ``method.clustering`` (``c``); None when its weight is 0 (off)."""
+        if float(c.weight) <= 0:
             return None
         if len(tuple(image_shape)) != 3:
-            raise ConfigError(f"method.consistency_weight={m.consistency_weight}: the views T need image data, "
+            raise ConfigError(f"method.clustering.weight={c.weight}: the views T need image data, "
                               f"dataset={dataset} is {len(tuple(image_shape))}-D; set it to 0")
-        return cls(m.consistency_weight, m.balance_weight, m.augment, image_shape, prior_weights, m.balance_kl,
-                   m.assign, m.sinkhorn_eps, m.sinkhorn_pool, m.sinkhorn_every, getattr(m, "sinkhorn_heads", 1))
+        return cls(c.weight, c.balance_weight, c.augment, image_shape, prior_weights, c.balance_kl, c.assign, int(c.heads))
 
     def forward(self, x: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]
                 ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:

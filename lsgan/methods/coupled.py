@@ -21,7 +21,7 @@ from typing import Dict, Tuple
 
 import torch
 
-from lsgan.errors import ConfigError, check_choice
+from lsgan.errors import ConfigError
 from lsgan.data.batch import Batch
 from lsgan.data.pairs import nearest_farthest
 from lsgan.losses import d_bce, mode_seeking_loss, triple_coupled_d_loss, triple_coupled_g_loss
@@ -37,22 +37,20 @@ PAIR_TERMS = {
     "proto_b": (True, True, False),
     "proto_c": (True, False, True),
 }
-FEAT_NORMS = ("rms", "none")
 
 
 @dataclass
 class CoupledConfig(MethodConfig):
     name: str = "coupled"
+    z_dim: int = 128                # noise size (G's input is z ⊕ f)
     n_gen: int = 2                  # Algorithm 2: G every iteration, D when i mod n_gen == 0
-    lambda_adv: float = 1.0         # weight of L_adv (generated partner is false)
-    lambda_same: float = 1.0        # weight of L_same (nearest real partner is true)
-    lambda_diff: float = 1.0        # weight of L_diff (farthest real partner is false)
+    adv_weight: float = 1.0         # λ_adv: weight of L_adv (generated partner is false)
+    same_weight: float = 1.0        # λ_same: weight of L_same (nearest real partner is true)
+    diff_weight: float = 1.0        # λ_diff: weight of L_diff (farthest real partner is false)
     adv_loss: str = "ns"            # BCE game on pairs, G's loss: ns (non-saturating −log D) | minimax (saturating log(1 − D))
-    mode_seeking: float = 0.0       # weight of MSGAN's mode-seeking term in G's loss (0 = off, the paper)
+    mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0 = off, the paper)
     pair_p: float = 1.0             # L_p distance between features for nearest / farthest (paper: L1)
     pair_pool: int = 0              # extra random training examples searched for partners (0 = batch only)
-    feat_norm: str = "rms"          # scale f to unit RMS before G (and the feature_cgan D) | none
-    randomize_pair_order: bool = True  # D sees each pair in random order (cannot use position)
     bank_size: int = 1024           # training features kept for unconditional sample() (random exemplars)
     grid_rows: int = 10             # sample-grid exemplars (one row each: real image, then samples)
 
@@ -67,14 +65,13 @@ class Coupled(GANMethod):
     @classmethod
     def check_config(cls, cfg) -> None:
         m = cfg.method
-        check_choice("method.feat_norm", m.feat_norm, FEAT_NORMS)
         from lsgan.features import check_extractor_config
 
         check_extractor_config(cfg.extractor)
         if cfg.model.arch == "mlp":
             raise ConfigError("model.arch=mlp is not accepted by method=coupled (it pairs images); "
                               "accepted values: dcgan, resnet")
-        for name in ("lambda_adv", "lambda_same", "lambda_diff", "mode_seeking"):
+        for name in ("adv_weight", "same_weight", "diff_weight", "mode_seeking_weight"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         if float(m.pair_p) <= 0:
@@ -99,7 +96,7 @@ class Coupled(GANMethod):
             # Projection D with the feature vector in place of the label (ClassEmbedding takes float B×K).
             self.D = build_discriminator(self.cfg.model, shape, num_classes=self.feat_dim)
         else:
-            self.D = PairDiscriminator(self.cfg.model, shape, self.mcfg.randomize_pair_order)
+            self.D = PairDiscriminator(self.cfg.model, shape)  # each pair in random order: D cannot use position
         rows = int(self.mcfg.grid_rows)
         # Exemplars for unconditional sampling and sample grids; filled at fit start from the
         # training split, saved with the checkpoint so a loaded model samples the same way.
@@ -127,11 +124,9 @@ class Coupled(GANMethod):
         return torch.cat([z, self.normalize(f)], dim=1)
 
     def normalize(self, f: torch.Tensor) -> torch.Tensor:
-        """Unit-RMS features (``feat_norm=rms``), so f enters G at the scale of z whatever E's scale."""
+        """Unit-RMS features, so f enters G at the scale of z whatever E's scale."""
         f = f.reshape(len(f), -1).float()
-        if self.mcfg.feat_norm == "rms":
-            f = f / f.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-8)
-        return f
+        return f / f.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-8)
 
     def on_fit_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)
@@ -208,15 +203,15 @@ class Coupled(GANMethod):
             if use_diff:
                 d_diff = self.D(x, far_x)
                 logs["d_diff"] = d_diff.mean().detach()
-        loss = triple_coupled_d_loss(d_adv, d_same, d_diff, m.lambda_adv,
-                                     m.lambda_same if use_same else 0.0, m.lambda_diff if use_diff else 0.0)
+        loss = triple_coupled_d_loss(d_adv, d_same, d_diff, m.adv_weight,
+                                     m.same_weight if use_same else 0.0, m.diff_weight if use_diff else 0.0)
         self.step_opt("d", loss)
         return {"loss_d": loss.detach(), "d_adv": d_adv.mean().detach(), **logs}
 
     def g_step(self, batch: Batch) -> Dict[str, torch.Tensor]:
         x, f = batch.x, self.batch_features(batch)
         n = len(x)
-        ms = float(self.mcfg.mode_seeking) > 0
+        ms = float(self.mcfg.mode_seeking_weight) > 0
         # with the mode-seeking term, each exemplar is drawn twice (two noises) in one G pass
         z = self.draw_z(2 * n if ms else n)
         fake_all = self.G(self.g_input(z, torch.cat([f, f]) if ms else f))
@@ -230,7 +225,7 @@ class Coupled(GANMethod):
         logs = {"g_adv": loss.detach()}
         if ms:
             seek = mode_seeking_loss(fake_all, z, torch.arange(n, device=z.device).repeat(2))
-            loss = loss + float(self.mcfg.mode_seeking) * seek
+            loss = loss + float(self.mcfg.mode_seeking_weight) * seek
             logs["mode_seeking"] = seek.detach()
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs}

@@ -13,14 +13,13 @@ so that the modes of P_Z are carried into the generated distribution (mode match
 training, h clusters real images (``condition_of``), sampling z from one mode generates that
 mode (``sample(n, condition=mode)``) and g(h1(x)) reconstructs x (``reconstruct``).
 
-Optionally (``consistency_weight`` > 0, not in the paper) h also clusters *real* images: two
+Optionally (``method.clustering.weight`` > 0, not in the paper) h also clusters *real* images: two
 random views T(x) of a real batch must get the same confident mode from h2(h1(·)) while the
 batch's modes follow P_Y (``lsgan.losses.clustering``, KL of h's batch marginal to P_Y, so an
 imbalanced P_Y such as 02:98 is kept). The mode term then makes g draw from mode y what h puts
 in mode y. With ``encoder=shared`` the term also trains D's trunk in D's step. With
 ``encoder=hybrid`` h1 is a head on D's trunk (the norm term: g must show z in what D judges) and
-the modes come from a net of their own (as clustergan's ``encoder=hybrid``): straight to the k
-logits (``mode_net_out=k``), or h2 of its latent output (``mode_net_out=latent``).
+the modes come from a net of their own straight to the k logits (as clustergan's ``encoder=hybrid``).
 
 For an imbalanced P_Y (0/4 at 02:98) ``method.stratify_modes`` trains on every mode in equal numbers, D's
 fakes importance-weighted back to P_Y (``fakes``) or D's real term balanced over the modes h assigns
@@ -48,14 +47,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsgan.augment import AugmentConfig
 from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
-from lsgan.methods.clustering_term import RealClusteringTerm, check_clustering_term_config
+from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config
 from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.modes import eval_mode, frozen
@@ -64,7 +62,6 @@ from lsgan.priors import build_prior
 # loss name -> the terms (besides the adversarial one) that g and h minimise
 TERMS = {"full": ("norm", "mode"), "no_h1": ("mode",), "no_h2": ("norm",), "gan_only": ()}
 ENCODERS = ("separate", "shared", "infogan", "hybrid")
-MODE_NET_OUTS = ("k", "latent")
 # method.stratify_modes: how training steps treat the modes of an imbalanced P_Y (02:98: a batch of 64 holds a
 # mode-0 latent about once, so D and g's mode-0 terms were mostly absent).
 #   none: latents drawn from P_Y (the paper).
@@ -79,20 +76,15 @@ STRATIFY = ("none", "fakes", "balanced")
 @dataclass
 class NEMGANConfig(MethodConfig):
     name: str = "nemgan"
-    # Ignored: nemgan's latent is the prior's (latent_dim = prior.dim). The field is MethodConfig's, which every
-    # method's schema inherits (a dataclass cannot drop it), so method.z_dim=N is accepted here as for any method
-    # (command lines shared across methods set it, e.g. the tests' TINY). 50 stays: saved nemgan configs hold 50.
-    z_dim: int = 50
     betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
     adv_loss: str = "ns"             # adversarial form: hinge | ns | minimax | wgan_gp
     gp_weight: float = 10.0          # λ of the gradient penalty (adv_loss=wgan_gp only)
     norm_weight: float = 1.0         # λ of the norm loss ‖z − h1(g(z))‖_p
     norm_p: float = 1.0              # p of that norm (paper: L1)
     mode_weight: float = 1.0         # λ of the mode-matching cross-entropy
-    mode_seeking: float = 0.0        # weight of MSGAN's mode-seeking term over same-mode pairs; 0 = off (paper)
+    mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term over same-mode pairs; 0 = off (paper)
     encoder: str = "separate"        # separate: h1 its own net (paper) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: h1 on D's trunk, modes from a net of their own
     h_spectral_norm: bool = False    # spectral norm on h1's own net (separate) or the mode net (hybrid); paper: none
-    mode_net_out: str = "k"          # hybrid's mode net: k = straight to the k mode logits (no h2) | latent = a prior.dim output read by h2
     am_margin: float = 0.0           # 0: softmax head; > 0: cosine head with AM-softmax margin
     am_scale: float = 10.0           # AM-softmax scale s (only with am_margin > 0)
     h2_width: int = 64               # hidden units of h2 (latent → mode MLP)
@@ -100,17 +92,8 @@ class NEMGANConfig(MethodConfig):
     lr_h: float = 2e-4               # Adam learning rate of h1 and h2
     semi_fraction: float = 0.0       # labelled fraction per class for semi-supervision; 0 = off
     semi_every: int = 100            # iterations between semi-supervised passes over that subset
-    consistency_weight: float = 0.0  # weight of the clustering term of h on real images; 0 = off (paper)
-    balance_weight: float = 2.0      # its balance part, KL(batch marginal of h's modes ‖ P_Y)
-    balance_kl: str = "forward"      # forward: KL(marginal ‖ P_Y) | reverse: KL(P_Y ‖ marginal), for skewed P_Y
-    assign: str = "soft"             # soft: views are each other's targets | sinkhorn: SeLa labels balanced to P_Y
-    mode_warmup: int = 0             # iterations before the mode term on g's samples switches on
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)  # h's clustering of real images, balanced to P_Y (off: the paper)
     stratify_modes: str = "none"     # none: training latents follow P_Y (paper) | fakes | balanced (see STRATIFY)
-    sinkhorn_eps: float = 0.05       # the transport's temperature (assign=sinkhorn)
-    sinkhorn_pool: int = 4096        # real images held and labelled by the transport (assign=sinkhorn)
-    sinkhorn_every: int = 100        # steps between labellings (assign=sinkhorn)
-    sinkhorn_heads: int = 1          # SeLa heads on the mode net, each its own transport; the one the others agree with is read (assign=sinkhorn, encoder=hybrid, mode_net_out=k)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the views T of that term
     h_reads_fakes: bool = True       # the mode term on g's samples trains h too (paper); false: g only
 
 
@@ -166,17 +149,16 @@ class NEMGAN(GANMethod):
         if cfg.prior.name != "engineered":
             raise ConfigError(f"prior={cfg.prior.name} is not accepted by method=nemgan; accepted values: engineered")
         check_choice("method.encoder", m.encoder, ENCODERS)
-        check_choice("method.mode_net_out", m.mode_net_out, MODE_NET_OUTS)
         check_choice("method.stratify_modes", m.stratify_modes, STRATIFY)
         if m.stratify_modes == "balanced" and "mode" not in TERMS[cfg.loss.name]:
             raise ConfigError(f"method.stratify_modes=balanced reads h's modes of real images, which loss={cfg.loss.name} "
                               f"does not train; accepted with loss: full, no_h1 (or stratify_modes: none, fakes)")
-        if m.encoder == "hybrid" and m.mode_net_out == "k" and m.am_margin > 0:
-            raise ConfigError(f"method.am_margin={m.am_margin} needs h2's cosine head, which encoder=hybrid with "
-                              f"method.mode_net_out=k does not have; accepted: method.mode_net_out=latent, or am_margin=0")
+        if m.encoder == "hybrid" and m.am_margin > 0:
+            raise ConfigError(f"method.am_margin={m.am_margin} needs h2's cosine head, which encoder=hybrid's mode net "
+                              f"(straight to the k logits) does not have; accepted: encoder=separate | shared | infogan, or am_margin=0")
         if m.norm_p <= 0:
             raise ConfigError(f"method.norm_p={m.norm_p}: must be > 0 (1 = L1, 2 = L2)")
-        for key in ("norm_weight", "mode_weight", "am_margin", "mode_seeking"):
+        for key in ("norm_weight", "mode_weight", "am_margin", "mode_seeking_weight"):
             if m[key] < 0:
                 raise ConfigError(f"method.{key}={m[key]}: must be >= 0")
         if m.am_scale <= 0:
@@ -186,13 +168,10 @@ class NEMGAN(GANMethod):
                               f"need width >= 1 and depth >= 0")
         if not 0 <= m.semi_fraction <= 1:
             raise ConfigError(f"method.semi_fraction={m.semi_fraction}: must be in [0, 1] (0 = off)")
-        check_clustering_term_config(m)
-        if int(m.sinkhorn_heads) > 1 and not (m.encoder == "hybrid" and m.mode_net_out == "k"):
-            raise ConfigError(f"method.sinkhorn_heads={m.sinkhorn_heads} widens the mode net to heads × k logits; it needs "
-                              f"method.encoder=hybrid with method.mode_net_out=k (got encoder={m.encoder}, "
-                              f"mode_net_out={m.mode_net_out}), or sinkhorn_heads=1")
-        if int(m.mode_warmup) < 0:
-            raise ConfigError(f"method.mode_warmup={m.mode_warmup}: must be >= 0 (iterations; 0 = from the start)")
+        check_clustering_config(m.clustering)
+        if int(m.clustering.heads) > 1 and m.encoder != "hybrid":
+            raise ConfigError(f"method.clustering.heads={m.clustering.heads} widens the mode net to heads × k logits; it "
+                              f"needs method.encoder=hybrid (got encoder={m.encoder}), or heads=1")
         if m.semi_every < 1:
             raise ConfigError(f"method.semi_every={m.semi_every}: must be >= 1")
         if m.semi_fraction > 0 and "mode" not in TERMS[cfg.loss.name]:
@@ -207,10 +186,10 @@ class NEMGAN(GANMethod):
         self.G = build_generator(self.cfg.model, self.prior.dim, shape)
         self.D = build_discriminator(self.cfg.model, shape)
         sn = bool(self.mcfg.h_spectral_norm)
-        # h's clustering of real images, balanced to P_Y (consistency_weight > 0; None = off, the paper).
+        # h's clustering of real images, balanced to P_Y (clustering.weight > 0; None = off, the paper).
         # loss=no_h2 / gan_only remove h2 and with it this term, which trains it: so a recipe's ablation
         # sweep composes (experiment=nemgan_mnist loss=no_h2), the term is dropped, not refused
-        self.cluster_term = (RealClusteringTerm.build(self.mcfg, shape, self.data_info.name, self.prior.weights)
+        self.cluster_term = (RealClusteringTerm.build(self.mcfg.clustering, shape, self.data_info.name, self.prior.weights)
                              if "mode" in self.terms else None)
         self.mode_net = None
         if self.mcfg.encoder == "separate":
@@ -221,15 +200,13 @@ class NEMGAN(GANMethod):
             # z is read back through D's features, so g must show it (a net of its own reads it
             # from changes too small to see); the modes come from a net of their own, which
             # clusters real digits without reshaping the features D judges with (docs/nemgan.md)
-            # mode_net_out=k: straight to the k logits, as clustergan's cluster net (an MLP h2 on a 50-d
-            # output clustered real digits at 0.46 against 0.67 without it: docs/nemgan.md)
-            direct = self.mcfg.mode_net_out == "k"
-            # sinkhorn_heads > 1: the net's last layer gives every SeLa head its k logits (cluster_logits reads
+            # straight to the k logits, as clustergan's cluster net (an MLP h2 on a 50-d output clustered
+            # real digits at 0.46 against 0.67 without it: docs/nemgan.md)
+            # clustering.heads > 1: the net's last layer gives every SeLa head its k logits (cluster_logits reads
             # the selected one); only while the clustering term that trains them is on
             heads = 1 if self.cluster_term is None else self.cluster_term.heads
-            self.mode_net = build_encoder(self.cfg.model, shape, self.prior.k * heads if direct else self.prior.dim,
-                                          spectral_norm=sn)
-        if self.mode_net is not None and self.mcfg.mode_net_out == "k":
+            self.mode_net = build_encoder(self.cfg.model, shape, self.prior.k * heads, spectral_norm=sn)
+        if self.mode_net is not None:
             self.h2 = nn.Identity()
         else:
             self.h2 = ModeHead(self.prior.dim, self.prior.k, self.mcfg.h2_width, self.mcfg.h2_depth,
@@ -312,19 +289,14 @@ class NEMGAN(GANMethod):
         d_fake, z_hat = score_and_encode(self.D, self.h1, fake) if self.terms else (self.D(fake), None)
         adv = self.g_loss_fn(d_fake)
         loss, logs = adv, {"g_adv": adv.detach()}
-        if float(self.mcfg.mode_seeking) > 0:
+        if float(self.mcfg.mode_seeking_weight) > 0:
             # same-mode pairs of the batch; their latents differ only in the uniform noise
             seek = mode_seeking_loss(fake, z / float(self.cfg.prior.noise_width), y)
-            loss = loss + float(self.mcfg.mode_seeking) * seek
+            loss = loss + float(self.mcfg.mode_seeking_weight) * seek
             logs["mode_seeking"] = seek.detach()
         if not self.terms:
             return loss, logs
         mode_logits = None
-        if "mode" in self.terms and self.iteration < int(self.mcfg.mode_warmup):
-            # the mode term waits until h has modes of real images: at 02:98 g's small mode, pushed at once
-            # towards a still-random h, locked onto one texture h calls mode 0 (docs/nemgan.md)
-            inv, inv_logs = self.inversion_loss(z, y, z_hat, with_mode=False)
-            return loss + inv, {**logs, **inv_logs}
         if "mode" in self.terms and not self.mcfg.h_reads_fakes:
             # h frozen for g's samples: the mode term moves g towards h's modes and leaves h's
             # modes to the real images (the clustering term), as slcGAN's L_mi with C frozen
@@ -336,16 +308,15 @@ class NEMGAN(GANMethod):
         return loss + inv, {**logs, **inv_logs}
 
     def inversion_loss(self, z: torch.Tensor, y: torch.Tensor, z_hat: torch.Tensor,
-                       mode_logits: Optional[torch.Tensor] = None, with_mode: bool = True):
+                       mode_logits: Optional[torch.Tensor] = None):
         """(weighted norm + mode terms of the configured ablation, logs) for h1's output z_hat;
-        the mode term reads ``mode_logits`` when given, else h2(z_hat); ``with_mode=False`` leaves it out
-        (``method.mode_warmup``)."""
+        the mode term reads ``mode_logits`` when given, else h2(z_hat)."""
         loss, logs = z_hat.new_zeros(()), {}
         if "norm" in self.terms:
             norm = latent_norm_loss(z, z_hat, self.mcfg.norm_p)
             loss = loss + self.mcfg.norm_weight * norm
             logs["norm"] = norm.detach()
-        if "mode" in self.terms and with_mode:
+        if "mode" in self.terms:
             logits = self.h2(z_hat) if mode_logits is None else mode_logits
             mode = mode_matching_loss(logits, y, self.mcfg.am_margin, self._logit_scale)
             loss = loss + self.mcfg.mode_weight * mode
@@ -370,7 +341,7 @@ class NEMGAN(GANMethod):
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """h2(h1(x)) (hybrid: h2 of the mode net): every SeLa head's mode logits (one head unless
-        ``sinkhorn_heads`` > 1) of images x (training mode, with gradient)."""
+        ``clustering.heads`` > 1) of images x (training mode, with gradient)."""
         return self.h2(self.h1(x) if self.mode_net is None else self.mode_net(x))
 
     def scaled_head_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -380,7 +351,7 @@ class NEMGAN(GANMethod):
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The mode logits of images x: ``head_logits`` of the selected SeLa head (the only one unless
-        ``sinkhorn_heads`` > 1)."""
+        ``clustering.heads`` > 1)."""
         logits = self.head_logits(x)
         return logits if self.cluster_term is None else self.cluster_term.select(logits)
 

@@ -30,15 +30,15 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lsgan.augment import AugmentConfig, MultiViewAugment, check_augment_config
-from lsgan.errors import ConfigError, check_choice
+from lsgan.augment import MultiViewAugment
+from lsgan.errors import ConfigError
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_torch_save
 from lsgan.losses import (marginal_entropy, marginal_kl, mean_entropy, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge,
                           slcgan_g_hinge, slcgan_mi_loss)
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
-from lsgan.methods.clustering_term import BALANCE_KL
+from lsgan.methods.clustering_term import BalanceConfig, check_balance_config
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 from lsgan.nets.ema import EMA
 from lsgan.nets.modes import frozen
@@ -50,6 +50,7 @@ CLUSTERER_FILE = "clusterer.pt"
 class SLCGANConfig(MethodConfig):
     name: str = "slcgan"
     num_clusters: int = 10          # K pseudo-classes (= num_conditions)
+    z_dim: int = 128                # latent size
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     lr_c: float = 1e-4              # Adam learning rate of the clustering network C
@@ -57,20 +58,14 @@ class SLCGANConfig(MethodConfig):
     c_betas: Optional[List[float]] = None  # C's own Adam betas; None = betas (the paper)
     n_dis: int = 2                  # D updates per G (and C) update
     adv_loss: str = "hinge"         # adversarial form: hinge only (D's unary + joint hinge terms, C's mean[s_r])
-    mi_weight: float = 1.0          # weight of L_mi in G's loss (loss=no_mi sets it off)
-    mi_warmup: int = 0              # iterations over which L_mi's weight ramps linearly from 0 to mi_weight (0 = none)
-    mi_margin: float = 0.0          # L_mi counts each fake's CE only above this (0 = the paper's plain CE)
     c_outlier_weight: float = 0.0   # weight of −H(C(o)) on synthetic outliers o (flat and noise images) in C's loss (0 = off, the paper)
     c_outlier_count: Optional[int] = None  # outliers per C step; None = as many as the real batch
-    c_fake_entropy_weight: float = 0.0  # weight of −H(C(G(z, c))) in C's loss: C uncertain on fakes, CatGAN style (0 = off, the paper)
-    aug_weight: float = 1.0         # weight of L_aug in C's loss (loss=no_aug sets it off)
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
-    marginal_weight: float = 0.0    # weight of the balance term KL(batch-mean p(y|x), uniform) in C's loss (0 = off, the paper)
-    balance_kl: str = "forward"     # forward: log K − H(batch-mean p) | reverse: KL(uniform ‖ batch-mean p), which keeps a gradient at collapse
     aug_grad_through_target: bool = False  # L_aug: also back-propagate through q = softmax(C(T(x)))
     c_spectral_norm: bool = True    # spectral norm on C (the paper: spectral normalization in both C and G)
     c_ema_decay: Optional[float] = None  # EMA of C (warm-up as G's, from ema_start) labels real images at inference; None = off
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # the multi-view augmentation T
+    # the views T of L_aug, and a balance term on C's batch marginal (IMSAT; balance_weight 0 = off, the paper)
+    clustering: BalanceConfig = field(default_factory=BalanceConfig)
 
 
 def synthetic_outliers(x: torch.Tensor, n: Optional[int] = None) -> torch.Tensor:
@@ -154,12 +149,10 @@ class SLCGAN(GANMethod):
         m = cfg.method
         if m.num_clusters < 2:
             raise ConfigError(f"method.num_clusters={m.num_clusters}: must be >= 2 (one cluster is an unconditional GAN)")
-        for name in ("mi_weight", "mi_warmup", "mi_margin", "aug_weight", "c_adv_weight", "lr_c", "marginal_weight",
-                     "c_fake_entropy_weight", "c_outlier_weight"):
+        for name in ("c_adv_weight", "lr_c", "c_outlier_weight"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
-        check_augment_config(m.augment)
-        check_choice("method.balance_kl", m.balance_kl, BALANCE_KL)
+        check_balance_config(m.clustering)
         if m.c_outlier_count is not None and int(m.c_outlier_count) < 1:
             raise ConfigError(f"method.c_outlier_count={m.c_outlier_count}: need an integer >= 1 (or null = the batch size)")
         if m.c_ema_decay is not None and not 0.0 < float(m.c_ema_decay) < 1.0:
@@ -170,14 +163,14 @@ class SLCGAN(GANMethod):
     def build(self) -> None:
         k, shape = self.num_conditions, tuple(self.data_info.shape)
         loss = self.cfg.loss.name
-        self.mi_weight = 0.0 if loss == "no_mi" else float(self.mcfg.mi_weight)
-        self.aug_weight = 0.0 if loss == "no_aug" else float(self.mcfg.aug_weight)
+        self.mi_weight = 0.0 if loss == "no_mi" else 1.0  # the paper weighs L_mi and L_aug 1; the ablations drop one
+        self.aug_weight = 0.0 if loss == "no_aug" else 1.0
         self.augment = None
         if self.aug_weight > 0:
             if len(shape) != 3:
                 raise ConfigError(f"loss={loss}: the multi-view augmentation T needs image data, but "
                                   f"dataset={self.data_info.name} is shaped {shape}; use loss=no_aug")
-            self.augment = MultiViewAugment(self.mcfg.augment, shape)
+            self.augment = MultiViewAugment(self.mcfg.clustering.augment, shape)
         self.G = build_generator(self.cfg.model, self.latent_dim, shape, num_classes=k)
         self.D = build_discriminator(self.cfg.model, shape, num_classes=k)
         self.C = Clusterer(self.cfg.model, shape, k, spectral_norm=bool(self.mcfg.c_spectral_norm))
@@ -186,7 +179,6 @@ class SLCGAN(GANMethod):
         # Training still reads the online C (D's real pairs, L_mi), as in the paper.
         self.c_ema = None if self.mcfg.c_ema_decay is None else EMA(self.C)
         self._c_logits = None  # (batch, C(batch)) from d_step, reused by the C step of the same iteration
-        self._fakes = None  # G's fakes of this iteration's G step (detached), for C's fake-entropy term
 
     def optimizer_groups(self) -> Dict[str, Dict]:
         betas = tuple(self.mcfg.betas)
@@ -224,26 +216,16 @@ class SLCGAN(GANMethod):
         u_f, s_f = self.D.forward_parts(fake, F.one_hot(c, self.num_conditions).float())
         loss = slcgan_g_hinge(u_f, s_f)
         logs = {"loss_g_adv": loss.detach()}
-        if float(self.mcfg.c_fake_entropy_weight) > 0:
-            self._fakes = fake.detach()
         if self.mi_weight > 0:
             with frozen(self.C):
-                mi = slcgan_mi_loss(self.C(fake), c, float(self.mcfg.mi_margin))
-            loss = loss + self.mi_weight_now() * mi
+                mi = slcgan_mi_loss(self.C(fake), c)
+            loss = loss + self.mi_weight * mi
             logs["loss_mi"] = mi.detach()
         return loss, logs
 
-    def mi_weight_now(self) -> float:
-        """mi_weight, ramped up linearly over the first ``mi_warmup`` iterations. Tried against a dead
-        condition (an early C puts blank images in one cluster and G answers that condition with blanks, a
-        trap its saturated tanh leaves late or never): on slcgan_mnist it saved seed 4 but made seed 2 fall in
-        (out again only by 8,000 iterations), so it is off in the recipe (docs/slcgan.md)."""
-        warmup = int(self.mcfg.mi_warmup)
-        return self.mi_weight if warmup <= 0 else self.mi_weight * min(1.0, self.iteration / warmup)
-
-    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None, fakes: Optional[torch.Tensor] = None):
-        """(C's loss, logs): c_adv_weight·mean[s_r] + aug_weight·L_aug (+ the balance term) on real images,
-        − c_outlier_weight·H(C(synthetic outliers)) and − c_fake_entropy_weight·H(C(fakes)) on G's fakes (detached).
+    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None):
+        """(C's loss, logs): c_adv_weight·mean[s_r] + L_aug (+ the balance term) on real images,
+        − c_outlier_weight·H(C(synthetic outliers)).
         ``logits``: C(x) with its graph, when already computed at C's current weights."""
         logits = self.C(x) if logits is None else logits
         p = F.softmax(logits, dim=1)
@@ -257,12 +239,13 @@ class SLCGAN(GANMethod):
             adv = slcgan_c_adversarial(s_r)
             loss = loss + float(self.mcfg.c_adv_weight) * adv
             logs["loss_c_adv"] = adv.detach()
-        if float(self.mcfg.marginal_weight) > 0:
+        balance_weight = float(self.mcfg.clustering.balance_weight)
+        if balance_weight > 0:
             # Deep-clustering balance term (IMSAT, SCAN): L_aug rewards confident, consistent
             # assignments, which one cluster for every image also satisfies; the adversarial
             # term only punishes that collapse once D has learnt class embeddings.
-            balance = marginal_kl(p, None, reverse=self.mcfg.balance_kl == "reverse")
-            loss = loss + float(self.mcfg.marginal_weight) * balance
+            balance = marginal_kl(p, None, reverse=self.mcfg.clustering.balance_kl == "reverse")
+            loss = loss + balance_weight * balance
             logs["c_balance"] = balance.detach()
         if self.aug_weight > 0:
             aug = slcgan_aug_loss(logits, self.C(self.augment(x)), bool(self.mcfg.aug_grad_through_target))
@@ -276,13 +259,6 @@ class SLCGAN(GANMethod):
             h_out = mean_entropy(self.C(synthetic_outliers(x, self.mcfg.c_outlier_count)))
             loss = loss - w_out * h_out
             logs["c_outlier_entropy"] = h_out.detach()
-        w_fake = float(self.mcfg.c_fake_entropy_weight)
-        if w_fake > 0 and fakes is not None:
-            # CatGAN (Springenberg, 2016): C certain on real digits, uncertain on fakes, against the same trap
-            # as the outlier term; tried, not adopted (docs/slcgan.md).
-            h_fake = mean_entropy(self.C(fakes))
-            loss = loss - w_fake * h_fake
-            logs["c_fake_entropy"] = h_fake.detach()
         return loss, logs
 
     # ------------------------------------------------------------------ steps
@@ -301,8 +277,7 @@ class SLCGAN(GANMethod):
         loss_g, logs = self.g_loss(len(batch))
         self.step_opt("g", loss_g)
         kept, self._c_logits = self._c_logits, None
-        fakes, self._fakes = self._fakes, None
-        loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None, fakes)
+        loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None)
         if loss_c.requires_grad:  # every term of C's loss weighted 0 (loss=no_aug, no balance, no adv): C stays
             self.step_opt("c", loss_c)
             if self.c_ema is not None:

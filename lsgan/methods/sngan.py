@@ -23,6 +23,7 @@ from lsgan.nets import build_discriminator, build_generator
 @dataclass
 class SNGANConfig(MethodConfig):
     name: str = "sngan"
+    z_dim: int = 128          # latent size
     adv_loss: str = "hinge"   # adversarial form: hinge | ns | minimax | wgan_gp
     gp_weight: float = 10.0   # λ of the gradient penalty (adv_loss=wgan_gp only)
 
@@ -79,6 +80,7 @@ class SNGAN(GANMethod):
 @dataclass
 class CGANConfig(MethodConfig):
     name: str = "cgan"
+    z_dim: int = 128          # latent size
     adv_loss: str = "hinge"   # adversarial form: hinge | ns | minimax (no wgan_gp: the penalty is the unconditional critic's)
 
 

@@ -70,12 +70,12 @@ def _vgg16_state_dict(path: Optional[str]) -> Dict[str, torch.Tensor]:
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise ConfigError(f"method.perceptual_weights={path}: no such file (a VGG16 state_dict .pth); "
-                              f"or set method.beta_p=0")
+            raise ConfigError(f"method.perceptual_checkpoint={path}: no such file (a VGG16 state_dict .pth); "
+                              f"or set method.perceptual_weight=0")
         try:
             return torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # a corrupt or non-state_dict file
-            raise ConfigError(f"method.perceptual_weights={path}: not a loadable VGG16 state_dict "
+            raise ConfigError(f"method.perceptual_checkpoint={path}: not a loadable VGG16 state_dict "
                               f"({' '.join(str(exc).split())[:160]})") from None
     try:
         from torchvision.models import VGG16_Weights
@@ -83,9 +83,9 @@ def _vgg16_state_dict(path: Optional[str]) -> Dict[str, torch.Tensor]:
         # Reads torch hub's cache first; downloads only when it is not there.
         return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
     except Exception as exc:
-        raise ConfigError(f"method.beta_p>0 needs VGG16 weights: method.perceptual_weights is not set and "
+        raise ConfigError(f"method.perceptual_weight>0 needs VGG16 weights: method.perceptual_checkpoint is not set and "
                           f"torchvision's download failed ({' '.join(str(exc).split())[:160]}); "
-                          f"set method.perceptual_weights=<vgg16 .pth> or method.beta_p=0") from None
+                          f"set method.perceptual_checkpoint=<vgg16 .pth> or method.perceptual_weight=0") from None
 
 
 def load_vgg16_features(path: Optional[str], upto: int) -> nn.Sequential:
@@ -100,10 +100,10 @@ def load_vgg16_features(path: Optional[str], upto: int) -> nn.Sequential:
     wanted = net.state_dict()
     missing = [k for k in wanted if k not in state]
     if missing:
-        raise ConfigError(f"method.perceptual_weights={path}: not a VGG16 state_dict (missing {missing[0]})")
+        raise ConfigError(f"method.perceptual_checkpoint={path}: not a VGG16 state_dict (missing {missing[0]})")
     bad = [k for k in wanted if tuple(state[k].shape) != tuple(wanted[k].shape)]
     if bad:
-        raise ConfigError(f"method.perceptual_weights={path}: {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
+        raise ConfigError(f"method.perceptual_checkpoint={path}: {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
                           f"VGG16 has {tuple(wanted[bad[0]].shape)}")
     net.load_state_dict({k: state[k] for k in wanted})
     return net
