@@ -64,15 +64,15 @@ def test_size_is_the_smallest_net_size_holding_the_images(side, size):
 @pytest.mark.parametrize("name", GENERIC)
 def test_generic_recipe_reads_gray_shapes_and_colour_photos(name, gray_shapes, rgb_photos):
     gray = validate(compose_config([f"experiment={name}", "dataset=npz", f"data.path={gray_shapes}"]))
-    assert (gray.data.size, gray.method.augment.kind, gray.model.g_width) == (28, "affine", 16)
+    assert (gray.data.size, gray.method.clustering.augment.kind, gray.model.g_width) == (28, "affine", 16)
     rgb = validate(compose_config([f"experiment={name}", "dataset=npz", f"data.path={rgb_photos}"]))
-    assert (rgb.data.size, rgb.method.augment.kind, rgb.model.g_width) == (32, "crop_jitter", 16)
+    assert (rgb.data.size, rgb.method.clustering.augment.kind, rgb.model.g_width) == (32, "crop_jitter", 16)
 
 
 def test_a_value_set_on_the_command_line_wins_over_auto(rgb_photos):
     cfg = validate(compose_config(["experiment=slcgan", "dataset=npz", f"data.path={rgb_photos}",
-                                   "method.augment.kind=affine", "data.size=64"]))
-    assert (cfg.data.size, cfg.method.augment.kind) == (64, "affine")
+                                   "method.clustering.augment.kind=affine", "data.size=64"]))
+    assert (cfg.data.size, cfg.method.clustering.augment.kind) == (64, "affine")
     plain = compose_config(["method=sngan", "dataset=digits"])
     assert resolve_auto(plain) is plain  # nothing auto: nothing read
 
@@ -83,7 +83,7 @@ def test_generic_recipe_trains_on_colour_photos(name, rgb_photos, tmp_path):
                 tmp_path / "run")
     assert res.iteration == 2 and res.checkpoint.is_file()
     saved = OmegaConf.load(res.run_dir / "config.yaml")  # what was trained, not "auto"
-    assert (saved.data.size, saved.method.augment.kind) == (32, "crop_jitter")
+    assert (saved.data.size, saved.method.clustering.augment.kind) == (32, "crop_jitter")
 
 
 def test_coupled_recipe_picks_alexnet_for_shapes_and_trains_a_rotnet_for_photos(gray_shapes, rgb_photos, tmp_path):
@@ -102,3 +102,24 @@ def test_coupled_recipe_picks_alexnet_for_shapes_and_trains_a_rotnet_for_photos(
     assert OmegaConf.load(res.run_dir / "config.yaml").extractor.weights == str(weights)
     meta = json.loads(Path(str(weights) + ".json").read_text())
     assert 0.0 <= meta["eval_knn1_label_agreement"] <= 1.0
+
+
+def test_the_auto_rotnet_of_larger_photos_learns_at_32_px_and_reads_them_resized(rgb_photos, tmp_path):
+    """64-px photos: the RotNet is trained on the images read at 32 px (a quarter of the cost per step) and the
+    run's features come from its inputs resized to that size."""
+    import torch
+
+    from lsgan.features.extractors import build_extractor
+    from lsgan.train_extractor import at_most
+
+    cache = f"extractor.cache_dir={tmp_path / 'features'}"
+    cfg = validate(compose_config(["experiment=coupled", "dataset=npz", f"data.path={rgb_photos}", "data.size=64",
+                                   cache, "extractor.train_steps=2", "extractor.pca_dim=8"]))
+    assert cfg.data.size == 64 and at_most(cfg, 32).data.size == 32 and at_most(cfg, 64) is cfg
+    celeba = compose_config(["dataset=celeba64"])
+    assert at_most(celeba, 32).data.name == "celeba32"
+    done = ensure_extractor_weights(cfg)
+    meta = json.loads(Path(str(done.extractor.weights) + ".json").read_text())
+    assert meta["size"] == 32 and done.data.size == 64
+    E = build_extractor(done.extractor, (3, 64, 64))
+    assert E.input_size == 32 and E(torch.zeros(2, 3, 64, 64)).shape[0] == 2
