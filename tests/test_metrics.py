@@ -385,3 +385,21 @@ def test_class_subset_evaluator_reads_the_wrapped_one_on_some_classes():
     assert torch.equal(ev.features(x), 2 * x) and ev.fingerprint() == "abc"
     with pytest.raises(ValueError, match="class_ids=\\[0, 10\\]"):
         ClassSubsetEvaluator(Full(), [0, 10])
+
+
+def test_intra_fid_matches_each_condition_to_its_class():
+    """Each condition's FID is against the real class mapped to it: right classes score near 0, swapped ones far."""
+    from lsgan.metrics.conditional import intra_fid
+    from lsgan.metrics.fid import fid_from_features
+
+    rng = np.random.default_rng(0)
+    real = np.concatenate([rng.normal(0, 1, (400, 4)), rng.normal(5, 1, (400, 4))])
+    y = np.repeat([0, 1], 400)
+    gen = np.concatenate([rng.normal(5, 1, (300, 4)), rng.normal(0, 1, (300, 4))])  # condition 0 draws class 1
+    c = np.repeat([0, 1], 300)
+    right = intra_fid(gen, c, real, y, [1, 0])
+    assert right["per_condition"][0] == pytest.approx(fid_from_features(gen[:300], real[400:]))
+    assert right["mean"] < 0.2 and right["max"] == max(right["per_condition"].values())
+    assert intra_fid(gen, c, real, y, [0, 1])["mean"] > 90  # every condition against the wrong class
+    lone = intra_fid(gen, c, real, y, [1, -1])  # a condition mapped to no class stays out of the mean
+    assert np.isnan(lone["per_condition"][1]) and lone["mean"] == pytest.approx(right["per_condition"][0])

@@ -12,7 +12,7 @@ pulling it in.
 from lsgan.metrics.clustering import (ari, balanced_cluster_acc, cluster_acc, clustering_report, contingency,
                                       map_conditions_to_classes, nmi, plot_confusion, purity)
 from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
-                                       mean_pairwise_distance, within_condition_variety)
+                                       intra_fid, mean_pairwise_distance, within_condition_variety)
 from lsgan.metrics.evaluator import (EVALUATOR_ARCHS, Evaluator, build_evaluator_net, classifier_fid,
                                      evaluator_cache_path, load_evaluator, prepare_images, save_evaluator,
                                      fit_evaluator)
@@ -35,7 +35,7 @@ __all__ = [
     "ari", "balanced_cluster_acc", "cluster_acc", "clustering_report", "contingency", "map_conditions_to_classes", "nmi",
     "plot_confusion", "purity",
     "cluster_conditional_accuracy", "exemplar_conditional_accuracy", "mean_pairwise_distance",
-    "within_condition_variety",
+    "within_condition_variety", "intra_fid",
     "EVALUATOR_ARCHS", "Evaluator", "build_evaluator_net", "classifier_fid", "evaluator_cache_path",
     "load_evaluator", "prepare_images", "save_evaluator", "fit_evaluator",
     "ReferenceStats", "feature_stats", "fid_against_reference", "fid_from_features", "frechet_distance",

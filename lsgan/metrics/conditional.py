@@ -88,3 +88,28 @@ def within_condition_variety(gen_feats: ArrayLike, cond: ArrayLike, real_feats: 
     valid = [v for v in per.values() if np.isfinite(v)]
     return {"per_condition": per, "mean": float(np.mean(valid)) if valid else float("nan"),
             "min": float(np.min(valid)) if valid else float("nan")}
+
+
+def intra_fid(gen_feats: ArrayLike, cond: ArrayLike, real_feats: ArrayLike, real_labels: ArrayLike,
+              mapping: ArrayLike, min_samples: int = 2) -> Dict[str, object]:
+    """Intra-cluster FID (SLOGAN, Hwang et al., ICLR 2022): per condition k, the FID between its generated
+    samples and the real images of class ``mapping[k]``; the mean over conditions. It asks of each condition
+    what FID asks of the whole: the right images (its class), as varied as real ones. Conditions with fewer than
+    ``min_samples`` samples, or mapped to −1 / a class with fewer real images, get NaN and stay out of the mean;
+    ``max`` is the worst condition's. Few samples per condition bias FID upwards: compare equal ``n`` only."""
+    from lsgan.metrics.fid import fid_from_features
+
+    g, r = torch.as_tensor(gen_feats).double(), torch.as_tensor(real_feats).double()
+    c, y = _ids(cond, "cond"), _ids(real_labels, "real_labels")
+    mapping = np.asarray(mapping.detach().cpu() if isinstance(mapping, torch.Tensor) else mapping, dtype=np.int64)
+    if len(g) != len(c) or len(r) != len(y):
+        raise ValueError("gen_feats/cond and real_feats/real_labels must have matching lengths")
+    per: Dict[int, float] = {}
+    for k in range(len(mapping)):
+        cls = int(mapping[k])
+        gen_k, real_k = g[torch.as_tensor(c == k)], r[torch.as_tensor(y == cls)] if cls >= 0 else r[:0]
+        per[k] = (fid_from_features(gen_k.numpy(), real_k.numpy())
+                  if min(len(gen_k), len(real_k)) >= max(2, min_samples) else float("nan"))
+    valid = [v for v in per.values() if np.isfinite(v)]
+    return {"per_condition": per, "mean": float(np.mean(valid)) if valid else float("nan"),
+            "max": float(np.max(valid)) if valid else float("nan")}

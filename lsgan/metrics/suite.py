@@ -32,7 +32,7 @@ from lsgan.errors import ConfigError
 from lsgan.generation import exemplar_indices, generate, prior_weights
 from lsgan.metrics.clustering import clustering_report, kmeans_ids
 from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
-                                       mean_pairwise_distance, within_condition_variety)
+                                       intra_fid, mean_pairwise_distance, within_condition_variety)
 from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_reference, fid_from_features,
                                kid_against_reference)
 from lsgan.metrics.inception import batched_features, load_inception
@@ -59,6 +59,8 @@ METRICS = {
     "classifier_prdc": "precision / recall / density / coverage (k=prdc_k) on the evaluator's penultimate features",
     "cond_acc": "conditional generation accuracy per the evaluator (Hungarian ACC, purity, or exemplar accuracy)",
     "variety": "within-condition variety: mean pairwise distance vs the matched real class, and per-condition recall",
+    "intra_fid": "intra-cluster FID (SLOGAN): each condition's samples against its matched real class, on the "
+                 "evaluator's features, averaged over conditions",
     "z_variety": "exemplar methods: spread of G(z, E(x)) over z for one fixed exemplar x, vs the exemplar's real class",
     "cluster": "ACC / NMI / ARI / purity of condition_of on the evaluation split",
     "modes": "mode counting: stacked MNIST (1000 modes, KL) or ring8 / grid25 (modes, high quality, reverse KL)",
@@ -72,7 +74,7 @@ METRICS = {
 ALIASES = {"inception_score": "is", "clustering": "cluster", "accuracy": "cond_acc"}
 SPREADS = ("prior", "even")  # MetricSuite.compute(spread=...): samples per condition by the prior, or evenly
 INCEPTION_METRICS = ("fid", "kid", "prdc")
-EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "z_variety", "class_kl", "class_masses")
+EVALUATOR_METRICS = ("classifier_fid", "classifier_prdc", "cond_acc", "variety", "intra_fid", "z_variety", "class_kl", "class_masses")
 
 
 class Skip(Exception):
@@ -436,6 +438,19 @@ class MetricSuite:
                              "reference_n": len(ref.data), "recall_k": k, **evaluator_protocol(ev),
                              "meaning": "mean pairwise distance within a condition / within its matched real class"
                                         " (1.0 = as varied as real)"}}
+
+    def _m_intra_fid(self, n):
+        """Per condition, the FID of its samples against the real class ``cond_acc``'s mapping gives it
+        (``lsgan.metrics.conditional.intra_fid``); an exemplar method's conditions are its exemplars' labels."""
+        c = self._conditional(n)
+        ev = self._need_evaluator()
+        ref = self.reference()
+        res = intra_fid(self._generated_eval_features(n), torch.as_tensor(c["groups"]),
+                        self._eval_features_of_reference(), ref.labels, np.asarray(c["mapping"]))
+        return {"value": res["mean"], "max_condition": res["max"], "per_condition": res["per_condition"],
+                "protocol": {"n_generated": len(self.generated(n)), "grouped_by": "source label"
+                             if "exemplar" in c["rule"] else "condition", "features": "evaluator penultimate",
+                             "reference_split": ref.split, "reference_n": len(ref.data), **evaluator_protocol(ev)}}
 
     def _m_like(self, n):
         """``like_exemplars`` evaluation-split images, ``n // like_exemplars`` samples like each

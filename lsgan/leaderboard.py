@@ -1,0 +1,254 @@
+"""The equal-terms leaderboard: every method's recipe on one dataset, same budget, same evaluation.
+
+    python -m lsgan.leaderboard dataset=mnist data.root=../shared/data seeds=3 budget_minutes=30
+
+Each row is a recipe (``experiment=<row>``: coupled, clustergan, nemgan, slcgan, and the sngan and cgan
+baselines) trained ``seeds`` times for ``budget_minutes`` of wall time on one thread each (``parallel`` runs at a
+time), then evaluated by ``lsgan.evaluate`` with the same metrics, evaluator, reference split and number of
+samples. The table (mean ± std over seeds, no best-of-N) goes to ``<out>/leaderboard_<dataset>.md`` with one
+sample grid per row, a CSV beside it, and the console.
+
+A board resumes: a run that finished training (its ``board.json``) is not trained again, one already
+evaluated with the same ``n`` is not evaluated again. A run interrupted mid-training starts over, so every row
+keeps exactly its budget.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+ROWS = ("coupled", "clustergan", "nemgan", "slcgan", "sngan", "cgan")
+METRICS = ("cluster", "cond_acc", "variety", "classifier_fid", "classifier_prdc", "intra_fid")
+# (header, column of lsgan.runs' table)
+COLUMNS = (("ACC", "eval/cluster"), ("NMI", "eval/cluster/nmi"), ("ARI", "eval/cluster/ari"),
+           ("cond. acc", "eval/cond_acc"), ("variety", "eval/variety"), ("classifier FID", "eval/classifier_fid"),
+           ("precision", "eval/classifier_prdc/precision"), ("recall", "eval/classifier_prdc/recall"),
+           ("intra-FID", "eval/intra_fid"), ("iterations", "eval/iteration"))
+# The papers' own figure for the same dataset (their GPU budgets), shown beside each row.
+PAPER = {
+    "mnist": {"coupled": "cond. acc 0.72", "clustergan": "ACC 0.95", "nemgan": "h(x) ACC 0.961",
+              "slcgan": "ACC 0.973"},
+    "cifar10": {"coupled": "cond. acc 0.68, FID 29.71 (Inception)", "slcgan": "ACC 0.471"},
+}
+DEFAULTS = {"dataset": None, "seeds": "3", "budget_minutes": "30", "rows": ",".join(ROWS), "parallel": "2",
+            "n": "10000", "runs": "runs/leaderboard", "out": "docs", "data.root": None}
+HELP = f"""usage: python -m lsgan.leaderboard dataset=NAME [key=value ...]
+
+Train and evaluate every recipe on one dataset on equal terms; write the table.
+
+keys (shown with their defaults):
+  dataset=NAME            required: a dataset config (mnist, cifar10, ...)
+  data.root=DIR           where the data is (passed to every run and evaluation)
+  seeds=3                 seeds per row (0 .. seeds-1): mean ± std, no best-of-N
+  budget_minutes=30       wall-clock training budget of every run, one thread each
+  rows={DEFAULTS['rows']}
+                          recipes (experiment=<row>); sngan and cgan are the baselines
+  parallel=2              runs at a time (one core each)
+  n=10000                 generated samples per evaluation
+  runs=runs/leaderboard   where the runs go (<runs>/<dataset>/<row>/seed<k>)
+  out=docs                where leaderboard_<dataset>.md / .csv and the grids go
+  a.b=value               any other dotted key goes to every training run alike (e.g. model.g_width=32)
+
+Metrics: {', '.join(METRICS)} (lsgan.evaluate; a metric that does not apply to a row is skipped).
+Rerunning the same command resumes the board.
+
+example:
+  python -m lsgan.leaderboard dataset=mnist data.root=../shared/data seeds=3 budget_minutes=30
+"""
+
+
+class BoardError(ValueError):
+    """A bad argument: one line naming it."""
+
+
+def parse(argv: Sequence[str]) -> Dict[str, str]:
+    """The board's keys; any other dotted ``key=value`` (e.g. ``model.g_width=32``) goes to every training run
+    (the same for every row: equal terms), kept under ``extra`` as a list."""
+    args: Dict = dict(DEFAULTS, extra=[])
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key not in DEFAULTS and "." in key.lstrip("+~"):
+            args["extra"].append(arg)
+            continue
+        if not eq or key not in DEFAULTS:
+            raise BoardError(f"{arg}: not a key=value of lsgan.leaderboard (keys: {', '.join(DEFAULTS)}, "
+                             f"or a dotted key=value for every training run)")
+        args[key] = value
+    if not args["dataset"]:
+        raise BoardError("dataset=: required (e.g. dataset=mnist)")
+    for key in ("seeds", "parallel", "n"):
+        if not args[key].isdigit() or int(args[key]) < 1:
+            raise BoardError(f"{key}={args[key]}: need an integer >= 1")
+    try:
+        if float(args["budget_minutes"]) <= 0:
+            raise ValueError
+    except ValueError:
+        raise BoardError(f"budget_minutes={args['budget_minutes']}: need a number > 0") from None
+    unknown = [r for r in args["rows"].split(",") if r not in ROWS]
+    if unknown:
+        raise BoardError(f"rows={args['rows']}: {unknown[0]} is not a row; accepted: {', '.join(ROWS)}")
+    return args
+
+
+def run_dir(args: Dict[str, str], row: str, seed: int) -> Path:
+    return Path(args["runs"]) / args["dataset"] / row / f"seed{seed}"
+
+
+def _common(args: Dict[str, str]) -> List[str]:
+    return [f"data.root={args['data.root']}"] if args["data.root"] else []
+
+
+def train_one(args: Dict, row: str, seed: int) -> None:
+    """Train one run for the budget unless it already finished; an interrupted one starts over."""
+    where = run_dir(args, row, seed)
+    if (where / "board.json").is_file():
+        return
+    if where.exists():
+        shutil.rmtree(where)  # interrupted mid-training: the budget must be spent in one go
+    cmd = [sys.executable, "-m", "lsgan.run", f"experiment={row}", f"dataset={args['dataset']}", f"seed={seed}",
+           f"trainer.max_minutes={args['budget_minutes']}", f"run_dir={where}", "trainer.progress_bar=false",
+           *_common(args), *args["extra"]]
+    started = time.time()
+    _call(cmd, where.parent / f"{where.name}.train.log")
+    from lsgan.io import atomic_file
+
+    with atomic_file(where / "board.json", "w") as fh:
+        json.dump({"minutes": round((time.time() - started) / 60, 2), "command": cmd[1:]}, fh)
+
+
+def evaluate_one(args: Dict[str, str], row: str, seed: int) -> None:
+    where = run_dir(args, row, seed)
+    marker = where / "eval" / "board"
+    if marker.is_file() and marker.read_text().strip() == args["n"]:
+        return
+    cmd = [sys.executable, "-m", "lsgan.evaluate", f"ckpt={where / 'checkpoints' / 'last.ckpt'}",
+           f"metrics=[{','.join(METRICS)}]", f"n={args['n']}", "report=false", "log_run=false", *_common(args)]
+    _call(cmd, where.parent / f"{where.name}.eval.log", ok=(0, 1))  # 1: every metric skipped (none applies)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(args["n"] + "\n")
+
+
+def ensure_evaluator(args: Dict) -> None:
+    """Train the dataset's evaluator classifier once, before any run is evaluated (every row is judged by
+    the same one); nothing to do for unlabelled data or when the cache has it."""
+    import shlex
+
+    from omegaconf import OmegaConf
+
+    from lsgan.data.profile import profile_data
+    from lsgan.metrics.resolve import evaluator_path, train_evaluator_command
+
+    done = [run_dir(args, row, 0) for row in args["rows"].split(",")]
+    done = [d for d in done if (d / "config.yaml").is_file()]
+    if not done:
+        return
+    cfg = OmegaConf.load(done[0] / "config.yaml")
+    if cfg.data.get("attr") is None and cfg.data.name.startswith("celeba"):
+        return
+    size = int(cfg.data.size)
+    if os.path.isfile(os.path.expanduser(evaluator_path(cfg, size, profile_data(cfg.data).channels))):
+        return
+    command = shlex.split(train_evaluator_command(cfg, size))
+    _call([sys.executable, *command[1:]], Path(args["runs"]) / args["dataset"] / "evaluator.log")
+
+
+def _call(cmd: List[str], log: Path, ok: Sequence[int] = (0,)) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with open(log, "w") as fh:
+        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env).returncode
+    if rc not in ok:
+        raise RuntimeError(f"{' '.join(cmd[1:4])} ... failed (exit {rc}); its output: {log}")
+
+
+def board_rows(args: Dict[str, str]) -> List[dict]:
+    """The rows (one per recipe, seeds folded into mean ± std by ``lsgan.runs.group``)."""
+    from lsgan import runs as R
+
+    root = Path(args["runs"]) / args["dataset"]
+    rows = []
+    for row in args["rows"].split(","):
+        found = [r for r in R.find_runs([root / row]) if (r / "board.json").is_file()]
+        table = [{**R.run_row(r, root), "row": row} for r in found]
+        folded = R.group(table, ["row"], [c for _, c in COLUMNS]) if table else [{"row": row, "n": "0"}]
+        folded[0]["paper"] = PAPER.get(args["dataset"], {}).get(row, "-")
+        rows.append(folded[0])
+    return rows
+
+
+def render(args: Dict[str, str], rows: List[dict], style: str) -> str:
+    from lsgan import runs as R
+
+    named = [{**{h: r.get(c) for h, c in COLUMNS}, "method": r["row"], "seeds": r["n"], "paper": r["paper"]}
+             for r in rows]
+    headers = ["method", "seeds", *[h for h, _ in COLUMNS], "paper"]
+    return R.render(named, headers, style, folded=[h for h, _ in COLUMNS])
+
+
+def write(args: Dict[str, str], rows: List[dict]) -> Path:
+    from lsgan.io import atomic_file
+
+    out = Path(args["out"])
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    d = args["dataset"]
+    grids = []
+    for row in args["rows"].split(","):
+        grid = run_dir(args, row, 0) / "samples" / "latest.png"
+        if grid.is_file():
+            shutil.copyfile(grid, figures / f"leaderboard_{d}_{row}.png")
+            grids.append(f"**{row}**\n\n![{row}](figures/leaderboard_{d}_{row}.png)\n")
+    header = (f"# Leaderboard: {d}\n\nEqual terms: the training split of `dataset={d}`; every run "
+              f"{args['budget_minutes']} minutes of wall time on one CPU thread (the iterations each reached are a "
+              f"column); {args['seeds']} seeds per row, mean ± std, no best-of-N; every run evaluated by "
+              f"`lsgan.evaluate` on {args['n']} generated samples with the same evaluator classifier and reference "
+              f"split (docs/evaluation.md). ACC / NMI / ARI: the method's own clusterer on the evaluation split "
+              f"(Hungarian); cond. acc, variety, classifier FID, precision / recall, intra-FID: the generated "
+              f"images, on the evaluator's features. `-`: the metric does not apply to that row. The paper column "
+              f"is the paper's own figure at its (GPU) budget.\n\nReproduce:\n\n```\npython -m lsgan.leaderboard "
+              f"dataset={d}{' data.root=' + args['data.root'] if args['data.root'] else ''} seeds={args['seeds']} "
+              f"budget_minutes={args['budget_minutes']}\n```\n\n")
+    md = out / f"leaderboard_{d}.md"
+    with atomic_file(md, "w") as fh:
+        fh.write(header + render(args, rows, "markdown") + "\n\n## Samples (seed 0)\n\n" + "\n".join(grids))
+    with atomic_file(out / f"leaderboard_{d}.csv", "w") as fh:
+        fh.write(render(args, rows, "csv") + "\n")
+    return md
+
+
+def main(argv: Sequence[str] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(HELP)
+        return 0
+    try:
+        args = parse(argv)
+    except BoardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    jobs = [(row, seed) for seed in range(int(args["seeds"])) for row in args["rows"].split(",")]
+    try:
+        with ThreadPoolExecutor(int(args["parallel"])) as pool:
+            for _ in pool.map(lambda job: train_one(args, *job), jobs):
+                pass
+            ensure_evaluator(args)
+            for _ in pool.map(lambda job: evaluate_one(args, *job), jobs):
+                pass
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    rows = board_rows(args)
+    print(render(args, rows, "text"))
+    print(f"wrote {write(args, rows)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
