@@ -41,7 +41,7 @@ def test_a_board_of_two_rows_trains_evaluates_writes_and_resumes(tmp_path, capsy
     (tmp_path / "runs" / "digits" / "sngan" / "seed0" / "board.json").unlink()
     calls = []
     real_call = L._call
-    monkeypatch.setattr(L, "_call", lambda cmd, log, ok=(0,): (calls.append(cmd[2]), real_call(cmd, log, ok)))
+    monkeypatch.setattr(L, "_call", lambda cmd, log, **kw: (calls.append(cmd[2]), real_call(cmd, log, **kw)))
     assert L.main(args) == 0
     assert calls == ["lsgan.run", "lsgan.evaluate"]  # the interrupted run alone, trained anew and evaluated
     assert (tmp_path / "runs" / "digits" / "clustergan" / "seed0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
