@@ -33,7 +33,7 @@ from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, mode_seeking_loss, perceptual_loss
 from lsgan.methods.registry import register
-from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
+from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
@@ -272,29 +272,18 @@ class ClusterGAN(GANMethod):
         return self.split_code(self.E(x))[1]
 
     # ------------------------------------------------------------------ generate / infer
-    def _modes(self, n: int, condition) -> torch.Tensor:
-        k = self.num_conditions
-        if condition is None:
-            return even_conditions(n, k)
-        ids = torch.as_tensor(condition).long().reshape(-1).cpu()
-        if ids.numel() not in (1, n):
-            raise ValueError(f"condition: give one cluster id or {n}, got {ids.numel()}")
-        if ((ids < 0) | (ids >= k)).any():
-            raise ValueError(f"condition: cluster ids must be in 0..{k - 1}")
-        return ids.expand(n)
-
     @inference
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         """G(z) where z's first prior.dim columns are standard-normal noise turned into cluster ``condition``."""
         eps = z[:, :self.code_dim].to(self.device)
-        modes = self._modes(len(z), condition).to(self.device)
+        modes = self.condition_ids(len(z), condition, "cluster")
         return self.generator(self.latent_from_noise(eps, modes))
 
     @inference
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         """n images: z_c = e_k for ``condition=k`` (an id or n ids), all clusters evenly when None."""
         g = self.generator if use_ema else self.G
-        z, _ = self.draw_latent(n, modes=self._modes(n, condition))
+        z, _ = self.draw_latent(n, modes=self.condition_ids(n, condition, "cluster"))
         return g(z)
 
     @inference

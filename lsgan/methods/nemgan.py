@@ -415,11 +415,7 @@ class NEMGAN(GANMethod):
         through the normal CDF to the prior's U(±noise_width) noise and added to the code of
         ``condition`` (all modes evenly when None), so grid rows share their noise."""
         z = z.to(self.device)
-        k = self.prior.k
-        modes = (even_conditions(len(z), k, self.device) if condition is None
-                 else torch.as_tensor(condition, device=self.device).long().reshape(-1).expand(len(z)))
-        if ((modes < 0) | (modes >= k)).any():
-            raise ValueError(f"condition: modes must be in 0..{k - 1}")
+        modes = self.condition_ids(len(z), condition, "mode")
         noise = (torch.special.ndtr(z) * 2 - 1) * float(self.cfg.prior.noise_width)
         return self.generator(self.codes[modes] + noise)
 
