@@ -15,7 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from lsgan.io import DEFAULT_CACHE
 from lsgan.losses.gan import ADV_FORMS
-from lsgan.methods.registry import METHODS
 
 COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
 
@@ -77,6 +76,8 @@ def upgrade_saved_config(cfg) -> dict:
         method.setdefault("adv_loss", loss["name"])
         loss["name"] = "full"
     if "gp_weight" in loss:
+        from lsgan.methods.registry import METHODS  # here: lsgan.methods imports this module
+
         gp = loss.pop("gp_weight")
         schema = getattr(METHODS.get(method.get("name")), "Config", None)
         if schema is not None and "gp_weight" in schema.__dataclass_fields__:

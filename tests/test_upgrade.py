@@ -102,3 +102,15 @@ def test_a_checkpoint_saved_with_old_names_loads_and_resumes(tiny_cfg, tmp_path)
     assert (loaded.mcfg.clustering.weight, loaded.mcfg.zn_weight) == (1.0, 2.0)
     again = train(tiny_cfg(*args, "trainer.steps=3"), str(run))  # the settings check compares in today's spelling
     assert again.iteration == 3
+
+
+def test_a_fresh_process_checks_a_method_key_without_an_import_cycle():
+    """The command line's renamed-key check imports lsgan.upgrade before anything loaded lsgan.methods."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "-c", "import lsgan.upgrade, lsgan.compose as c; "
+                           "c.check_renamed_overrides(['method=nemgan', 'method.semi_fraction=0.05'])"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
