@@ -1,7 +1,6 @@
 """Lightning callbacks shared by every method: stopping, checkpoints, sample grids, progress."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -11,8 +10,37 @@ import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from lsgan.io import atomic_path
+from lsgan.errors import one_line
+from lsgan.io import atomic_path, atomic_torch_save
 from lsgan.nets.modes import eval_mode
+
+
+def write_checkpoint(trainer, path: Path, collective: bool = True) -> None:
+    """The trainer's full state (optimizers and loops resume from it) written to ``path`` through
+    :func:`lsgan.io.atomic_torch_save`: the temporary file is beside ``path``, removed on any failure, and a
+    full disk is a one-line :class:`~lsgan.errors.NoSpaceError`. Only rank 0 writes.
+
+    Not ``trainer.save_checkpoint``: Lightning's local writer stages the file in the system temp folder
+    and moves it, so a checkpoint needed space on two disks and a failed move left a partial file.
+    ``collective``: every rank calls this, and rank 0's failure reaches the others (no rank waits
+    forever at a barrier); False where only rank 0 calls it."""
+    checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)  # what save_checkpoint saves
+    failure = None
+    if trainer.is_global_zero:
+        try:
+            atomic_torch_save(checkpoint, path)
+        except Exception as exc:
+            if not collective:
+                raise
+            failure = exc
+    del checkpoint
+    if not collective:
+        return
+    message = trainer.strategy.broadcast(None if failure is None else one_line(failure), src=0)
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise RuntimeError(f"rank 0 could not write {path}: {message}")
 
 
 class StopAtIteration(pl.Callback):
@@ -43,9 +71,9 @@ class StopAtIteration(pl.Callback):
 class AtomicCheckpoint(pl.Callback):
     """``last.ckpt`` after every ``every`` iterations and at the end, plus numbered copies.
 
-    Each file is written to a temporary name and renamed, so a crash mid-write never leaves a
-    truncated checkpoint where a good one was. Only rank 0 writes (``trainer.save_checkpoint``
-    is rank-zero aware; the rename is guarded the same way).
+    Each file is written to a temporary name beside it and renamed (:func:`write_checkpoint`), so a crash
+    or a full disk mid-write never leaves a truncated checkpoint where a good one was, nor a partial file.
+    Only rank 0 writes.
     """
 
     def __init__(self, dirpath: str, every: int, steps: int, keep: Optional[int] = None):
@@ -64,12 +92,7 @@ class AtomicCheckpoint(pl.Callback):
             old.unlink(missing_ok=True)
 
     def _save(self, trainer, path: Path) -> None:
-        # a name of this process's own: two writers never share a temporary file
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        trainer.save_checkpoint(str(tmp), weights_only=False)  # the full state: optimizers and loops resume
-        if trainer.is_global_zero:
-            os.replace(tmp, path)
-        trainer.strategy.barrier("lsgan_checkpoint")
+        write_checkpoint(trainer, path)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         it = pl_module.iteration

@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from lsgan.errors import CLIError, ConfigError
+from lsgan.errors import CLIError, ConfigError, NoSpaceError
 
 HELP_FLAGS = ("-h", "--help")
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -278,7 +278,8 @@ def check_int(own: Dict[str, Any], key: str, minimum: Optional[int] = None, opti
 
 
 def run_cli(main) -> None:
-    """Run a CLI's ``main()``; a user mistake prints one ``error: ...`` line and exits 2."""
+    """Run a CLI's ``main()``; a user mistake prints one ``error: ...`` line and exits 2, a full disk
+    one line (the file, the space needed and free) and exits 1."""
     from hydra.errors import HydraException
 
     try:
@@ -286,6 +287,15 @@ def run_cli(main) -> None:
     except (CLIError, ConfigError, FileNotFoundError, HydraException) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:
+        from lsgan.io import is_no_space, no_space_error
+
+        if not is_no_space(exc):
+            raise
+        if not isinstance(exc, NoSpaceError):  # a writer other than lsgan.io's: its file, if it says
+            exc = no_space_error(exc, exc.filename)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(1)
 
 
 __all__ = ["CLIError", "Command", "Job", "Key", "check_bool", "check_int", "expand", "format_value", "parse_args",

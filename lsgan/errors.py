@@ -6,6 +6,8 @@ schema or the registries that ``lsgan.config.validate`` ties together.
 """
 from __future__ import annotations
 
+import errno
+
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -16,6 +18,21 @@ class ConfigError(ValueError):
 
 class CLIError(ValueError):
     """A bad command-line argument; its message is one line."""
+
+
+class NoSpaceError(OSError):
+    """A write stopped by a full disk (or quota); its message is one line naming the file, the space the
+    write needs and the space free. ``errno`` stays ENOSPC / EDQUOT for callers that test it."""
+
+    def __init__(self, message: str, code: int = errno.ENOSPC):
+        super().__init__(code, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):  # pickles (DDP, multiprocessing) with its message, not OSError's two arguments
+        return (type(self), (self.message, self.errno))
 
 
 def one_line(exc: BaseException) -> str:
@@ -42,4 +59,4 @@ def check_choice(path: str, value, accepted) -> None:
         raise ConfigError(f"{path}={value!r} is not accepted; accepted values: {', '.join(map(str, accepted))}")
 
 
-__all__ = ["CLIError", "ConfigError", "check_choice", "merge_node", "one_line"]
+__all__ = ["CLIError", "ConfigError", "NoSpaceError", "check_choice", "merge_node", "one_line"]

@@ -7,7 +7,9 @@ Writes ``DIR/metrics.json`` ({"checkpoint", "method", "dataset", "iteration", "e
 
 ``metrics`` defaults to the run's ``metrics.names`` or, when empty, every metric that needs no
 Inception pass (classifier_fid, cond_acc, variety, cluster, modes, knn); metrics that do not
-apply are skipped with the reason. Other arguments: ``n=`` (generated samples; default
+apply are skipped with the reason (``variety``, added beside ``cond_acc``, only appears when measured).
+When every requested metric is skipped, nothing is written and the command stops in one line giving
+each reason. Other arguments: ``n=`` (generated samples; default
 ``metrics.n_samples``), ``device=auto|cpu|cuda``, ``html=false``, ``report=true``, ``log_run=true`` (a run
 trained with ``logger=wandb`` / ``tensorboard`` gets the numbers and pictures under ``eval/`` in its own
 W&B run / TensorBoard dir; ``false``: files only), and dotted
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
+from lsgan.errors import ConfigError
 from lsgan.io import atomic_file
 from lsgan.loading import checkpoint_file, load_datamodule, load_method, output_dir_of, resolve_device, run_dir_of
 
@@ -68,14 +71,15 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
     if names:
         canonical_names(names, "metrics")  # a typo fails before the checkpoint is loaded
     method, cfg = load_method(ckpt, resolve_device(device), overrides)
-    names = canonical_names(list(names) if names else (list(cfg.metrics.names) or DEFAULT_METRICS))
+    requested = canonical_names(list(names) if names else (list(cfg.metrics.names) or DEFAULT_METRICS),
+                                companions=False)
+    names = canonical_names(requested)
     run_dir = run_dir_of(ckpt)
     out = Path(out_dir) if out_dir else output_dir_of(ckpt, "eval")
-    out.mkdir(parents=True, exist_ok=True)
     dm = load_datamodule(cfg)
     suite = MetricSuite(method, dm, cfg, evaluator=evaluator, inception=inception, log=log)
     start = time.time()
-    results = suite.compute(names, n)
+    results = kept_results(suite.compute(names, n), requested)
     doc = {
         "checkpoint": str(Path(str(ckpt)).expanduser().absolute()),
         "method": cfg.method.name,
@@ -87,6 +91,7 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
         "metrics": results,
     }
     text = json.dumps(doc, indent=2, allow_nan=False)  # fails before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     with atomic_file(out / "metrics.json", "w") as fh:
         fh.write(text)
     if report:
@@ -115,6 +120,19 @@ def evaluate(ckpt, names: Optional[Sequence[str]] = None, out_dir=None, n: Optio
             log(f"[lsgan] logged {len(row)} numbers and {len(figures)} pictures under eval/ at iteration "
                 f"{doc['iteration']} to {where}")
     return doc
+
+
+def kept_results(results: Dict[str, dict], requested: Sequence[str]) -> Dict[str, dict]:
+    """The results worth writing: every requested metric's, and a companion's (``variety`` beside
+    ``cond_acc``) only when it measured something: a skip is recorded only for a metric the user asked for.
+    Nothing measured at all is a one-line ConfigError giving each metric's reason, before anything is
+    written (an earlier metrics.json is kept)."""
+    kept = {k: v for k, v in results.items() if k in requested or "skipped" not in v}
+    if all("skipped" in results[k] for k in requested):
+        reasons = "; ".join(f"{k} ({' '.join(str(results[k]['skipped']).split())})" for k in requested)
+        raise ConfigError(f"metrics=[{','.join(requested)}]: nothing measured, every requested metric was skipped: "
+                          f"{reasons}")
+    return kept
 
 
 def main(argv: Optional[Sequence[str]] = None):

@@ -9,7 +9,8 @@
   keys of :data:`SAFE_TO_CHANGE` (budget, cadence, logging, metrics, devices) simply apply.
   Learning rates are method hyper-parameters: the restored optimizer state carries the old ones.
 * :class:`RunDirLock` keeps a second process out of a run dir in use; a stale lock (its owner
-  is dead) is taken over.
+  is dead) is taken over. Under it, :func:`remove_unfinished_writes` deletes the temporary files a
+  killed checkpoint write left behind.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from lsgan.errors import ConfigError
+from lsgan.io import is_no_space, no_space_error
 
 # Dotted-key prefixes whose change does not alter what the checkpoint's nets were trained as.
 SAFE_TO_CHANGE = ("trainer.", "metrics.", "logger.", "run_dir", "resume", "force_resume", "data.root",
@@ -188,8 +190,14 @@ class RunDirLock:
                     continue
                 raise ConfigError(f"run_dir={self.path.parent} is in use by process {pid} on {owner_host} "
                                   f"(lock {self.path}); wait for it to finish, or use another run_dir") from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{me} {host} {int(time.time())}\n")
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(f"{me} {host} {int(time.time())}\n")
+            except OSError as exc:  # a full disk: no half-written lock left to look stale or alive
+                self.path.unlink(missing_ok=True)
+                if is_no_space(exc):
+                    raise no_space_error(exc, self.path) from exc
+                raise
             self.held = True
             return self
         raise ConfigError(f"run_dir={self.path.parent}: could not take the lock {self.path}")
@@ -204,6 +212,34 @@ class RunDirLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+# What an interrupted checkpoint write leaves in checkpoints/: lsgan.io's temporary files (".last-k2x9.tmp";
+# ".best-k2x9.ckpt" from older versions) and the "last.ckpt.<pid>.tmp" files of older versions.
+UNFINISHED_WRITES = (".*.tmp", ".*.ckpt", "*.ckpt.*.tmp")
+
+
+def remove_unfinished_writes(ckpt_dir: Path) -> List[Path]:
+    """Delete what killed checkpoint writes left in ``ckpt_dir`` (a process killed mid-write cannot clean
+    up; its partial file would hold disk space forever). Call it holding the run dir's lock: no other
+    process writes there then. Says what it freed; returns the files removed."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    found = sorted({p for pattern in UNFINISHED_WRITES for p in ckpt_dir.glob(pattern) if p.is_file()})
+    removed, freed = [], 0
+    for p in found:
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except OSError:
+            continue
+        removed.append(p)
+        freed += size
+    if removed:
+        print(f"[lsgan] removed {len(removed)} unfinished checkpoint file(s) of an interrupted write "
+              f"({freed / 1e6:.1f} MB) from {ckpt_dir}: {', '.join(p.name for p in removed)}", flush=True)
+    return removed
 
 
 def is_launching_process() -> bool:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lsgan.compose import (CONF_DIR, GROUPS, KEY_HINTS, PATH_KEYS, check_renamed_overrides, compose_config,  # noqa: F401
                            group_choices, precheck_overrides, quote_path_override, run_dir_name, run_name)
-from lsgan.errors import ConfigError
+from lsgan.errors import ConfigError, NoSpaceError
 
 
 @dataclass
@@ -75,7 +75,7 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     checkpoint and the same settings (``lsgan.resume``).
     """
     from lsgan.config import check_device, validate
-    from lsgan.resume import RunDirLock, is_launching_process
+    from lsgan.resume import RunDirLock, is_launching_process, remove_unfinished_writes
     from lsgan.train_extractor import ensure_extractor_weights
 
     cfg = validate(cfg)
@@ -88,6 +88,8 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     try:
         if lock is not None:
             lock.acquire()
+            # a write killed mid-way (no chance to clean up) would hold its disk space for good
+            remove_unfinished_writes(run_dir / "checkpoints")
         return _train_in(cfg, run_dir, callbacks, overrides)
     finally:
         if lock is not None:
@@ -303,11 +305,12 @@ def config_callbacks(cfg: DictConfig) -> list:
 def _save_config(cfg: DictConfig, run_dir: Path, overrides: Optional[List[str]] = None) -> None:
     from lsgan.io import atomic_file
 
-    with atomic_file(run_dir / "config.yaml", "w") as fh:
-        fh.write(OmegaConf.to_yaml(cfg, resolve=True))
+    files = {"config.yaml": OmegaConf.to_yaml(cfg, resolve=True)}
     if overrides is not None:
-        with atomic_file(run_dir / "overrides.yaml", "w") as fh:
-            fh.write(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+        files["overrides.yaml"] = OmegaConf.to_yaml(OmegaConf.create(list(overrides)))
+    for name, text in files.items():
+        with atomic_file(run_dir / name, "w", size=len(text.encode())) as fh:
+            fh.write(text)
 
 
 def _hydra_entry():
@@ -316,12 +319,19 @@ def _hydra_entry():
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def _main(cfg: DictConfig) -> None:
+        from lsgan.io import is_no_space, no_space_error
         from lsgan.methods.base import DivergenceError
 
         run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
         try:
-            train(cfg, run_dir, overrides=list(HydraConfig.get().overrides.task))
-        except (ConfigError, DivergenceError) as exc:
+            try:
+                train(cfg, run_dir, overrides=list(HydraConfig.get().overrides.task))
+            except OSError as exc:
+                # a full disk outside lsgan's own atomic writes (a logger's rows, say): the same one line
+                if isinstance(exc, NoSpaceError) or not is_no_space(exc):
+                    raise
+                raise no_space_error(exc, exc.filename or run_dir) from exc
+        except (ConfigError, DivergenceError, NoSpaceError) as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
             if HydraConfig.get().mode.name == "RUN":
                 sys.exit(1)

@@ -349,11 +349,14 @@ def test_evaluate_writes_json_and_report_with_pictures(ckpts, cache_dir, tmp_pat
 def test_evaluate_without_evaluator_skips_with_the_command_to_run(ckpts, tmp_path):
     from lsgan.evaluate import evaluate
 
-    doc = evaluate(ckpts["sngan"], ["classifier_fid", "cond_acc"], tmp_path, n=10, device="cpu",
-                   overrides=[f"metrics.cache_dir={tmp_path / 'empty'}"], report=False, log=lambda s: None)
-    assert "python -m lsgan.train_evaluator dataset=digits" in doc["metrics"]["classifier_fid"]["skipped"]
-    # sngan's cond_acc is the unconditional baseline, which needs the evaluator too
-    assert "python -m lsgan.train_evaluator dataset=digits" in doc["metrics"]["cond_acc"]["skipped"]
+    # sngan's cond_acc is the unconditional baseline, which needs the evaluator too: nothing is measured
+    with pytest.raises(ConfigError) as err:
+        evaluate(ckpts["sngan"], ["classifier_fid", "cond_acc"], tmp_path, n=10, device="cpu",
+                 overrides=[f"metrics.cache_dir={tmp_path / 'empty'}"], report=False, log=lambda s: None)
+    msg = str(err.value)
+    assert "classifier_fid (no evaluator classifier at" in msg and "cond_acc (no evaluator classifier at" in msg
+    assert msg.count("python -m lsgan.train_evaluator dataset=digits") == 2 and "variety" not in msg
+    assert not (tmp_path / "metrics.json").exists()
     with pytest.raises(ConfigError, match="metrics: 'fidd' is not accepted"):
         evaluate(ckpts["sngan"], ["fidd"], tmp_path)
 

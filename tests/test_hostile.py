@@ -5,7 +5,10 @@ one line naming the bad field or file, and that an existing run dir is left as i
 """
 from __future__ import annotations
 
+import errno
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,8 +21,9 @@ import pytest
 import torch
 
 from lsgan.config import ConfigError, validate
+from lsgan.errors import NoSpaceError
 from lsgan.run import train
-from tests.conftest import REPO, SHARED, needs_shared
+from tests.conftest import REPO, SHARED, TINY, needs_shared
 from tests.test_run import CLI_ENV, cli, state, stop_with_signal_and_resume
 
 
@@ -276,3 +280,187 @@ def test_sample_and_evaluate_take_a_run_dir_for_its_last_checkpoint(sngan_cfg, t
     res = subprocess.run([sys.executable, "-m", "lsgan.evaluate", f"ckpt={tmp_path / 'empty'}"], cwd=REPO,
                          env=CLI_ENV, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "no checkpoints/last.ckpt" in one_line(res.stderr)
+
+
+# --------------------------------------------------------------------------- a full disk
+def _disk_fills_at(monkeypatch, where: str) -> None:
+    """The next checkpoint write finds the disk full: in torch.save's writes to the file, or at its rename."""
+    if where == "write":
+        real = torch.save
+
+        def save(obj, f, *args, **kwargs):
+            if hasattr(f, "fileno"):  # a real file; the counting sink that measures the size still works
+                f.write(b"x" * 100_000)
+                f.flush()
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(obj, f, *args, **kwargs)
+
+        monkeypatch.setattr(torch, "save", save)
+    else:
+        real_replace = os.replace
+
+        def replace(src, dst, **kwargs):
+            if str(dst).endswith(".ckpt"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_replace(src, dst, **kwargs)
+
+        monkeypatch.setattr(os, "replace", replace)
+
+
+def leftovers(run_dir: Path) -> list:
+    return [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".last")]
+
+
+@pytest.mark.parametrize("where", ["write", "rename"])
+def test_a_full_disk_at_a_checkpoint_is_one_line_keeps_last_ckpt_and_the_run_resumes(sngan_cfg, tmp_path,
+                                                                                     monkeypatch, capsys, where):
+    train(sngan_cfg("trainer.steps=2"), tmp_path)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    good = last.read_bytes()
+    with monkeypatch.context() as patch:
+        _disk_fills_at(patch, where)
+        with pytest.raises(NoSpaceError) as err:
+            train(sngan_cfg("trainer.steps=4"), tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(f"no space left on device writing {last} (needs ~") and msg.endswith(" MB free)"), msg
+    needed = float(msg.split("needs ~")[1].split(" MB")[0])
+    assert abs(needed - len(good) / 1e6) < 0.2 and "\n" not in msg  # the checkpoint's own size
+    assert last.read_bytes() == good and leftovers(tmp_path) == [] and not (tmp_path / ".lock").exists()
+    capsys.readouterr()
+    res = train(sngan_cfg("trainer.steps=4"), tmp_path)  # space is back: the same command resumes
+    assert "(iteration 2)" in capsys.readouterr().out and res.iteration == 4
+    assert state(last)["lsgan"]["iteration"] == 4
+
+
+def test_a_full_disk_from_the_cli_is_one_line_and_exit_1(sngan_cfg, tmp_path):
+    run_dir = tmp_path / "run"
+    train(sngan_cfg("trainer.steps=2"), run_dir)
+    good = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    args = ["method=sngan", "dataset=digits", *[o for o in TINY if not o.startswith("trainer.steps")],
+            "trainer.steps=3", f"run_dir={run_dir}"]
+    # the CLI in a process whose disk fills at the next checkpoint write
+    script = ("import errno, os, sys, torch\n"
+              "real = torch.save\n"
+              "def save(obj, f, *a, **k):\n"
+              "    if hasattr(f, 'fileno'):\n"
+              "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
+              "    return real(obj, f, *a, **k)\n"
+              "torch.save = save\n"
+              "from lsgan.run import main\n"
+              "sys.argv = ['lsgan.run'] + sys.argv[1:]\n"
+              "main()\n")
+    res = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, env=CLI_ENV, capture_output=True, text=True,
+                         timeout=240)
+    assert res.returncode == 1, res.stderr[-2000:]
+    line = one_line(res.stderr)
+    assert line.startswith(f"error: no space left on device writing {run_dir / 'checkpoints' / 'last.ckpt'} (needs ~")
+    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == good and leftovers(run_dir) == []
+
+
+def test_files_of_a_killed_checkpoint_write_are_removed_by_the_next_run(sngan_cfg, tmp_path, capsys):
+    train(sngan_cfg("trainer.steps=2"), tmp_path)
+    ckpts = tmp_path / "checkpoints"
+    for name in (".last-k2x9ab.tmp", "last.ckpt.4242.tmp", ".best-k2x9ab.ckpt"):  # this and older versions' names
+        (ckpts / name).write_bytes(b"x" * 5000)
+    capsys.readouterr()
+    assert train(sngan_cfg("trainer.steps=3"), tmp_path).iteration == 3
+    assert "removed 3 unfinished checkpoint file(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]
+
+
+def _can_mount_a_small_disk() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "d=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs \"$d\""],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_really_full_disk_keeps_the_last_checkpoint_and_a_rerun_after_freeing_space_resumes(tmp_path):
+    """The same on a real small filesystem (a tmpfs in a private mount namespace)."""
+    if not _can_mount_a_small_disk():
+        pytest.skip("cannot mount a small tmpfs here (needs unshare and user namespaces)")
+    mnt, run_dir = tmp_path / "disk", tmp_path / "disk" / "run"
+    mnt.mkdir()
+    args = ["method=sngan", "dataset=digits", "trainer.progress_bar=false", "model.g_width=8", "model.d_width=8",
+            "trainer.ckpt_every=0", f"run_dir={run_dir}"]
+    first = " ".join(shlex.quote(a) for a in [*args, "trainer.steps=2"])
+    again = " ".join(shlex.quote(a) for a in [*args, "trainer.steps=4"])
+    py = f"{shlex.quote(sys.executable)} -m lsgan.run"
+    # 1: train 2 iterations; 2: fill the disk, resume to 4 (fails at the end); 3: free it, the same command resumes
+    script = f"""
+mount -t tmpfs -o size=8m tmpfs {mnt} || exit 99
+{py} {first} > {tmp_path}/out1 2>&1 || exit 91
+ckpt=$(stat -c %s {run_dir}/checkpoints/last.ckpt)
+free=$(df -B1 --output=avail {mnt} | tail -1)
+head -c $((free - ckpt / 2)) /dev/zero > {mnt}/filler 2>/dev/null
+cp {run_dir}/checkpoints/last.ckpt {tmp_path}/good.ckpt
+{py} {again} > {tmp_path}/out2 2>&1; echo $? > {tmp_path}/rc2
+ls -a {run_dir}/checkpoints > {tmp_path}/ls2
+rm {mnt}/filler
+{py} {again} > {tmp_path}/out3 2>&1; echo $? > {tmp_path}/rc3
+cp {run_dir}/checkpoints/last.ckpt {tmp_path}/final.ckpt
+"""
+    res = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, env=CLI_ENV, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, (res.stderr + (tmp_path / "out1").read_text())[-2000:]
+    assert (tmp_path / "rc2").read_text().strip() == "1"
+    line = one_line((tmp_path / "out2").read_text().split("\n", 1)[1])  # after the "resuming from" line
+    assert line.startswith(f"error: no space left on device writing {run_dir}/checkpoints/last.ckpt (needs ~"), line
+    assert (tmp_path / "ls2").read_text().split() == [".", "..", "last.ckpt"]  # no temporary file
+    assert (tmp_path / "rc3").read_text().strip() == "0", (tmp_path / "out3").read_text()[-2000:]
+    assert "(iteration 2)" in (tmp_path / "out3").read_text()
+    assert state(tmp_path / "final.ckpt")["lsgan"]["iteration"] == 4
+
+
+# --------------------------------------------------------------------------- evaluate: nothing measured
+def test_evaluate_with_every_requested_metric_skipped_is_one_line_and_writes_nothing(sngan_cfg, tmp_path):
+    train(sngan_cfg("trainer.steps=1"), tmp_path / "run")
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"earlier": 1}\n')  # an earlier evaluation is not overwritten by skips
+    res = subprocess.run([sys.executable, "-m", "lsgan.evaluate", f"ckpt={tmp_path / 'run'}", "metrics=[cond_acc]",
+                          f"out={out}", f"metrics.cache_dir={tmp_path / 'no_evaluators'}"], cwd=REPO, env=CLI_ENV,
+                         capture_output=True, text=True, timeout=240)
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = one_line(res.stderr)
+    assert line.startswith("error: metrics=[cond_acc]: nothing measured, every requested metric was skipped: "
+                           "cond_acc (no evaluator classifier at "), line
+    assert "variety" not in line  # a metric the user did not ask for
+    assert (out / "metrics.json").read_text() == '{"earlier": 1}\n' and sorted(os.listdir(out)) == ["metrics.json"]
+
+
+def test_evaluate_records_a_skip_only_for_a_metric_the_user_asked_for():
+    from lsgan.evaluate import kept_results
+
+    value, skip = {"value": 0.5}, {"skipped": "why"}
+    # variety comes with cond_acc: kept when it measured something, dropped when it was skipped
+    assert kept_results({"cond_acc": value, "variety": skip}, ["cond_acc"]) == {"cond_acc": value}
+    assert kept_results({"cond_acc": value, "variety": value}, ["cond_acc"]) == {"cond_acc": value, "variety": value}
+    assert kept_results({"cluster": skip, "knn": value}, ["cluster", "knn"]) == {"cluster": skip, "knn": value}
+    with pytest.raises(ConfigError) as err:
+        kept_results({"cond_acc": {"skipped": "no evaluator"}, "variety": value, "knn": {"skipped": "no\nfeatures"}},
+                     ["cond_acc", "knn"])
+    assert str(err.value) == ("metrics=[cond_acc,knn]: nothing measured, every requested metric was skipped: "
+                              "cond_acc (no evaluator); knn (no features)")
+
+
+# --------------------------------------------------------------------------- how soon a mistake is answered
+@pytest.mark.parametrize("arg,needle", [
+    ("method=nope", "method=nope is not a known choice"),
+    ("trainer.max_steps=5", "did you mean trainer.steps"),
+    ("+trainer.nope=1", "trainer.nope is not a config key"),
+])
+def test_a_wrong_choice_or_key_is_answered_before_torch_is_imported(arg, needle):
+    script = ("import sys\n"
+              "from lsgan.run import main\n"
+              "sys.argv = ['lsgan.run'] + sys.argv[1:]\n"
+              "try:\n"
+              "    main()\n"
+              "except SystemExit as exc:\n"
+              "    print('exit', exc.code, 'torch' in sys.modules, 'pytorch_lightning' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", script, arg], cwd=REPO, env=CLI_ENV, capture_output=True, text=True,
+                         timeout=120)
+    assert res.stdout.split() == ["exit", "2", "False", "False"], res.stdout + res.stderr[-2000:]
+    assert needle in one_line(res.stderr)

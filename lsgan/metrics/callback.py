@@ -14,7 +14,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from lsgan.io import atomic_path
+from lsgan.callbacks import write_checkpoint
 from lsgan.metrics.results import flatten_scalars
 from lsgan.metrics.suite import MetricSuite, canonical_names
 
@@ -76,9 +76,7 @@ class MetricsCallback(pl.Callback):
             return
         self._best = value
         path = self.run_dir / "checkpoints" / "best.ckpt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, suffix=".ckpt") as tmp:
-            trainer.save_checkpoint(str(tmp), weights_only=False)  # the full state: optimizers and loops resume
+        write_checkpoint(trainer, path, collective=False)  # rank 0 only, as the evaluation
         print(f"[lsgan] best {key}={value:.4g} at iteration {pl_module.iteration}: {path}", flush=True)
 
     def _warn_once(self, key: str, message: str) -> None:

@@ -81,9 +81,10 @@ class Skip(Exception):
     """A metric does not apply; the message is the stated reason."""
 
 
-def canonical_names(names: Sequence[str], field: str = "metrics.names") -> List[str]:
+def canonical_names(names: Sequence[str], field: str = "metrics.names", companions: bool = True) -> List[str]:
     """Validated metric names (aliases resolved, duplicates dropped, order kept); requesting
-    ``cond_acc`` adds ``variety`` beside it (accuracy alone rewards one perfect image per condition)."""
+    ``cond_acc`` adds ``variety`` beside it (accuracy alone rewards one perfect image per condition),
+    unless ``companions`` is False (the names as requested)."""
     out: List[str] = []
     for raw in names:
         name = ALIASES.get(str(raw), str(raw))
@@ -91,7 +92,7 @@ def canonical_names(names: Sequence[str], field: str = "metrics.names") -> List[
             raise ConfigError(f"{field}: {raw!r} is not accepted; accepted values: {', '.join(METRICS)}")
         if name not in out:
             out.append(name)
-        if name == "cond_acc" and "variety" not in out:
+        if companions and name == "cond_acc" and "variety" not in out:
             out.append("variety")
     return out
 
