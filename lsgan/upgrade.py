@@ -17,6 +17,7 @@ from lsgan.io import DEFAULT_CACHE
 from lsgan.losses.gan import ADV_FORMS
 
 COUPLED_G_LOSS = {"ns": "ns", "saturating": "minimax"}  # old method.g_loss -> method.adv_loss
+GP_METHODS = ("sngan", "clustergan", "nemgan")  # the methods whose config has method.gp_weight (adv_loss=wgan_gp)
 
 # Options that went because no paper defines them and no recipe used them, with the value that gave
 # today's behaviour. A saved config holding that value upgrades silently; any other value is dropped with
@@ -76,11 +77,8 @@ def upgrade_saved_config(cfg) -> dict:
         method.setdefault("adv_loss", loss["name"])
         loss["name"] = "full"
     if "gp_weight" in loss:
-        from lsgan.methods.registry import METHODS  # here: lsgan.methods imports this module
-
         gp = loss.pop("gp_weight")
-        schema = getattr(METHODS.get(method.get("name")), "Config", None)
-        if schema is not None and "gp_weight" in schema.__dataclass_fields__:
+        if method.get("name") in GP_METHODS:
             method.setdefault("gp_weight", gp)
     if "g_loss" in method:
         g = method.pop("g_loss")

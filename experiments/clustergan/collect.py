@@ -34,14 +34,14 @@ COLUMNS = [("ACC", "cluster", "acc"), ("NMI", "cluster", "nmi"), ("ARI", "cluste
            ("variety", "variety", "value"), ("classifier FID", "classifier_fid", "value"),
            ("P (eval)", "classifier_prdc", "precision"), ("R (eval)", "classifier_prdc", "recall"),
            ("FID", "fid", "value"), ("P", "prdc", "precision"), ("R", "prdc", "recall")]
-SETTINGS = ("prior", "dim", "sigma", "adv_loss", "beta_p", "seed", "iteration")
+SETTINGS = ("prior", "dim", "sigma", "adv_loss", "perceptual_weight", "seed", "iteration")
 
 
 def settings(cfg: dict, iteration: int) -> dict:
     """The run's setting columns (``cfg``: :func:`_common.checkpoint_info`'s, in today's spelling: the adversarial
     form is method.adv_loss; clustergan's loss= has only full)."""
     return {"prior": cfg["prior"]["name"], "dim": int(cfg["prior"]["dim"]), "sigma": float(cfg["prior"]["sigma"]),
-            "adv_loss": cfg["method"].get("adv_loss", "wgan_gp"), "beta_p": float(cfg["method"]["beta_p"]),
+            "adv_loss": cfg["method"].get("adv_loss", "wgan_gp"), "perceptual_weight": float(cfg["method"]["perceptual_weight"]),
             "seed": int(cfg.get("seed", 0)), "iteration": iteration}
 
 
