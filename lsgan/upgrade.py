@@ -99,7 +99,7 @@ def _drop_removed(method: dict, loss: dict) -> None:
         value = method.pop(key)
         if name == "slcgan" and key in ("mi_weight", "aug_weight") and value == 0 and loss.get("name") == "full":
             loss["name"] = "no_mi" if key == "mi_weight" else "no_aug"
-        elif neutral is not None and value != neutral and not (isinstance(value, str) and str(neutral) in value):
+        elif neutral is not None and value != neutral:
             warnings.warn(f"method.{key}={value}: this run was trained with an option lsgan no longer has "
                           f"(today: {neutral}); its weights load, and a resume continues with today's behaviour",
                           stacklevel=3)
