@@ -3,8 +3,8 @@ line's choices and keys in one line before Hydra, and naming runs.
 
 ``lsgan.run`` (the training CLI) and the other command lines (``lsgan.extract``, ``lsgan.train_extractor``,
 ``lsgan.train_evaluator``, ``lsgan.loading``'s override check) compose configs through here; tests, benchmarks
-and notebooks call ``compose_config``. Importing it registers the ``lsgan.dir_name`` resolver that
-``conf/config.yaml``'s ``hydra.run.dir`` uses. It imports only omegaconf at module level, so ``python -m
+and notebooks call ``compose_config``. Importing it registers the ``lsgan.run_dir`` and ``lsgan.dir_name``
+resolvers that ``conf/config.yaml``'s ``hydra.run.dir`` uses. It imports only omegaconf at module level, so ``python -m
 lsgan.run --help`` starts without torch; the config schema (``lsgan.config``) and the method registry
 are imported where a check needs them.
 """
@@ -42,10 +42,17 @@ def run_dir_name(name: str, overrides: str = "") -> str:
     return name
 
 
+def output_dir(run_dir, name: str, overrides: str = "") -> str:
+    """Hydra's output dir for a run (the ``lsgan.run_dir`` resolver of conf/config.yaml's ``hydra.run.dir``):
+    ``run_dir`` when the command line set it, so nothing is written outside it, else ``runs/<run_dir_name>``."""
+    return str(run_dir) if run_dir not in (None, "") else f"runs/{run_dir_name(name, overrides)}"
+
+
 OmegaConf.register_new_resolver("lsgan.dir_name", run_dir_name, replace=True)
+OmegaConf.register_new_resolver("lsgan.run_dir", output_dir, replace=True)
 
 GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics", "callbacks",
-          "experiment")
+          "experiment", "hparams_search")
 # Keys other frameworks use for what lsgan calls otherwise: named in the unknown-key message.
 KEY_HINTS = {"trainer.max_steps": "trainer.steps", "trainer.max_epochs": "trainer.steps",
              "trainer.max_time": "trainer.max_minutes", "data.path_root": "data.root"}
@@ -160,6 +167,8 @@ def precheck_overrides(argv: List[str], check_keys: bool = False) -> None:
             for v in value.split(","):
                 if v not in accepted:
                     raise ConfigError(f"{key}={v} is not a known choice; accepted values: {', '.join(accepted)}")
+            if key == "hparams_search":
+                check_search_plugin(value)
             groups.append(f"{key}={value.split(',')[0]}")
         elif "/" not in key and not key.startswith("callbacks."):  # callbacks.<name>.*: free-form, from _target_
             keys.append(key)
@@ -176,6 +185,16 @@ def precheck_overrides(argv: List[str], check_keys: bool = False) -> None:
                 known = ", ".join(str(k) for k in node)
                 hint = f"; did you mean {KEY_HINTS[key]}?" if key in KEY_HINTS else ""
                 raise ConfigError(f"{key} is not a config key{hint} ({where}: {known})")
+
+
+def check_search_plugin(choice: str) -> None:
+    """``hparams_search=`` needs Hydra's Optuna sweeper plugin (an optional extra): one line saying how to get it,
+    before Hydra fails to find ``hydra/sweeper/optuna``."""
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None:
+        raise ConfigError(f"hparams_search={choice} needs Hydra's Optuna sweeper: pip install '.[search]' "
+                          f"(or pip install hydra-optuna-sweeper)")
 
 
 def run_name(cfg: DictConfig) -> str:

@@ -11,10 +11,10 @@ import signal
 import sys
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,6 +30,9 @@ class RunResult:
     samples: Path
     metrics_csv: Path
     iteration: int
+    # the numbers of the run's latest evaluation (metrics.names), e.g. {"cluster/acc": 0.97}; empty without one
+    metrics: Dict[str, float] = field(default_factory=dict)
+    optimized: Optional[float] = None  # metrics[optimized_metric], what a Hydra sweeper (hparams_search) optimizes
 
 
 def build_datamodule(cfg: DictConfig):
@@ -75,25 +78,35 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     checkpoint and the same settings (``lsgan.resume``).
     """
     from lsgan.config import check_device, validate
+    from lsgan.console import run_log
+    from lsgan.methods.base import DivergenceError
     from lsgan.resume import RunDirLock, is_launching_process, remove_unfinished_writes
     from lsgan.train_extractor import ensure_extractor_weights
 
     cfg = validate(cfg)
     check_device(cfg)
-    cfg = ensure_extractor_weights(cfg)  # extractor=auto on photographs: this data's RotNet, trained if missing
     run_dir = Path(run_dir or cfg.run_dir or "runs/default").absolute()
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunDirLock(run_dir) if is_launching_process() else None
+    log = run_dir / "run.log"
+    new_log, failed = not log.exists(), True
     try:
-        if lock is not None:
-            lock.acquire()
-            # a write killed mid-way (no chance to clean up) would hold its disk space for good
-            remove_unfinished_writes(run_dir / "checkpoints")
-        return _train_in(cfg, run_dir, callbacks, overrides)
+        if lock is None:
+            return _train_in(ensure_extractor_weights(cfg), run_dir, callbacks, overrides)
+        lock.acquire()
+        # a write killed mid-way (no chance to clean up) would hold its disk space for good
+        remove_unfinished_writes(run_dir / "checkpoints")
+        with run_log(log, errors=(ConfigError, DivergenceError, NoSpaceError)):  # the console, kept with the run
+            cfg = ensure_extractor_weights(cfg)  # extractor=auto on photographs: this data's RotNet, trained if missing
+            result = _train_in(cfg, run_dir, callbacks, overrides)
+        failed = False
+        return result
     finally:
         if lock is not None:
             lock.release()
+        if failed and lock is not None and new_log and {p.name for p in run_dir.iterdir()} == {"run.log"}:
+            log.unlink()  # a run refused before writing anything keeps no log of it
         if created and not any(run_dir.iterdir()):
             run_dir.rmdir()  # a run that failed before writing anything leaves no stray dir
 
@@ -134,7 +147,8 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
         SampleGrid(str(run_dir / "samples"), cfg.trainer.sample_every, steps),
         AtomicCheckpoint(str(ckpt_dir), cfg.trainer.ckpt_every, steps, cfg.trainer.keep_checkpoints),
     ]
-    callbacks += extra_callbacks(cfg, run_dir)
+    evaluation = extra_callbacks(cfg, run_dir)
+    callbacks += evaluation
     own = config_callbacks(cfg)
     callbacks += own
     if cfg.trainer.progress_bar and not any(isinstance(c, ProgressBar) for c in own):  # a user's bar replaces lsgan's
@@ -174,11 +188,17 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
         finally:
             finish_loggers(trainer.loggers)
     result = RunResult(run_dir=run_dir, checkpoint=ckpt_dir / "last.ckpt", samples=run_dir / "samples" / "latest.png",
-                       metrics_csv=run_dir / "metrics.csv", iteration=method.iteration)
+                       metrics_csv=run_dir / "metrics.csv", iteration=method.iteration,
+                       metrics=dict(evaluation[0].last) if evaluation else {})
     if trainer.is_global_zero:
         print(f"[lsgan] done: {method.iteration} iterations\n"
               f"  run dir:     {result.run_dir}\n  checkpoint:  {result.checkpoint}\n"
               f"  samples:     {result.samples}\n  metrics CSV: {result.metrics_csv}", flush=True)
+    if cfg.get("optimized_metric") is not None:
+        from lsgan.search import optimized_metric
+
+        result.optimized = optimized_metric(result.metrics, str(cfg.optimized_metric), evaluation[0].last_iteration)
+        print(f"[lsgan] optimized_metric {cfg.optimized_metric} = {result.optimized:.6g}", flush=True)
     return result
 
 
@@ -265,12 +285,13 @@ def preemption_signal(received: list):
 
 
 def extra_callbacks(cfg: DictConfig, run_dir: Path) -> list:
-    """Metric evaluation during training, when ``metrics.every`` > 0."""
-    if int(cfg.metrics.every) <= 0 or not cfg.metrics.names:
+    """Metric evaluation during training, when ``metrics.every`` > 0, and at the last iteration when
+    ``optimized_metric`` is set (``lsgan.search.LatestMetrics``)."""
+    if (int(cfg.metrics.every) <= 0 or not cfg.metrics.names) and cfg.get("optimized_metric") is None:
         return []
-    from lsgan.metrics.callback import MetricsCallback  # evaluation suite
+    from lsgan.search import LatestMetrics  # evaluation suite
 
-    return [MetricsCallback(cfg, run_dir)]
+    return [LatestMetrics(cfg, run_dir)]
 
 
 def config_callbacks(cfg: DictConfig) -> list:
@@ -318,14 +339,14 @@ def _hydra_entry():
     from hydra.core.hydra_config import HydraConfig
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-    def _main(cfg: DictConfig) -> None:
+    def _main(cfg: DictConfig) -> Optional[float]:  # the value a sweeper optimizes (optimized_metric), else None
         from lsgan.io import is_no_space, no_space_error
         from lsgan.methods.base import DivergenceError
 
         run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
         try:
             try:
-                train(cfg, run_dir, overrides=list(HydraConfig.get().overrides.task))
+                return train(cfg, run_dir, overrides=list(HydraConfig.get().overrides.task)).optimized
             except OSError as exc:
                 # a full disk outside lsgan's own atomic writes (a logger's rows, say): the same one line
                 if isinstance(exc, NoSpaceError) or not is_no_space(exc):
@@ -333,6 +354,8 @@ def _hydra_entry():
                 raise no_space_error(exc, exc.filename or run_dir) from exc
         except (ConfigError, DivergenceError, NoSpaceError) as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
+            with contextlib.suppress(OSError):
+                Path(run_dir).rmdir()  # only when empty: the dir Hydra made for a run refused before writing
             if HydraConfig.get().mode.name == "RUN":
                 sys.exit(1)
             raise
