@@ -174,16 +174,3 @@ class Progress:
         self.printed = True
         print(self.line(now, final), file=self.stream or sys.stderr, flush=True)
 
-
-def progress(iterable, what: str, total: Optional[int] = None, unit: str = "", size=None):
-    """``iterable`` with a :class:`Progress` counting ``size(item)`` (default 1) per item."""
-    if total is None:
-        try:
-            total = len(iterable)
-        except TypeError:
-            total = None
-    p = Progress(what, total, unit)
-    for item in iterable:
-        yield item
-        p.update(size(item) if size is not None else 1)
-    p.close()

@@ -18,6 +18,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from lsgan.console import Progress
+
 
 class GenerationError(ValueError):
     """A generation request the method cannot serve (n < 1, a condition it does not have, exemplars it
@@ -99,9 +101,11 @@ def generate(method, n: int, condition: Optional[int] = None, exemplar_set=None,
                            f"(only methods with accepts_exemplars, e.g. coupled)")
         idx = torch.as_tensor(exemplar_indices, dtype=torch.long)
         images = []
-        for start, size in _chunks(len(idx), batch_size):
-            x = exemplar_set.images(idx[start:start + size]).to(method.device)
-            images.append(method.sample(size, condition=x, use_ema=use_ema).float().cpu())
+        with Progress("generating samples", len(idx), "images") as shown:
+            for start, size in _chunks(len(idx), batch_size):
+                x = exemplar_set.images(idx[start:start + size]).to(method.device)
+                images.append(method.sample(size, condition=x, use_ema=use_ema).float().cpu())
+                shown.update(size)
         labels = exemplar_set.clean_labels
         return Generated(torch.cat(images), torch.full((len(idx),), -1, dtype=torch.long), idx.clone(),
                          None if labels is None else labels[idx].clone().long())
@@ -118,13 +122,14 @@ def generate(method, n: int, condition: Optional[int] = None, exemplar_set=None,
     elif k > 0:
         counts = condition_counts(n, k, weights)
     else:
-        images = [method.sample(size, use_ema=use_ema).float().cpu() for _, size in _chunks(n, batch_size)]
-        return Generated(torch.cat(images), torch.full((n,), -1, dtype=torch.long))
+        counts = [n]  # one unconditional block
     images, conds = [], []
-    for c, count in enumerate(counts):
-        for _, size in _chunks(count, batch_size):
-            images.append(method.sample(size, condition=c, use_ema=use_ema).float().cpu())
-            conds.append(torch.full((size,), c, dtype=torch.long))
+    with Progress("generating samples", n, "images") as shown:
+        for c, count in enumerate(counts):
+            for _, size in _chunks(count, batch_size):
+                images.append(method.sample(size, condition=c if k > 0 else None, use_ema=use_ema).float().cpu())
+                conds.append(torch.full((size,), c if k > 0 else -1, dtype=torch.long))
+                shown.update(size)
     return Generated(torch.cat(images), torch.cat(conds))
 
 

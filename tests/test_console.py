@@ -73,3 +73,45 @@ def test_run_log_keeps_the_last_frame_of_a_redrawn_line_without_colour_codes(tmp
     captured = capsys.readouterr()
     assert "bar 2/3" in captured.err and "[lsgan] plain line" in captured.out  # the console is unchanged
     assert sys.stdout is not None and not type(sys.stdout).__name__ == "_Tee"
+
+
+# --------------------------------------------------------------------------- progress of long steps
+def test_progress_prints_count_total_and_rate_now_and_then(monkeypatch, capsys):
+    from lsgan.console import Progress
+
+    with Progress("generating samples", 30, "images") as p:  # a quick step: nothing printed
+        p.update(30)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(Progress, "every_s", 0.0)
+    with Progress("generating samples", 30, "images") as p:
+        for _ in range(3):
+            p.update(10)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in lines] == [f"[lsgan] generating samples: {k}/30 images" for k in (10, 20, 30, 30)]
+    assert lines[0].endswith("images/s)") and "(33%, " in lines[0] and lines[-1].startswith(
+        "[lsgan] generating samples: 30/30 images (100%, done in")
+    monkeypatch.setenv("LSGAN_PROGRESS", "0")
+    with Progress("quiet", 3) as p:
+        p.update(3)
+    assert capsys.readouterr().err == ""
+
+
+def test_generation_and_feature_passes_report_progress(monkeypatch, capsys, tiny_cfg):
+    import torch
+
+    from lsgan.console import Progress
+    from lsgan.generation import generate
+    from lsgan.metrics.inception import batched_features
+    from lsgan.run import build_datamodule, build_method
+
+    cfg = tiny_cfg("method=cgan")
+    method = build_method(cfg, build_datamodule(cfg)).eval()
+    monkeypatch.setattr(Progress, "every_s", 0.0)
+    assert len(generate(method, 25, batch_size=4)) == 25
+    batched_features(torch.nn.Flatten(), torch.zeros(10, 1, 4, 4), 4, what="Inception features of the reference images")
+    err = capsys.readouterr().err.splitlines()
+    generating = [line for line in err if line.startswith("[lsgan] generating samples: ")]
+    assert generating[-1].startswith("[lsgan] generating samples: 25/25 images (100%, done in")
+    assert len(generating) == 10 + 1  # 25 over 10 conditions in batches of <= 4: one line per batch, then done
+    assert [line.split(" (")[0] for line in err if "reference" in line] == [
+        f"[lsgan] Inception features of the reference images: {k}/10 images" for k in (4, 8, 10, 10)]

@@ -153,12 +153,16 @@ class Evaluator(nn.Module):
         return self.net(x)
 
     @torch.no_grad()
-    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor], images: ArrayLike, batch_size: int) -> torch.Tensor:
-        with eval_mode(self.net):
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor], images: ArrayLike, batch_size: int,
+             what: str = "evaluator predictions") -> torch.Tensor:
+        from lsgan.console import Progress
+
+        with eval_mode(self.net), Progress(what, len(images), "images") as shown:
             outs = []
             for start in range(0, len(images), batch_size):
                 x = prepare_images(images[start:start + batch_size], self.meta["size"], self.meta["channels"])
                 outs.append(fn(x.to(self.device)).float().cpu())
+                shown.update(len(x))
             return torch.cat(outs)
 
     def logits(self, images: ArrayLike, batch_size: int = 512) -> torch.Tensor:
@@ -168,9 +172,10 @@ class Evaluator(nn.Module):
         """Predicted class ids (int64, CPU)."""
         return self.logits(images, batch_size).argmax(dim=1)
 
-    def features(self, images: ArrayLike, batch_size: int = 512) -> torch.Tensor:
-        """Penultimate-layer features (float32, CPU), the space of ``classifier_fid``."""
-        return self._map(self.net.features, images, batch_size)
+    def features(self, images: ArrayLike, batch_size: int = 512, what: str = "evaluator features") -> torch.Tensor:
+        """Penultimate-layer features (float32, CPU), the space of ``classifier_fid``; ``what`` names the pass
+        in its progress lines."""
+        return self._map(self.net.features, images, batch_size, what)
 
     def accuracy(self, images: ArrayLike, labels: ArrayLike, batch_size: int = 512) -> float:
         y = torch.as_tensor(labels).long().cpu()

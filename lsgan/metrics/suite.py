@@ -27,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from lsgan.console import Progress
 from lsgan.data.datasets import load_dataset
 from lsgan.errors import ConfigError
 from lsgan.generation import exemplar_indices, generate, prior_weights
@@ -255,7 +256,8 @@ class MetricSuite:
             self._ref_stats = ReferenceStats.load_or_compute(
                 metrics_cache_dir(self.metrics_cfg), dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 getattr(net, "backbone", type(net).__name__), len(ref.data),
-                lambda: batched_features(net, ref.data, int(self.metrics_cfg.batch_size)))
+                lambda: batched_features(net, ref.data, int(self.metrics_cfg.batch_size),
+                                         what="Inception features of the reference images"))
         return self._call["inception"], self._ref_stats
 
     def _eval_features_of_reference(self):
@@ -268,7 +270,8 @@ class MetricSuite:
                 return self._ref_eval_feats
             stats = ReferenceStats.load_or_compute(
                 metrics_cache_dir(self.metrics_cfg), dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
-                f"evaluator-{ev.fingerprint()}", len(ref.data), lambda: ev.features(ref.floats()).numpy())
+                f"evaluator-{ev.fingerprint()}", len(ref.data),
+                lambda: ev.features(ref.floats(), what="evaluator features of the reference images").numpy())
             self._ref_eval_feats = torch.from_numpy(stats.features)
         return self._ref_eval_feats
 
@@ -329,7 +332,11 @@ class MetricSuite:
     @torch.no_grad()
     def _batched(self, fn, x: torch.Tensor) -> torch.Tensor:
         bs = int(self.metrics_cfg.batch_size)
-        outs = [fn(x[i:i + bs].to(self.method.device)).detach().cpu() for i in range(0, len(x), bs)]
+        with Progress(getattr(fn, "__name__", "encoding"), len(x), "images") as shown:
+            outs = []
+            for i in range(0, len(x), bs):
+                outs.append(fn(x[i:i + bs].to(self.method.device)).detach().cpu())
+                shown.update(len(outs[-1]))
         return torch.cat(outs)
 
     # ------------------------------------------------------------------ metrics
