@@ -201,6 +201,27 @@ def check_compile(cfg) -> None:
                           f"method.adv_loss={' | '.join(others) or '(none other for this method)'}")
 
 
+def check_optimized_metric(cfg) -> None:
+    """``optimized_metric`` names a number one of ``metrics.names`` reports (``cluster/acc``: the ``cluster``
+    metric's ``acc``); one line naming what to set otherwise. Single-process only, as ``trainer.ckpt_monitor``."""
+    from lsgan.metrics.suite import ALIASES, canonical_names  # here: the suite imports the data readers and nets
+
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"optimized_metric={name!r}: must be a metric's name, e.g. cluster/acc, or null")
+    names = canonical_names(list(cfg.metrics.names))
+    base = name.split("/", 1)[0]
+    base = ALIASES.get(base, base)
+    if base not in names:
+        raise ConfigError(f"optimized_metric={name}: metrics.names={names} does not compute it; add {base} to "
+                          f"metrics.names (the value is the metric's own name or <metric>/<key>, e.g. cluster/acc)")
+    if cfg.trainer.strategy == "ddp":
+        raise ConfigError("optimized_metric is single-process only (metrics are computed on rank 0); "
+                          "accepted with trainer.strategy: auto")
+
+
 def _processes(trainer) -> int:
     """Training processes ``trainer.devices`` × ``num_nodes`` asks for (-1 / "auto": more than one where
     there are several GPUs)."""
@@ -327,6 +348,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         if out.trainer.strategy == "ddp":
             raise ConfigError("trainer.ckpt_monitor is single-process only (metrics are computed on rank 0); "
                               "accepted with trainer.strategy: auto")
+    check_optimized_metric(out)
     if out.trainer.gradient_clip_val is not None and out.trainer.gradient_clip_val <= 0:
         raise ConfigError(f"trainer.gradient_clip_val={out.trainer.gradient_clip_val}: must be > 0, or null for no clipping")
     if out.trainer.max_minutes is not None and out.trainer.max_minutes <= 0:
@@ -345,6 +367,6 @@ def validate(cfg: DictConfig) -> DictConfig:
 __all__ = [
     "ADV_FORMS", "ARCHS", "COMPILE_MODES", "COUPLED_G_LOSS", "DATASETS", "LOGGERS", "PRECISIONS", "PRECISION_ALIASES",
     "ConfigError", "DataConfig", "ExtractorConfig", "LoggerConfig", "LossConfig", "MethodConfig", "MetricsConfig",
-    "ModelConfig", "PriorConfig", "TrainerConfig", "check_choice", "check_compile", "merge_node", "moved_key_error",
-    "moved_loss_error", "upgrade_saved_config", "validate",
+    "ModelConfig", "PriorConfig", "TrainerConfig", "check_choice", "check_compile", "check_optimized_metric",
+    "merge_node", "moved_key_error", "moved_loss_error", "upgrade_saved_config", "validate",
 ]

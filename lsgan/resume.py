@@ -26,7 +26,7 @@ from lsgan.io import is_no_space, no_space_error
 
 # Dotted-key prefixes whose change does not alter what the checkpoint's nets were trained as.
 SAFE_TO_CHANGE = ("trainer.", "metrics.", "logger.", "run_dir", "resume", "force_resume", "data.root",
-                  "data.num_workers", "data.download", "hydra", "callbacks")
+                  "data.num_workers", "data.download", "hydra", "callbacks", "optimized_metric")
 
 
 def _fault(path: Path, exc: BaseException) -> str:
