@@ -1,11 +1,13 @@
-"""Evaluation metrics: pure functions on features, labels and predictions.
+"""Evaluation metrics: pure functions on features, labels and predictions, and the same measures as
+torchmetrics Metrics (``engine``: ``ConditionalAccuracy``, ``ClusteringAccuracy``, ``FeatureFID``, ...),
+whose state Lightning and torch.distributed gather across processes.
 
 Feature extractors (FID Inception, evaluator classifiers) live in ``inception`` and
 ``evaluator``; which evaluator a run's data gets (its cache path, the toy / stacked adapters) in
 ``resolve``; the JSON helpers of a result in ``results``; everything else takes arrays/tensors and
 returns numbers or dicts. The metric *names* a user passes (``metrics.names``, ``lsgan.evaluate
-metrics=[...]``) are the keys of ``lsgan.metrics.suite.METRICS``, which maps each to the functions
-below. The suite (which generates from a trained method) is not imported here: it sits above the
+metrics=[...]``) are the keys of ``lsgan.metrics.suite.METRICS``, which computes each through the
+``engine`` Metrics or the functions below. The suite (which generates from a trained method) is not imported here: it sits above the
 methods and the data modules, and the methods use the measures below (k-means, figures) without
 pulling it in.
 """
@@ -13,6 +15,8 @@ from lsgan.metrics.clustering import (ari, balanced_cluster_acc, cluster_acc, cl
                                       map_conditions_to_classes, nmi, plot_confusion, purity)
 from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
                                        intra_fid, mean_pairwise_distance, within_condition_variety)
+from lsgan.metrics.engine import (PRDC, ClusteringAccuracy, ConditionalAccuracy, FeatureFID, FeatureKID, IntraFID,
+                                  WithinConditionVariety)
 from lsgan.metrics.evaluator import (EVALUATOR_ARCHS, Evaluator, build_evaluator_net, classifier_fid,
                                      evaluator_cache_path, load_evaluator, prepare_images, save_evaluator,
                                      fit_evaluator)
@@ -36,6 +40,8 @@ __all__ = [
     "plot_confusion", "purity",
     "cluster_conditional_accuracy", "exemplar_conditional_accuracy", "mean_pairwise_distance",
     "within_condition_variety", "intra_fid",
+    "ClusteringAccuracy", "ConditionalAccuracy", "FeatureFID", "FeatureKID", "IntraFID", "PRDC",
+    "WithinConditionVariety",
     "EVALUATOR_ARCHS", "Evaluator", "build_evaluator_net", "classifier_fid", "evaluator_cache_path",
     "load_evaluator", "prepare_images", "save_evaluator", "fit_evaluator",
     "ReferenceStats", "feature_stats", "fid_against_reference", "fid_from_features", "frechet_distance",

@@ -53,15 +53,53 @@ def cluster_acc(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     samples of unmatched clusters count as wrong.
     """
     t, p = _pair(y_true, y_pred)
-    m = contingency(p, t)
-    rows, cols = linear_sum_assignment(m, maximize=True)
-    return float(m[rows, cols].sum() / len(t))
+    return hungarian_accuracy(contingency(p, t))
 
 
 def purity(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Fraction of samples whose cluster's majority class is their class (many-to-one map)."""
     t, p = _pair(y_true, y_pred)
-    return float(contingency(p, t).max(axis=1).sum() / len(t))
+    return purity_of(contingency(p, t))
+
+
+# The scores below read a cluster × class count matrix (``contingency(y_pred, y_true)``): what the
+# torchmetrics Metrics of lsgan.metrics.engine accumulate and sum across processes.
+def hungarian_accuracy(confusion: np.ndarray) -> float:
+    """Best one-to-one accuracy of a cluster × class count matrix (Hungarian); unmatched rows count as wrong."""
+    m = np.asarray(confusion)
+    rows, cols = linear_sum_assignment(m, maximize=True)
+    return float(m[rows, cols].sum() / m.sum())
+
+
+def purity_of(confusion: np.ndarray) -> float:
+    """Share of samples in their cluster's majority class, from a cluster × class count matrix."""
+    m = np.asarray(confusion)
+    return float(m.max(axis=1).sum() / m.sum())
+
+
+def balanced_accuracy_of(confusion: np.ndarray) -> float:
+    """Mean per-class recall under the best one-to-one map, from a cluster × class count matrix
+    (see :func:`balanced_cluster_acc`)."""
+    m = np.asarray(confusion, dtype=np.float64)
+    recall = m / np.clip(m.sum(axis=0, keepdims=True), 1, None)
+    rows, cols = linear_sum_assignment(recall, maximize=True)
+    present = m.sum(axis=0) > 0
+    return float(recall[rows, cols].sum() / max(1, present.sum()))
+
+
+def mapping_from_confusion(confusion: np.ndarray) -> np.ndarray:
+    """Each row's (condition's) class from a K × C count matrix: one-to-one Hungarian when K == C, else
+    each row's majority class; int64 of length K, −1 for a row with no samples when K ≠ C."""
+    conf = np.asarray(confusion)
+    K, C = conf.shape
+    if K == C:
+        rows, cols = linear_sum_assignment(conf, maximize=True)
+        mapping = np.empty(K, dtype=np.int64)
+        mapping[rows] = cols
+    else:
+        mapping = conf.argmax(axis=1).astype(np.int64)
+        mapping[conf.sum(axis=1) == 0] = -1
+    return mapping
 
 
 def nmi(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -94,11 +132,7 @@ def balanced_cluster_acc(y_true, y_pred, K: int, C: int) -> float:
     """Mean per-class recall under the best one-to-one cluster → class map (Hungarian on the
     recall matrix); classes left unmatched (K < C) count 0. Unlike plain ACC it does not reward
     putting everything in the majority class: at 02:98 that scores 0.98 ACC but 0.5 here."""
-    m = contingency(y_pred, y_true, K, C).astype(np.float64)  # K × C
-    recall = m / np.clip(m.sum(axis=0, keepdims=True), 1, None)
-    rows, cols = linear_sum_assignment(recall, maximize=True)
-    present = m.sum(axis=0) > 0
-    return float(recall[rows, cols].sum() / max(1, present.sum()))
+    return balanced_accuracy_of(contingency(y_pred, y_true, K, C))  # K × C
 
 
 def clustering_report(y_true: ArrayLike, y_pred: ArrayLike) -> Dict[str, float]:
@@ -120,14 +154,7 @@ def map_conditions_to_classes(cond: ArrayLike, pred_class: ArrayLike, K: int, C:
     if K < 1 or C < 1:
         raise ValueError(f"K={K}, C={C}: both must be >= 1")
     conf = contingency(cond, pred_class, K, C)
-    if K == C:
-        rows, cols = linear_sum_assignment(conf, maximize=True)
-        mapping = np.empty(K, dtype=np.int64)
-        mapping[rows] = cols
-    else:
-        mapping = conf.argmax(axis=1).astype(np.int64)
-        mapping[conf.sum(axis=1) == 0] = -1
-    return mapping, conf
+    return mapping_from_confusion(conf), conf
 
 
 def plot_confusion(matrix: np.ndarray, path: str, row_label: str = "condition", col_label: str = "class",
