@@ -1,9 +1,10 @@
 """Lightning callbacks shared by every method: stopping, checkpoints, sample grids, progress."""
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -125,8 +126,48 @@ class AtomicCheckpoint(pl.Callback):
             self._save_last(trainer, pl_module)
 
 
-def save_sample_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
-    """PNG grid of images in [-1, 1]; 2-D points are drawn as a scatter plot instead."""
+def grid_picture(images: torch.Tensor, nrow: int, row_labels: Optional[Sequence[str]] = None,
+                 column_label: Optional[str] = None):
+    """The PIL picture of a grid of images in [-1, 1] (torchvision's ``make_grid``, 1 px padding), with a
+    margin holding ``row_labels`` left of the rows (e.g. ``c3``, the condition a row shows) and
+    ``column_label`` over the first column (``exemplar`` when it holds the images the rows are like). A
+    label is drawn where it fits (Pillow's built-in font): a row lower than the text keeps no label. Without
+    labels the picture is the plain grid, pixel for pixel what ``torchvision.utils.save_image`` writes."""
+    from PIL import Image, ImageDraw, ImageFont
+    from torchvision.utils import make_grid
+
+    pad = 1
+    grid = make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=pad)
+    picture = Image.fromarray(grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy())
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(picture)
+    size = lambda text: measure.textbbox((0, 0), text, font=font)[2:]  # noqa: E731 - (width, height)
+    tile_h, tile_w = images.shape[-2], images.shape[-1]
+    text_h = size("c0123456789exemplar")[1]
+    rows = [str(t or "") for t in (row_labels or [])][:math.ceil(len(images) / max(1, min(nrow, len(images))))]
+    if not any(rows) or tile_h < text_h:
+        rows = []
+    head = str(column_label or "") if column_label and size(str(column_label))[0] <= picture.width + 4 else ""
+    if not rows and not head:
+        return picture
+    gap = 3
+    left = max(size(t)[0] for t in rows) + 2 * gap if rows else 0
+    top = text_h + 2 * gap if head else 0
+    out = Image.new("RGB", (picture.width + left, picture.height + top), (255, 255, 255))
+    out.paste(picture, (left, top))
+    draw = ImageDraw.Draw(out)
+    for r, text in enumerate(rows):
+        y = top + pad + r * (tile_h + pad) + (tile_h - text_h) // 2
+        draw.text((gap, y), text, fill=(0, 0, 0), font=font)
+    if head:
+        draw.text((left + pad, gap), head, fill=(0, 0, 0), font=font)
+    return out
+
+
+def save_sample_grid(images: torch.Tensor, path: Path, nrow: int, row_labels: Optional[Sequence[str]] = None,
+                     column_label: Optional[str] = None) -> None:
+    """PNG grid of images in [-1, 1] (labelled as :func:`grid_picture` says); 2-D points are drawn as a scatter
+    plot instead."""
     with atomic_path(path, suffix=path.suffix) as tmp:  # the savers infer the format from the suffix
         if images.dim() == 2:
             import matplotlib
@@ -141,9 +182,18 @@ def save_sample_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
             fig.savefig(tmp, dpi=100)
             plt.close(fig)
         else:
-            from torchvision.utils import save_image
+            grid_picture(images, nrow, row_labels, column_label).save(tmp)
 
-            save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
+
+def grid_labels(pl_module) -> dict:
+    """The labels of a method's sample grid (``sample_grid``): ``exemplar`` over the first column of a method
+    that generates from exemplar images, else each row's condition id."""
+    conds = pl_module.grid_conditions()
+    if conds is None:
+        return {}
+    if pl_module.accepts_exemplars:
+        return {"column_label": "exemplar"}
+    return {"row_labels": [f"c{c}" for c in conds]}
 
 
 class SampleGrid(pl.Callback):
@@ -158,8 +208,9 @@ class SampleGrid(pl.Callback):
         with eval_mode(pl_module):
             images = pl_module.sample_grid()
         nrow = 10 if pl_module.grid_conditions() is not None else 8
-        save_sample_grid(images, self.dirpath / f"iter_{pl_module.iteration:07d}.png", nrow)
-        save_sample_grid(images, self.dirpath / "latest.png", nrow)
+        labels = grid_labels(pl_module)
+        save_sample_grid(images, self.dirpath / f"iter_{pl_module.iteration:07d}.png", nrow, **labels)
+        save_sample_grid(images, self.dirpath / "latest.png", nrow, **labels)
         self._last_written = pl_module.iteration
         from lsgan.loggers import log_sample_grid
 

@@ -1,7 +1,7 @@
 """Draw samples from a checkpoint: ``python -m lsgan.sample ckpt=PATH n=64 [condition=K] [exemplars=test] out=DIR``.
 
 Writes ``DIR/samples.png`` (a grid; one row per condition when every condition has the same
-count, at most 20 per row) and ``DIR/samples.npz`` with exactly:
+count, at most 20 per row, each row's condition id ``c<k>`` at its left) and ``DIR/samples.npz`` with exactly:
 
 - ``images``        uint8 N×H×W×C (2-D toy data: ``points`` float32 N×2 instead);
 - ``conditions``    int64 N, the condition id of each sample, −1 where there is none;
@@ -11,7 +11,8 @@ count, at most 20 per row) and ``DIR/samples.npz`` with exactly:
 ``like=IMAGES`` (a file, a folder, or ``[a.png,b.jpg]``) draws ``n`` samples "like" each of your own
 images with any conditional method (``method.sample_like``: coupled from the image's features, the
 clustering methods from the condition ``condition_of`` finds for it); the grid has one row per image,
-the image first as the model sees it, and ``samples.npz`` holds ``images``, ``like_index``,
+the image first as the model sees it (the column headed ``exemplar``; the clustering methods' rows are
+labelled with the condition found), and ``samples.npz`` holds ``images``, ``like_index``,
 ``conditions`` (−1 for coupled) and ``like_files``.
 
 Without ``condition`` a conditional model samples its conditions evenly (first conditions get
@@ -50,6 +51,14 @@ def grid_columns(conditions: torch.Tensor) -> int:
     return 8
 
 
+def row_conditions(conditions: torch.Tensor, ncol: int) -> Optional[List[str]]:
+    """``c<k>`` for each grid row of ``ncol`` samples when every row holds one condition k, else None."""
+    rows = [conditions[i:i + ncol] for i in range(0, len(conditions), ncol)]
+    if not rows or any(int(r[0]) < 0 or bool((r != r[0]).any()) for r in rows):
+        return None
+    return [f"c{int(r[0])}" for r in rows]
+
+
 def write_samples(gen: Generated, out_dir, exemplar_images: Optional[torch.Tensor] = None) -> Dict[str, Path]:
     """samples.npz + samples.png (+ exemplars.png: the source images in the same layout)."""
     from lsgan.callbacks import save_sample_grid
@@ -59,7 +68,7 @@ def write_samples(gen: Generated, out_dir, exemplar_images: Optional[torch.Tenso
     paths = {"npz": out / "samples.npz", "png": out / "samples.png"}
     np.savez(paths["npz"], **samples_arrays(gen))
     ncol = grid_columns(gen.conditions)
-    save_sample_grid(gen.images[:400], paths["png"], ncol)
+    save_sample_grid(gen.images[:400], paths["png"], ncol, row_labels=row_conditions(gen.conditions[:400], ncol))
     if exemplar_images is not None:
         paths["exemplars"] = out / "exemplars.png"
         save_sample_grid(exemplar_images[:400], paths["exemplars"], ncol)
@@ -201,7 +210,8 @@ def _like_job(method, cfg, files: List[Path], args: Dict[str, object], out: Path
              like_index=np.repeat(np.arange(b), n), conditions=np.repeat(conditions.numpy(), n),
              like_files=np.array([str(f) for f in files]))
     rows = torch.cat([images.unsqueeze(1), samples], dim=1)  # first column: the image as the model sees it
-    save_sample_grid(rows[:40].reshape(-1, *samples.shape[2:]), paths["png"], n + 1)
+    save_sample_grid(rows[:40].reshape(-1, *samples.shape[2:]), paths["png"], n + 1, column_label="exemplar",
+                     row_labels=None if method.accepts_exemplars else [f"c{c}" for c in conditions.tolist()[:40]])
     found = "" if method.accepts_exemplars else f" (conditions {conditions.tolist()[:20]})"
     print(f"[lsgan] {b * n} samples like {b} image(s) from {cfg.method.name} (iteration {method.iteration}){found}\n"
           + "\n".join(f"  {k}: {v}" for k, v in paths.items()), flush=True)

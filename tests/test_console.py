@@ -115,3 +115,50 @@ def test_generation_and_feature_passes_report_progress(monkeypatch, capsys, tiny
     assert len(generating) == 10 + 1  # 25 over 10 conditions in batches of <= 4: one line per batch, then done
     assert [line.split(" (")[0] for line in err if "reference" in line] == [
         f"[lsgan] Inception features of the reference images: {k}/10 images" for k in (4, 8, 10, 10)]
+
+
+# --------------------------------------------------------------------------- labelled sample grids
+def test_labelled_grid_adds_a_margin_and_keeps_the_images_pixel_for_pixel(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    from lsgan.callbacks import grid_picture, save_sample_grid
+
+    images = torch.rand(6, 3, 16, 16) * 2 - 1  # two rows of three
+    save_image(images, tmp_path / "tv.png", nrow=3, normalize=True, value_range=(-1, 1), padding=1)
+    save_sample_grid(images, tmp_path / "raw.png", 3)
+    raw = np.asarray(Image.open(tmp_path / "raw.png").convert("RGB"))
+    assert np.array_equal(raw, np.asarray(Image.open(tmp_path / "tv.png").convert("RGB")))  # no labels: torchvision's grid
+    save_sample_grid(images, tmp_path / "labelled.png", 3, row_labels=["c0", "c7"], column_label="exemplar")
+    out = np.asarray(Image.open(tmp_path / "labelled.png").convert("RGB"))
+    top, left = out.shape[0] - raw.shape[0], out.shape[1] - raw.shape[1]
+    assert top > 0 and left > 0
+    assert np.array_equal(out[top:, left:], raw)  # the images, unchanged, below and right of the labels
+    for r in range(2):  # ink beside each row
+        assert (out[top + 1 + r * 17: top + 1 + r * 17 + 16, :left] < 128).any()
+    assert (out[:top, left:left + 17] < 128).any()  # "exemplar" over the first column
+    assert (out[:top, :left] == 255).all()  # nothing in the corner
+    rows_only = grid_picture(images, 3, row_labels=["c0", "c7"])
+    assert rows_only.size == (raw.shape[1] + left, raw.shape[0])
+    # where the layout does not allow it: rows lower than the text, a header wider than the grid
+    assert grid_picture(torch.rand(4, 1, 6, 6), 2, row_labels=["c0", "c1"]).size == (15, 15)
+    assert grid_picture(torch.rand(2, 1, 8, 8), 1, column_label="exemplar").size == (10, 19)
+
+
+def test_sample_grids_of_a_conditional_run_and_lsgan_sample_are_labelled(tmp_path, tiny_cfg):
+    from PIL import Image
+
+    from lsgan.sample import main as sample_main
+    from lsgan.sample import row_conditions
+
+    res = train(tiny_cfg("method=cgan", "trainer.steps=1"), tmp_path / "run")
+    width, height = Image.open(res.samples).size
+    assert height == 10 * 33 + 1 and width > 10 * 33 + 1  # ten rows c0..c9, the label margin at the left
+    paths = sample_main([f"ckpt={res.checkpoint}", "n=20", f"out={tmp_path / 's'}", "device=cpu"])
+    assert Image.open(paths["png"]).size[0] > 2 * 33 + 1
+    import torch
+
+    assert row_conditions(torch.tensor([3, 3, 5, 5]), 2) == ["c3", "c5"]
+    assert row_conditions(torch.tensor([3, 5, 5, 5]), 2) is None and row_conditions(torch.tensor([-1, -1]), 2) is None

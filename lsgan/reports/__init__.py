@@ -2,10 +2,12 @@
 
 ``write_report(out_dir, results, method, datamodule, run_dir, suite)`` draws
 
-- ``samples_by_condition.png``: one row of samples per condition (exemplar methods: a row of real
-  exemplars above the row generated from them; unconditional methods: a plain grid);
+- ``samples_by_condition.png``: one row of samples per condition, its id (``c3``) at the left (exemplar
+  methods: a row of real exemplars, labelled ``exemplar``, above the rows generated from them;
+  unconditional methods: a plain grid);
 - ``confusion.png``: the condition × class confusion matrix of ``cond_acc``;
-- ``clusters.png``: real images of the evaluation split per discovered cluster (``condition_of``);
+- ``clusters.png``: real images of the evaluation split per discovered cluster (``condition_of``), each row
+  labelled with its cluster id;
 - ``class_kl.png``: the mode × class KL matrix when computed;
 - ``curves.png``: training curves from the run's ``metrics.csv``;
 
@@ -35,10 +37,10 @@ PER_ROW = 10       # images per row
 
 
 # --------------------------------------------------------------------------- pictures
-def _save_grid(images: torch.Tensor, path: Path, nrow: int) -> Path:
+def _save_grid(images: torch.Tensor, path: Path, nrow: int, row_labels: Optional[List[str]] = None) -> Path:
     from lsgan.callbacks import save_sample_grid
 
-    save_sample_grid(images, path, nrow)
+    save_sample_grid(images, path, nrow, row_labels=row_labels)
     return path
 
 
@@ -57,15 +59,17 @@ def samples_by_condition(method, path: Path, datamodule=None, seed: int = 0) -> 
             for _ in range(3):  # three draws of noise per exemplar: what changes, what stays
                 rows.append(generate(method, PER_ROW, exemplar_set=ev, exemplar_indices=idx).images)
             images = torch.cat(rows)
+            labels = ["exemplar"] + [""] * (len(rows) - 1)
         elif method.num_conditions > 0:
             k = min(int(method.num_conditions), MAX_ROWS)
             z = torch.randn(PER_ROW, method.latent_dim, device=method.device)
             images = torch.cat([method.sample_with_z(z, condition=c).float().cpu() for c in range(k)])
+            labels = [f"c{c}" for c in range(k)]
         else:
-            images = generate(method, 8 * PER_ROW).images
+            images, labels = generate(method, 8 * PER_ROW).images, None
     if images.dim() != 4:
         return _scatter(images, path)
-    return _save_grid(images, path, PER_ROW)
+    return _save_grid(images, path, PER_ROW, labels)
 
 
 def _scatter(points: torch.Tensor, path: Path) -> Path:
@@ -94,7 +98,7 @@ def clusters_picture(datamodule, cluster_ids: np.ndarray, path: Path, seed: int 
         pick = rng.choice(members, min(PER_ROW, len(members)), replace=False)
         row = ev.images(pick)
         rows.append(torch.cat([row, blank.expand(PER_ROW - len(row), -1, -1, -1)]) if len(row) < PER_ROW else row)
-    return _save_grid(torch.cat(rows), path, PER_ROW)
+    return _save_grid(torch.cat(rows), path, PER_ROW, [f"c{c}" for c in sorted(clusters)])
 
 
 def read_metrics_csv(path: Path) -> Dict[str, List[tuple]]:
