@@ -34,15 +34,16 @@ from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, mode_seeking_loss, perceptual_loss
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, inference
-from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config
+from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config, mine_neighbours
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
+from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
 from lsgan.nets.modes import frozen
 from lsgan.priors import build_prior
 
 PRIORS = ("onehot_gaussian", "gmm")
 RECOVERIES = ("latent", "noise")
-ENCODERS = ("separate", "shared", "infogan", "hybrid")
+ENCODERS = ("separate", "shared", "infogan", "hybrid", "extractor")
 ADV_LOSSES = ("wgan_gp", "hinge", "ns")  # method.adv_loss (the authors': wgan_gp)
 
 @dataclass
@@ -60,7 +61,7 @@ class ClusterGANConfig(MethodConfig):
     zc_weight: float = 10.0         # β_c: weight of CE(z_c, softmax(E(G(z))_c))
     perceptual_weight: float = 0.0  # β_p: weight of the perceptual term; 0 = off
     mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term over same-cluster pairs; 0 = off (authors)
-    encoder: str = "separate"       # separate: E its own net (authors) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: z_n from a head on D's trunk, clusters from a net of their own
+    encoder: str = "separate"       # separate: E its own net (authors) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: z_n from a head on D's trunk, clusters from a net of their own | extractor: as hybrid, clusters from a head on the frozen extractor's features (SCAN)
     perceptual_checkpoint: Optional[str] = None  # VGG16 state_dict (.pth); None = torchvision's download/cache
     perceptual_layers: List[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
     perceptual_layer_weights: List[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
@@ -120,6 +121,15 @@ class ClusterGAN(GANMethod):
             # real digits better than D's trunk can while it also plays D (docs/clustergan.md)
             self.E = ConcatEncoder(SharedTrunkEncoder(self.D, self.code_dim),
                                    build_encoder(self.cfg.model, shape, self.prior.k, spectral_norm=sn))
+        elif self.mcfg.encoder == "extractor":
+            # as hybrid, but the clusters come from a head on the frozen extractor's features: on
+            # photographs a net of its own clusters colour and background (docs/clustergan.md)
+            from lsgan.features import extractor_for_method
+
+            if len(shape) != 3:
+                raise ConfigError(f"method.encoder=extractor: dataset={self.data_info.name} is not image data")
+            self.E = ConcatEncoder(SharedTrunkEncoder(self.D, self.code_dim),
+                                   FeatureHead(extractor_for_method(self.cfg, shape), self.prior.k))
         else:
             self.E = build_encoder(self.cfg.model, shape, self.code_dim + self.prior.k, spectral_norm=sn)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL[self.mcfg.adv_loss]
@@ -131,6 +141,27 @@ class ClusterGAN(GANMethod):
             self.perceptual = build_perceptual_net(self.mcfg)
         # E's clustering of real images (clustering.weight > 0; None = off, the authors' objective)
         self.cluster_term = RealClusteringTerm.build(self.mcfg.clustering, shape, self.data_info.name, self.prior.weights)
+        self.neighbours = None  # N×k training-split indices (clustering.neighbours > 0), mined at fit start
+        self._train_set = None
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        k = int(self.mcfg.clustering.neighbours)
+        dm = getattr(self.trainer, "datamodule", None)
+        if self.cluster_term is None or k == 0 or dm is None:
+            return
+        from lsgan.features import features_for_datamodule
+
+        self._train_set = dm.train_set
+        self.neighbours = mine_neighbours(features_for_datamodule(self.cfg, dm), k)
+
+    def cluster_partners(self, batch: Batch) -> Optional[torch.Tensor]:
+        """One random mined neighbour of each batch image (the clustering term's second views), or None."""
+        if self.neighbours is None:
+            return None
+        nb = self.neighbours[batch.index.cpu()]
+        pick = nb[torch.arange(len(nb)), torch.randint(nb.shape[1], (len(nb),))]
+        return self._train_set.images(pick).to(batch.x)
 
     @property
     def latent_dim(self) -> int:
@@ -226,13 +257,13 @@ class ClusterGAN(GANMethod):
         if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # E reads D's trunk, so the trunk itself learns to cluster real images, an auxiliary
             # task of D (as SS-GAN's rotation task); E's head learns in g_step
-            terms["d_consistency"] = self.cluster_term(batch.x, self.cluster_logits)[0]
+            terms["d_consistency"] = self.cluster_term(batch.x, self.cluster_logits, self.cluster_partners(batch))[0]
         return self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms)
 
     def g_step(self, batch: Batch):
         z, modes = self.draw_latent(len(batch))
         fake = self.G(z)
-        hybrid_frozen = self.mcfg.encoder == "hybrid" and not self.mcfg.e_reads_fakes
+        hybrid_frozen = self.mcfg.encoder in ("hybrid", "extractor") and not self.mcfg.e_reads_fakes
         # (hybrid, E frozen for fakes: only the z_n head here; the cluster net runs once, frozen, below)
         d_fake, e = score_and_encode(self.D, self.E.parts[0] if hybrid_frozen else self.E, fake)
         adv = self.g_loss_fn(d_fake)
@@ -259,7 +290,7 @@ class ClusterGAN(GANMethod):
             loss = loss + float(self.mcfg.perceptual_weight) * p
             logs["perceptual"] = p.detach()
         if self.cluster_term is not None:
-            cluster, parts = self.cluster_term(batch.x, self.cluster_logits)
+            cluster, parts = self.cluster_term(batch.x, self.cluster_logits, self.cluster_partners(batch))
             loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
@@ -267,7 +298,7 @@ class ClusterGAN(GANMethod):
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
         """E's cluster logits of images x (training mode, with gradient)."""
-        if self.mcfg.encoder == "hybrid":
+        if self.mcfg.encoder in ("hybrid", "extractor"):
             return self.E.parts[1](x)  # the cluster net alone: no pass through D's trunk
         return self.split_code(self.E(x))[1]
 

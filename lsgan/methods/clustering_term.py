@@ -68,6 +68,7 @@ class ClusteringConfig(BalanceConfig):
     balance_weight: float = 2.0  # weight of its balance part (1 let a probe collapse to one cluster)
     assign: str = "soft"         # soft: the views are each other's targets | sinkhorn: SeLa labels balanced to the masses
     heads: int = 1               # assign=sinkhorn: SeLa heads, each its own transport; the one the others agree with is read
+    neighbours: int = 0          # SCAN: the second view is of one of the image's k nearest training images in the extractor's features; 0 = of the image itself
 
 
 def head_consensus(labels: torch.Tensor) -> torch.Tensor:
@@ -80,6 +81,15 @@ def head_consensus(labels: torch.Tensor) -> torch.Tensor:
         for j in range(i + 1, h):
             ari[i, j] = ari[j, i] = float(adjusted_rand_score(cols[i], cols[j]))
     return ari.sum(1) / max(1, h - 1)
+
+
+def mine_neighbours(features: torch.Tensor, k: int) -> torch.Tensor:
+    """N × k indices of each row's k nearest other rows by cosine similarity of ``features`` (N×d): the
+    neighbours SCAN pairs an image with (exact; about 100 s for 50,000 × 512 on one CPU thread)."""
+    from lsgan.metrics.knn import knn_indices  # exact, chunked: the same search the evaluation uses
+
+    f = torch.as_tensor(features).float()
+    return knn_indices(f / f.norm(dim=1, keepdim=True).clamp_min(1e-12), int(k))
 
 
 def check_balance_config(c, path: str = "method.clustering") -> None:
@@ -99,6 +109,11 @@ def check_clustering_config(c, path: str = "method.clustering") -> None:
     heads = int(c.heads)
     if heads < 1:
         raise ConfigError(f"{path}.heads={heads}: must be >= 1")
+    if int(c.neighbours) < 0:
+        raise ConfigError(f"{path}.neighbours={c.neighbours}: must be >= 0 (0 = two views of the image itself)")
+    if int(c.neighbours) > 0 and c.assign != "soft":
+        raise ConfigError(f"{path}.neighbours={c.neighbours} pairs an image with a neighbour for the soft targets; "
+                          f"it needs {path}.assign=soft (got {c.assign}), or neighbours=0")
     if heads > 1 and c.assign != "sinkhorn":
         raise ConfigError(f"{path}.heads={heads} labels each head by its own transport; it needs "
                           f"{path}.assign=sinkhorn (got {c.assign}), or heads=1")
@@ -170,11 +185,13 @@ class RealClusteringTerm(nn.Module):
                               f"dataset={dataset} is {len(tuple(image_shape))}-D; set it to 0")
         return cls(c.weight, c.balance_weight, c.augment, image_shape, prior_weights, c.balance_kl, c.assign, int(c.heads))
 
-    def forward(self, x: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]
-                ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """(weighted loss, detached parts); gradient flows through both views."""
+    def forward(self, x: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor],
+                partner: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        """(weighted loss, detached parts); gradient flows through both views. ``partner`` (assign=soft):
+        the images whose views are the second views (each image's mined neighbour); None = x itself."""
         if not self.sinkhorn:
-            loss, parts = invariant_clustering_loss(logits_of(self.augment(x)), logits_of(self.augment(x)),
+            other = x if partner is None else partner
+            loss, parts = invariant_clustering_loss(logits_of(self.augment(x)), logits_of(self.augment(other)),
                                                     self.balance_weight, self.prior_weights, self.reverse_kl)
             return self.weight * loss, parts
         self._push(x)

@@ -169,6 +169,9 @@ class NEMGAN(GANMethod):
         if not 0 <= m.semi_fraction <= 1:
             raise ConfigError(f"method.semi_fraction={m.semi_fraction}: must be in [0, 1] (0 = off)")
         check_clustering_config(m.clustering)
+        if int(m.clustering.neighbours) > 0:
+            raise ConfigError(f"method.clustering.neighbours={m.clustering.neighbours}: method=nemgan pairs views of the "
+                              f"image itself; mined neighbours are clustergan's (set 0)")
         if int(m.clustering.heads) > 1 and m.encoder != "hybrid":
             raise ConfigError(f"method.clustering.heads={m.clustering.heads} widens the mode net to heads × k logits; it "
                               f"needs method.encoder=hybrid (got encoder={m.encoder}), or heads=1")
