@@ -261,6 +261,28 @@ def check_ranges(out: DictConfig) -> None:
         raise ConfigError(f"trainer.keep_checkpoints={out.trainer.keep_checkpoints}: must be >= 1, or null to keep "
                           f"every numbered checkpoint")
     check_choice("trainer.accelerator", str(out.trainer.accelerator), ("cpu", "gpu", "cuda", "mps", "auto"))
+    check_devices(out.trainer)
+
+
+def check_devices(trainer) -> None:
+    """``trainer.devices`` and ``trainer.num_nodes`` as Lightning's Trainer takes them, else one line (Lightning's
+    own refusal is a traceback from inside the Trainer, after the run dir exists)."""
+    devices = OmegaConf.to_container(trainer.devices) if OmegaConf.is_config(trainer.devices) else trainer.devices
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if isinstance(devices, str) and devices != "auto":  # "0,1": device indices
+        parts = [d.strip() for d in devices.split(",") if d.strip()]
+        devices = [int(d) if d.isdigit() else d for d in parts]
+    is_int = isinstance(devices, int) and not isinstance(devices, bool)
+    ok = (devices == "auto" or is_int and (devices >= 1 or devices == -1)
+          or isinstance(devices, list) and devices and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                           for d in devices))
+    if not ok:
+        raise ConfigError(f"trainer.devices={trainer.devices}: accepted values: a count >= 1, -1 or auto (every "
+                          f"device), or a list of device indices such as [0,1]")
+    nodes = trainer.num_nodes
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise ConfigError(f"trainer.num_nodes={nodes}: must be an integer >= 1")
 
 
 def check_device(cfg: DictConfig) -> None:

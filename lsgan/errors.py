@@ -20,6 +20,15 @@ class CLIError(ValueError):
     """A bad command-line argument; its message is one line."""
 
 
+def job_error(exc: BaseException) -> Exception:
+    """A sweep job's one-line error (a ConfigError, a divergence, a full disk) as Hydra's sweepers take it: the job
+    counts as failed, the sweep's other jobs still run, and Hydra prints the line after the job's overrides,
+    without a traceback."""
+    from hydra.errors import CompactHydraException
+
+    return CompactHydraException(f"error: {' '.join(str(exc).split())}")
+
+
 class NoSpaceError(OSError):
     """A write stopped by a full disk (or quota); its message is one line naming the file, the space the
     write needs and the space free. ``errno`` stays ENOSPC / EDQUOT for callers that test it."""

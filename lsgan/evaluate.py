@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
 from lsgan.errors import ConfigError
-from lsgan.io import atomic_file
+from lsgan.io import atomic_file, check_output_dir
 from lsgan.loading import checkpoint_file, load_datamodule, load_method, output_dir_of, resolve_device, run_dir_of
 
 DEFAULT_METRICS = ["classifier_fid", "cond_acc", "variety", "cluster", "modes", "knn"]
@@ -152,6 +152,7 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, object]:
     check_int(args, "n", 2, optional=True)
     check_bool(args, "html", "report", "log_run")
     args["ckpt"] = checkpoint_file(args["ckpt"])  # a run dir stands for its last checkpoint
+    check_output_dir(args["out"] or output_dir_of(args["ckpt"], "eval"), "out")  # refused before any work
     return evaluate(args["ckpt"], names, args["out"], args["n"], args["device"], overrides,
                     args["html"], args["report"], log_run=args["log_run"])
 

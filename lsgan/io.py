@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Callable, Iterator, Optional, Union
 
-from lsgan.errors import NoSpaceError
+from lsgan.errors import ConfigError, NoSpaceError
 
 PathLike = Union[str, os.PathLike]
 Size = Union[int, Callable[[], int], None]
@@ -83,6 +83,25 @@ def no_space_error(exc: BaseException, path: Optional[PathLike], needed: Optiona
         except OSError:
             pass
     return NoSpaceError(f"{what} writing {path}" + (f" ({', '.join(parts)})" if parts else ""), code)
+
+
+def check_output_dir(path: PathLike, key: str) -> Path:
+    """``path`` (absolute) when lsgan can write a folder there: it is a folder or does not exist yet, and the
+    nearest existing folder at or above it is writable. Otherwise a one-line ConfigError naming ``key``, so
+    a command refuses before any work rather than failing at its first write."""
+    p = Path(os.path.expanduser(str(path))).absolute()
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{key}={path}: is a file, not a folder; give a folder (it is created when missing)")
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={path}: {existing} is a file, so no folder can be made under it; give a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = ("on a read-only file system" if os.statvfs(existing).f_flag & os.ST_RDONLY
+               else "no write permission")
+        raise ConfigError(f"{key}={path}: cannot write in {existing} ({why}); give a folder you can write in")
+    return p
 
 
 @contextmanager

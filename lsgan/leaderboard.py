@@ -94,6 +94,14 @@ def parse(argv: Sequence[str]) -> Dict[str, str]:
     unknown = [r for r in args["rows"].split(",") if r not in ROWS]
     if unknown:
         raise BoardError(f"rows={args['rows']}: {unknown[0]} is not a row; accepted: {', '.join(ROWS)}")
+    from lsgan.compose import precheck_overrides
+    from lsgan.errors import ConfigError
+
+    for row in args["rows"].split(","):  # a wrong dataset or key: one line here, not a failure in every run started
+        try:
+            precheck_overrides([f"experiment={row}", f"dataset={args['dataset']}", *args["extra"]], check_keys=True)
+        except ConfigError as exc:
+            raise BoardError(str(exc)) from None
     return args
 
 

@@ -44,10 +44,10 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     from lsgan.methods import METHODS
     from lsgan.methods.base import DataInfo
     from lsgan.upgrade import upgrade_saved_config
-    from lsgan.resume import read_checkpoint
+    from lsgan.resume import read_checkpoint, state_misfit
 
     try:  # a missing, truncated or foreign file is one line naming it
-        blob = read_checkpoint(ckpt_path, key="ckpt")
+        blob = read_checkpoint(ckpt_path, key="ckpt", training=False)
     except ConfigError as exc:
         raise CLIError(str(exc)) from None
     hp = blob.get("hyper_parameters") or {}
@@ -60,8 +60,15 @@ def load_method(ckpt_path, device="cpu", overrides: Sequence[str] = ()) -> Tuple
     if name not in METHODS:
         raise CLIError(f"ckpt={ckpt_path}: method={name} is not registered; known: {', '.join(sorted(METHODS))}")
     info = DataInfo(**hp["data_info"])
-    method = METHODS[name](cfg, info)
-    method.load_state_dict(blob["state_dict"])
+    try:
+        method = METHODS[name](cfg, info)
+    except OmegaConfBaseException as exc:  # a key the code reads that this checkpoint's config never had
+        key = getattr(exc, "full_key", None) or "?"
+        raise CLIError(f"ckpt={ckpt_path}: its saved config has no {key} (written by another version of lsgan?); "
+                       f"give the value it was trained with: {key}=VALUE") from None
+    misfit = state_misfit(method, blob["state_dict"])  # loads the weights when they fit
+    if misfit is not None:
+        raise CLIError(f"ckpt={ckpt_path}: its weights do not fit the nets its saved config describes ({misfit})")
     method.iteration = int(blob.get("lsgan", {}).get("iteration", 0))
     method.to(torch.device(device))
     method.eval()

@@ -41,8 +41,13 @@ def _fault(path: Path, exc: BaseException) -> str:
     return f"truncated or corrupt ({text[:120]})"
 
 
-def read_checkpoint(path, key: str = "resume") -> dict:
-    """The checkpoint's contents, or ConfigError in one line: ``<key>=<path>: <what is wrong>``."""
+# What Lightning's fit(ckpt_path=...) restores beside the weights; a weights-only file has none of it.
+TRAINING_STATE = ("pytorch-lightning_version", "optimizer_states", "loops")
+
+
+def read_checkpoint(path, key: str = "resume", training: bool = True) -> dict:
+    """The checkpoint's contents, or ConfigError in one line: ``<key>=<path>: <what is wrong>``.
+    ``training``: training continues from it, so it must hold the optimizers' and loops' state too."""
     import torch
 
     p = Path(str(path)).expanduser()
@@ -54,6 +59,10 @@ def read_checkpoint(path, key: str = "resume") -> dict:
         raise ConfigError(f"{key}={path}: unreadable: {_fault(p, exc)}") from None
     if not isinstance(blob, dict) or "state_dict" not in blob:
         raise ConfigError(f"{key}={path}: not an lsgan checkpoint (no state_dict)")
+    missing = [k for k in TRAINING_STATE if k not in blob] if training else []
+    if missing:
+        raise ConfigError(f"{key}={path}: holds weights only (no {', '.join(missing)}), so training cannot continue "
+                          f"from it; lsgan.sample and lsgan.evaluate read it, a new run_dir trains afresh")
     return blob
 
 
@@ -121,6 +130,18 @@ def settings_changed(blob: dict, new_cfg, ckpt: Path) -> List[str]:
         raise ConfigError(f"resume={ckpt}: not an lsgan checkpoint (no saved config)")
     saved = upgrade_saved_config(saved)  # a run started before loss= / method.adv_loss were split compares in today's spelling
     return changed_settings(saved, OmegaConf.to_container(new_cfg, resolve=True))
+
+
+def data_changed(blob: dict, info) -> List[str]:
+    """``the data's ...: old -> new`` where the data read now differs in image shape or class count from the data
+    the checkpoint was trained on (a data file replaced between a run and its resume; same settings)."""
+    saved = (blob.get("hyper_parameters") or {}).get("data_info") or {}
+    out = []
+    if "shape" in saved and tuple(saved["shape"]) != tuple(info.shape):
+        out.append(f"the data's shape: {tuple(saved['shape'])} -> {tuple(info.shape)}")
+    if "num_classes" in saved and int(saved["num_classes"]) != int(info.num_classes):
+        out.append(f"the data's classes: {saved['num_classes']} -> {info.num_classes}")
+    return out
 
 
 def state_misfit(module, state_dict: dict) -> Optional[str]:

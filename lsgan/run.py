@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lsgan.compose import (CONF_DIR, GROUPS, KEY_HINTS, PATH_KEYS, check_renamed_overrides, compose_config,  # noqa: F401
                            group_choices, precheck_overrides, quote_path_override, run_dir_name, run_name)
-from lsgan.errors import ConfigError, NoSpaceError
+from lsgan.errors import ConfigError, NoSpaceError, job_error
 
 
 @dataclass
@@ -79,13 +79,15 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     """
     from lsgan.config import check_device, validate
     from lsgan.console import run_log
+    from lsgan.io import check_output_dir
     from lsgan.methods.base import DivergenceError
     from lsgan.resume import RunDirLock, is_launching_process, remove_unfinished_writes
     from lsgan.train_extractor import ensure_extractor_weights
 
     cfg = validate(cfg)
     check_device(cfg)
-    run_dir = Path(run_dir or cfg.run_dir or "runs/default").absolute()
+    # a file, or a folder that cannot be written (read-only), is one line before anything is made
+    run_dir = check_output_dir(run_dir or cfg.run_dir or "runs/default", "run_dir")
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunDirLock(run_dir) if is_launching_process() else None
@@ -120,7 +122,8 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     from lsgan.callbacks import AtomicCheckpoint, IterationProgressBar, PlainProgress, SampleGrid, StopAtIteration
     from lsgan.loggers import finish_loggers, run_group
     from lsgan.precision import describe_device, resolve_precision
-    from lsgan.resume import check_compatible, pick_resume, read_checkpoint, settings_changed, state_misfit
+    from lsgan.resume import (check_compatible, data_changed, pick_resume, read_checkpoint, settings_changed,
+                              state_misfit)
 
     ckpt_dir = run_dir / "checkpoints"
     if cfg.resume is not None:
@@ -137,6 +140,7 @@ def _train_in(cfg: DictConfig, run_dir: Path, callbacks: Optional[list],
     dm = build_datamodule(cfg)
     method = build_method(cfg, dm)
     if blob is not None:  # refused here, before anything in the run dir is written
+        changed += data_changed(blob, method.data_info)  # a data file replaced since: its shape or classes
         check_compatible(changed, state_misfit(method, blob["state_dict"]), resume, bool(cfg.get("force_resume", False)))
         print(f"[lsgan] resuming from {resume} (iteration {resume_iteration})", flush=True)
         resume = str(resume)
@@ -358,16 +362,21 @@ def _hydra_entry():
                 Path(run_dir).rmdir()  # only when empty: the dir Hydra made for a run refused before writing
             if HydraConfig.get().mode.name == "RUN":
                 sys.exit(1)
-            raise
+            raise job_error(exc) from None  # a failed job of a sweep: one line at the sweep's end, no traceback
 
     _main()
 
 
 def main() -> None:
+    from lsgan.io import check_output_dir
+
     # Run dirs lsgan makes contain "=" (runs/<m>-<d>,seed=1,...), which Hydra's grammar reads as
     # syntax: path-valued keys are quoted for it, so `resume=<that path>` works as typed.
+    given = dict(a.lstrip("+").split("=", 1) for a in sys.argv[1:] if "=" in a and not a.startswith("-"))
     sys.argv[1:] = [quote_path_override(a) for a in sys.argv[1:]]
     try:
+        if given.get("run_dir") not in (None, "", "null"):  # Hydra makes this folder before lsgan sees the config
+            check_output_dir(given["run_dir"].strip("'\""), "run_dir")
         precheck_overrides(sys.argv[1:], check_keys=True)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

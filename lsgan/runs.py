@@ -41,18 +41,33 @@ def find_runs(roots: Iterable[Path]) -> List[Path]:
                    if (cfg.parent / "metrics.csv").is_file() or (cfg.parent / "checkpoints").is_dir()})
 
 
+class UnreadableFile(ValueError):
+    """A run's file that cannot be parsed (hand-edited, cut short, another program's): its run is left out."""
+
+
+def _yaml(path: Path, kind: type):
+    """``path`` parsed as YAML holding a ``kind`` (empty: an empty one), or UnreadableFile naming it."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8 text
+        raise UnreadableFile(f"{path}: not readable YAML ({' '.join(str(exc).split())[:100]})") from None
+    if not isinstance(doc, (kind, type(None))):
+        raise UnreadableFile(f"{path}: holds a {type(doc).__name__}, not a {kind.__name__}")
+    return doc or kind()
+
+
 def read_config(run: Path) -> dict:
     """The run's ``config.yaml`` as a plain dict, in today's spelling (so an old run groups with new ones)."""
     from lsgan.config import upgrade_saved_config
 
-    return upgrade_saved_config(yaml.safe_load((Path(run) / "config.yaml").read_text()) or {})
+    return upgrade_saved_config(_yaml(Path(run) / "config.yaml", dict))
 
 
 def read_overrides(run: Path) -> List[str]:
     """The command line's overrides: the CLI's ``overrides.yaml``, else Hydra's copy (a run made before it)."""
     for path in (Path(run) / "overrides.yaml", Path(run) / ".hydra" / "overrides.yaml"):
         if path.is_file():
-            return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+            return [str(o) for o in _yaml(path, list)]
     return []
 
 
@@ -75,11 +90,14 @@ def last_metrics(metrics_csv: Path) -> Dict[str, str]:
     out: Dict[str, str] = {}
     if not Path(metrics_csv).is_file():
         return out
-    with open(metrics_csv, newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("step"):
-                out["iteration"] = str(int(float(row["step"])))
-            out.update({k: v for k, v in row.items() if k and v and k.split("/")[0] in METRICS})
+    try:
+        with open(metrics_csv, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("step"):
+                    out["iteration"] = str(int(float(row["step"])))
+                out.update({k: v for k, v in row.items() if k and v and k.split("/")[0] in METRICS})
+    except (OSError, ValueError, csv.Error) as exc:  # ValueError: not UTF-8 text, or a step that is not a number
+        raise UnreadableFile(f"{metrics_csv}: not a readable metrics CSV ({' '.join(str(exc).split())[:100]})") from None
     return out
 
 
@@ -128,7 +146,14 @@ def run_row(run: Path, root: Path, config_keys: Sequence[str] = ()) -> Dict[str,
 
 def table(roots: Sequence[Path], config_keys: Sequence[str] = ()) -> List[Dict[str, str]]:
     """One row per run under ``roots`` (paths relative to the root each was found under)."""
-    return [run_row(run, root, config_keys) for root in map(Path, roots) for run in find_runs([root])]
+    rows = []
+    for root in map(Path, roots):
+        for run in find_runs([root]):
+            try:
+                rows.append(run_row(run, root, config_keys))
+            except UnreadableFile as exc:  # one damaged run does not hide the others
+                print(f"warning: {exc}; run {run} left out", file=sys.stderr)
+    return rows
 
 
 # --------------------------------------------------------------------------- columns and groups

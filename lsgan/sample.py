@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from lsgan.cli import CLIError, Command, Key, check_bool, check_int, run, run_cli
+from lsgan.io import check_output_dir
 from lsgan.generation import (Generated, GenerationError, condition_counts, exemplar_indices,  # noqa: F401
                               generate, prior_weights, samples_arrays, to_uint8_hwc)
 from lsgan.loading import checkpoint_file, load_datamodule, load_method, output_dir_of, resolve_device
@@ -124,8 +125,8 @@ def _job(args: Dict[str, object], overrides: List[str]) -> Dict[str, Path]:
     files = like_files(args["like"]) if args["like"] is not None else None  # a bad path fails before loading
     if files is not None and args["exemplars"] is not None:
         raise CLIError("like / exemplars: give one of them (your own images, or a split's)")
+    out = check_output_dir(args["out"] or output_dir_of(args["ckpt"], "sample"), "out")  # before any work
     method, cfg = load_method(args["ckpt"], resolve_device(args["device"]), overrides)
-    out = Path(args["out"] or output_dir_of(args["ckpt"], "sample"))
     torch.manual_seed(int(args["seed"]))
     if files is not None:
         return _like_job(method, cfg, files, args, out)

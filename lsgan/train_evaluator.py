@@ -63,7 +63,7 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
                     max_steps: Optional[int] = None, log=print) -> Dict[str, object]:
     """Train (or reuse) the evaluator for ``cfg``'s dataset. Returns {"path", "cached", "test_acc", "seconds", "meta"}."""
     from lsgan.data.datasets import load_dataset
-    from lsgan.metrics.evaluator import fit_evaluator, load_evaluator, save_evaluator
+    from lsgan.metrics.evaluator import EvaluatorFileError, fit_evaluator, load_evaluator, save_evaluator
     from lsgan.metrics.resolve import DEFAULT_EPOCHS, evaluator_path
 
     if cfg.data.name in TOY_DATASETS:
@@ -80,10 +80,14 @@ def train_and_cache(cfg, force: bool = False, device: str = "auto", batch_size: 
                        + (" (CelebA: set data.attr and provide the attribute file)" if "celeba" in data.name else ""))
     path = os.path.expanduser(evaluator_path(cfg, int(train.data.shape[-1]), int(train.data.shape[1])))
     if os.path.isfile(path) and not force:
-        ev = load_evaluator(path)
-        log(f"[lsgan] evaluator cache hit: {path} (test accuracy {ev.meta.get('test_acc')}); force=true retrains")
-        return {"path": path, "cached": True, "test_acc": ev.meta.get("test_acc"), "seconds": time.time() - start,
-                "meta": ev.meta}
+        try:
+            ev = load_evaluator(path)
+        except EvaluatorFileError as exc:  # a cache entry cut short (a killed copy, a full disk): rebuilt
+            log(f"[lsgan] {exc}; training it again")
+        else:
+            log(f"[lsgan] evaluator cache hit: {path} (test accuracy {ev.meta.get('test_acc')}); force=true retrains")
+            return {"path": path, "cached": True, "test_acc": ev.meta.get("test_acc"), "seconds": time.time() - start,
+                    "meta": ev.meta}
     test = load_dataset(data, "test", seed, train=False)
     epochs = cfg.metrics.get("evaluator_epochs")
     epochs = float(epochs) if epochs is not None else float(DEFAULT_EPOCHS.get(data.name, 10))

@@ -35,8 +35,16 @@ def sngan_cfg(tiny_cfg):
 
 
 def snapshot(run_dir: Path) -> dict:
-    """Every file of a run dir with its bytes (what a failed command must not change)."""
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    """Every file of a run dir with its bytes (what a failed command must not change), but run.log: the run's
+    console, to which a refused command appends its error line (``log_only_grew`` checks that)."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and p.name != "run.log"}
+
+
+def log_only_grew(run_dir: Path, before: bytes, needle: str) -> None:
+    """run.log kept every byte it had and gained the refusal's line."""
+    now = (run_dir / "run.log").read_bytes()
+    assert now.startswith(before) and needle in now[len(before):].decode(), now[-2000:]
 
 
 def one_line(text: str) -> str:
@@ -209,6 +217,7 @@ def test_image_folder_skips_unreadable_images_with_one_warning(tmp_path, sngan_c
     ("trainer.ckpt_every=-1", "trainer.ckpt_every=-1"),
     ("trainer.log_every=0", "trainer.log_every=0"),
     ("trainer.accelerator=tpu", "trainer.accelerator"),
+    ("trainer.devices=0", "trainer.devices=0: accepted values: a count >= 1"),  # was Lightning's traceback
 ])
 def test_bad_values_and_keys_are_one_line_before_any_work(tmp_path, arg, needle):
     run_dir = tmp_path / "run"
@@ -464,3 +473,242 @@ def test_a_wrong_choice_or_key_is_answered_before_torch_is_imported(arg, needle)
                          timeout=120)
     assert res.stdout.split() == ["exit", "2", "False", "False"], res.stdout + res.stderr[-2000:]
     assert needle in one_line(res.stderr)
+
+
+# --------------------------------------------------------------------------- more of a hostile user's mistakes
+@pytest.fixture(scope="module")
+def sngan_run(tmp_path_factory):
+    """One tiny trained sngan run that the tests below read; a test that changes a run copies it first."""
+    from tests.conftest import make_cfg
+
+    run = tmp_path_factory.mktemp("hostile") / "run"
+    train(make_cfg(TINY + ["method=sngan", "dataset=digits", "trainer.steps=1"]), run)
+    return run
+
+
+def cli_error(main, argv, capsys) -> tuple:
+    """(exit code, the one stderr line) of a command line run in this process, as its console script runs it."""
+    from lsgan.cli import run_cli
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(lambda: main(argv))
+    return exit_.value.code, one_line(capsys.readouterr().err)
+
+
+def test_a_run_dir_that_is_a_file_is_one_line_before_hydra_makes_it(sngan_cfg, tmp_path, monkeypatch, capsys):
+    from lsgan.run import main
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    for run_dir in (notes, notes / "sub"):
+        monkeypatch.setattr(sys, "argv", ["lsgan.run", "method=sngan", f"run_dir={run_dir}"])
+        with pytest.raises(SystemExit) as exit_:
+            main()  # Hydra would make the folder (and fail with a traceback) before lsgan sees the config
+        line = one_line(capsys.readouterr().err)
+        assert exit_.value.code == 2 and line.startswith(f"error: run_dir={run_dir}: ") and "is a file" in line
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        train(sngan_cfg(), notes)  # the Python API says the same
+    assert notes.read_text() == "keep me"
+
+
+def test_a_read_only_run_dir_is_refused_in_one_line_and_left_as_it_was(sngan_run, tmp_path):
+    if not _can_mount_a_small_disk():
+        pytest.skip("cannot mount here (needs unshare and user namespaces)")
+    shutil.copytree(sngan_run, tmp_path / "ro" / "run")
+    run, before = tmp_path / "ro" / "run", snapshot(sngan_run)
+    code = ("import sys\n"
+            "from lsgan.errors import ConfigError\n"
+            "from lsgan.run import train\n"
+            "from tests.conftest import TINY, make_cfg\n"
+            "try:\n"
+            f"    train(make_cfg(TINY + ['method=sngan', 'dataset=digits', 'trainer.steps=2']), '{run}')\n"
+            "except ConfigError as exc:\n"
+            "    print('train:', exc)\n"
+            "from lsgan.cli import run_cli\n"
+            "from lsgan.sample import main\n"
+            f"run_cli(lambda: main(['ckpt={run}', 'n=2']))\n")  # its default out is <run>/sample
+    script = f"mount --bind -o ro {tmp_path / 'ro'} {tmp_path / 'ro'} || exit 99\n{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+    res = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, env=CLI_ENV, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2, res.stdout + res.stderr[-2000:]
+    assert res.stdout.strip() == f"train: run_dir={run}: cannot write in {run} (on a read-only file system); " \
+                                 f"give a folder you can write in"
+    assert one_line(res.stderr) == f"error: out={run / 'sample'}: cannot write in {run} (on a read-only file " \
+                                   f"system); give a folder you can write in"
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("arg,needle", [
+    ("trainer.devices=0", "trainer.devices=0: accepted values: a count >= 1, -1 or auto"),
+    ("trainer.devices=[]", "trainer.devices=[]: accepted values"),
+    ("trainer.devices=-2", "trainer.devices=-2: accepted values"),
+    ("trainer.devices=[0,-1]", "trainer.devices=[0, -1]: accepted values"),
+    ("trainer.num_nodes=0", "trainer.num_nodes=0: must be an integer >= 1"),
+    ("method.lr_g=abc", "method.lr_g: Value 'abc' of type 'str' could not be converted to Float"),
+    ("trainer.max_minutes=0", "trainer.max_minutes=0.0: must be > 0, or null for no limit"),
+])
+def test_values_lightning_or_omegaconf_would_refuse_with_a_traceback_are_one_line(arg, needle):
+    from lsgan.run import compose_config
+
+    with pytest.raises(ConfigError) as err:
+        validate(compose_config(["method=sngan", "dataset=digits", "trainer.accelerator=cpu", arg]))
+    assert needle in str(err.value) and "\n" not in str(err.value)
+    for ok in ("trainer.devices=auto", "trainer.devices=-1", "trainer.devices=[0]", "trainer.devices=1"):
+        validate(compose_config(["method=sngan", "dataset=digits", "trainer.accelerator=cpu", ok]))
+
+
+def test_sample_and_evaluate_refuse_an_out_that_is_a_file_before_any_work(sngan_run, tmp_path, monkeypatch, capsys):
+    import lsgan.evaluate
+    import lsgan.sample
+
+    def never(*args, **kwargs):
+        raise AssertionError("work started before out= was checked")
+
+    monkeypatch.setattr(lsgan.sample, "load_method", never)
+    monkeypatch.setattr(lsgan.evaluate, "evaluate", never)
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"an earlier picture")
+    for main in (lsgan.sample.main, lsgan.evaluate.main):
+        code, line = cli_error(main, [f"ckpt={sngan_run}", f"out={grid}"], capsys)
+        assert code == 2 and line == f"error: out={grid}: is a file, not a folder; give a folder (it is created when missing)"
+    assert grid.read_bytes() == b"an earlier picture"
+
+
+def test_an_unreadable_evaluator_is_a_skip_with_its_fix_and_train_evaluator_rebuilds_it(sngan_run, tmp_path, capsys):
+    from lsgan.evaluate import main as evaluate_main
+    from lsgan.metrics.evaluator import load_evaluator
+    from lsgan.train_evaluator import main as train_evaluator_main
+
+    cache = tmp_path / "cache"
+    made = train_evaluator_main(["dataset=digits", f"metrics.cache_dir={cache}", "max_steps=1", "device=cpu"])
+    path = Path(made["path"])
+    path.write_bytes(path.read_bytes()[:2000])  # a copy cut short
+    out = tmp_path / "eval"
+    code, line = cli_error(evaluate_main, [f"ckpt={sngan_run}", "metrics=[cond_acc]", f"out={out}", "n=16",
+                                           f"metrics.cache_dir={cache}", "device=cpu"], capsys)
+    assert code == 2 and f"cond_acc (evaluator {path} is truncated or corrupt; retrain it with `python -m " \
+                         f"lsgan.train_evaluator dataset=digits" in line and line.endswith("force=true`)"), line
+    garbage = tmp_path / "evaluator.pt"
+    garbage.write_text("not a network")
+    code, line = cli_error(evaluate_main, [f"ckpt={sngan_run}", "metrics=[cond_acc]", f"out={out}", "n=16",
+                                           f"metrics.evaluator={garbage}", "device=cpu"], capsys)
+    assert code == 2 and f"evaluator {garbage} is not a torch file" in line
+    assert not out.exists()  # nothing measured, nothing written
+    again = train_evaluator_main(["dataset=digits", f"metrics.cache_dir={cache}", "max_steps=1", "device=cpu"])
+    assert f"evaluator {path} is truncated or corrupt; training it again" in capsys.readouterr().out
+    assert not again["cached"] and load_evaluator(str(path)).meta["n_classes"] == 10
+
+
+def _altered_checkpoint(run: Path, dest: Path, change) -> Path:
+    blob = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    change(blob)
+    torch.save(blob, dest)
+    return dest
+
+
+def test_a_checkpoint_whose_config_lacks_a_key_names_it_and_takes_it_from_the_command_line(sngan_run, tmp_path,
+                                                                                            capsys):
+    from lsgan.sample import main
+
+    old = _altered_checkpoint(sngan_run, tmp_path / "old.ckpt",
+                              lambda b: b["hyper_parameters"]["cfg"]["model"].pop("g_width"))  # another version's
+    code, line = cli_error(main, [f"ckpt={old}", "n=2", f"out={tmp_path / 's'}"], capsys)
+    assert code == 2 and line == (f"error: ckpt={old}: its saved config has no model.g_width (written by another "
+                                  f"version of lsgan?); give the value it was trained with: model.g_width=VALUE")
+    paths = main([f"ckpt={old}", "n=2", f"out={tmp_path / 's'}", "model.g_width=16"])  # TINY's width
+    assert paths["npz"].is_file()
+
+
+def test_a_checkpoint_with_missing_weights_is_one_line(sngan_run, tmp_path, capsys):
+    from lsgan.sample import main
+
+    def halve(blob):
+        blob["state_dict"] = {k: v for i, (k, v) in enumerate(blob["state_dict"].items()) if i % 2}
+
+    half = _altered_checkpoint(sngan_run, tmp_path / "half.ckpt", halve)
+    code, line = cli_error(main, [f"ckpt={half}", "n=2", f"out={tmp_path / 's'}"], capsys)
+    assert code == 2 and line.startswith(f"error: ckpt={half}: its weights do not fit the nets its saved config "
+                                         f"describes (Missing key(s) in state_dict: ")
+
+
+def test_a_weights_only_checkpoint_samples_but_training_does_not_continue_from_it(sngan_run, sngan_cfg, tmp_path):
+    from lsgan.sample import main
+
+    keep = ("state_dict", "hyper_parameters", "lsgan")  # what a weights-only export keeps
+    weights = _altered_checkpoint(sngan_run, tmp_path / "weights.ckpt",
+                                  lambda b: [b.pop(k) for k in list(b) if k not in keep])
+    assert main([f"ckpt={weights}", "n=2", f"out={tmp_path / 's'}"])["npz"].is_file()
+    new = tmp_path / "new"
+    with pytest.raises(ConfigError, match=r"holds weights only \(no pytorch-lightning_version, optimizer_states, "
+                                          r"loops\), so training cannot continue from it"):
+        train(sngan_cfg("trainer.steps=2", f"resume={weights}"), new)  # was Lightning's KeyError, after config.yaml
+    assert not new.exists()
+    run = tmp_path / "run"
+    shutil.copytree(sngan_run, run)
+    shutil.copy(weights, run / "checkpoints" / "last.ckpt")
+    before, log = snapshot(run), (run / "run.log").read_bytes()
+    with pytest.raises(ConfigError, match=r"no readable checkpoint \(resume=.*last.ckpt: holds weights only"):
+        train(sngan_cfg("trainer.steps=2"), run)
+    assert snapshot(run) == before  # config.yaml and overrides.yaml were rewritten before
+    log_only_grew(run, log, "holds weights only")
+
+
+def test_the_leaderboard_refuses_a_wrong_dataset_or_key_before_it_trains(tmp_path, capsys):
+    from lsgan import leaderboard
+
+    runs = tmp_path / "runs"
+    assert leaderboard.main(["dataset=nope", f"runs={runs}"]) == 2  # it started a training run per row
+    assert one_line(capsys.readouterr().err).startswith("error: dataset=nope is not a known choice; accepted values: ")
+    assert leaderboard.main(["dataset=digits", f"runs={runs}", "model.g_widht=8"]) == 2
+    assert one_line(capsys.readouterr().err).startswith("error: model.g_widht is not a config key (keys of model: ")
+    assert not runs.exists()
+
+
+def test_a_data_file_replaced_between_a_run_and_its_resume_is_one_line(sngan_cfg, tmp_path):
+    data = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    np.savez_compressed(data, x=rng.integers(0, 255, (64, 28, 28), dtype=np.uint8))
+    args = ("dataset=npz", f"data.path={data}", "data.size=28")
+    run = tmp_path / "run"
+    train(sngan_cfg(*args, "trainer.steps=1"), run)
+    before, log = snapshot(run), (run / "run.log").read_bytes()
+    data.write_bytes(data.read_bytes()[:500])  # a copy cut short
+    with pytest.raises(ConfigError, match=f"{data} is truncated or corrupt"):
+        train(sngan_cfg(*args, "trainer.steps=2"), run)
+    np.savez_compressed(data, x=rng.integers(0, 255, (64, 28, 28, 3), dtype=np.uint8))  # colour images now
+    with pytest.raises(ConfigError) as err:
+        train(sngan_cfg(*args, "trainer.steps=2"), run)
+    assert "the data's shape: (1, 28, 28) -> (3, 28, 28)" in str(err.value) and "use a new run_dir" in str(err.value)
+    assert snapshot(run) == before
+    log_only_grew(run, log, "the data's shape")
+
+
+def test_a_sweep_whose_job_fails_runs_the_others_and_ends_without_a_traceback(tmp_path):
+    args = ["-m", "method=sngan", "dataset=digits", *TINY, "trainer.steps=1", "data.batch_size=4000,16",
+            f"hydra.sweep.dir={tmp_path}"]
+    res = cli(*args, timeout=240)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    failed = next(i for i, ln in enumerate(lines) if ln.startswith("Error executing job with overrides: ["))
+    assert "data.batch_size=4000" in lines[failed]  # Hydra names the job, then its one line follows
+    assert lines[failed + 1].startswith("error: data.batch_size=4000 is larger than the training split of dataset=")
+    assert len(list(tmp_path.glob("1_*/checkpoints/last.ckpt"))) == 1  # the other job trained
+
+
+def test_the_runs_table_leaves_out_a_damaged_run_with_one_warning_each(sngan_run, tmp_path, capsys):
+    from lsgan.runs import main
+
+    for name in ("good", "bad_csv", "bad_yaml"):
+        shutil.copytree(sngan_run, tmp_path / name)
+    (tmp_path / "bad_csv" / "metrics.csv").write_bytes(b"\x00\xff not text,,\n1,2\n")
+    (tmp_path / "bad_yaml" / "config.yaml").write_text("method: {name: sngan\n  data: [")
+    capsys.readouterr()
+    assert main([str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    warnings = err.strip().splitlines()
+    assert len(warnings) == 2 and "Traceback" not in err, err
+    assert warnings[0].startswith(f"warning: {tmp_path / 'bad_csv' / 'metrics.csv'}: not a readable metrics CSV (")
+    assert warnings[1].startswith(f"warning: {tmp_path / 'bad_yaml' / 'config.yaml'}: not readable YAML (")
+    assert all(w.endswith("left out") for w in warnings)
+    assert "good" in out and "bad_" not in out

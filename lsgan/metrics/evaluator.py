@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import time
 from typing import Callable, Dict, Optional, Union
 
@@ -24,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lsgan.errors import ConfigError
 from lsgan.io import atomic_torch_save
 from lsgan.metrics.fid import fid_from_features
 from lsgan.nets.modes import eval_mode
@@ -267,11 +269,24 @@ def save_evaluator(evaluator: Evaluator, path: str) -> str:
     return path
 
 
+class EvaluatorFileError(ConfigError):
+    """An evaluator file that cannot be used (cut short, not a torch file, not an evaluator): one line naming it."""
+
+
 def load_evaluator(path: str, device: Union[str, torch.device] = "cpu") -> Evaluator:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"evaluator checkpoint not found: {path} (train one first)")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    meta = blob["meta"]
-    net = build_evaluator_net(meta["arch"], meta["channels"], meta["n_classes"], meta.get("width"))
-    net.load_state_dict(blob["state_dict"])
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError):
+        with open(path, "rb") as fh:
+            zipped = fh.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+        raise EvaluatorFileError(f"evaluator {path} is {'truncated or corrupt' if zipped else 'not a torch file'}") from None
+    try:
+        meta = blob["meta"]
+        net = build_evaluator_net(meta["arch"], meta["channels"], meta["n_classes"], meta.get("width"))
+        net.load_state_dict(blob["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError):  # another file's dict, or weights of another net
+        raise EvaluatorFileError(f"evaluator {path} is not an evaluator (no meta and state_dict of an evaluator "
+                                 f"net)") from None
     return Evaluator(net.to(device), meta).eval()

@@ -24,7 +24,7 @@ from typing import Dict
 import torch
 
 from lsgan.io import cache_root
-from lsgan.metrics.evaluator import evaluator_cache_path, load_evaluator
+from lsgan.metrics.evaluator import EvaluatorFileError, evaluator_cache_path, load_evaluator
 from lsgan.toys import TOY_DATASETS, toy_centers
 
 # train_and_cache's epochs when metrics.evaluator_epochs is null (other datasets: 10)
@@ -139,7 +139,10 @@ def resolve_evaluator(cfg, datamodule, device="cpu"):
     how = train_evaluator_command(cfg, shape[-1])
     if not os.path.isfile(os.path.expanduser(path)):
         return None, f"no evaluator classifier at {path}; train it with `{how}`"
-    ev = load_evaluator(os.path.expanduser(path), device)
+    try:
+        ev = load_evaluator(os.path.expanduser(path), device)
+    except EvaluatorFileError as exc:
+        return None, f"{exc}; retrain it with `{how} force=true`"
     if name == "stacked_mnist":
         return StackedMNISTEvaluator(ev), None
     if int(ev.meta["n_classes"]) != datamodule.num_classes:
