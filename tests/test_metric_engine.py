@@ -3,6 +3,7 @@ across two processes (gloo on the CPU)."""
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -117,6 +118,11 @@ def test_reset_keeps_the_reference_only_when_asked():
     kept.reset()
     kept.update(gen[100:], real=False)  # a second evaluation against the same reference, fed once
     assert float(kept.compute()) == pytest.approx(fid_from_features(x["gen"][100:], x["real"]), abs=TOL)
+    # a cached reference's (mean, covariance, n) stands for its features
+    stats = FeatureFID(gen.shape[1])
+    stats.update_stats(x["real"].astype(np.float64).mean(0), np.cov(x["real"], rowvar=False), len(real), real=True)
+    stats.update(gen, real=False)
+    assert float(stats.compute()) == pytest.approx(fid_from_features(x["gen"], x["real"]), abs=TOL)
     dropped = FeatureFID(gen.shape[1])
     dropped.update(real, real=True)
     dropped.reset()
@@ -168,7 +174,9 @@ def _feed(metrics, x, rows_gen, rows_real):
 
 
 def _rank(rank, port, x, out):
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    # a collective one rank never joins fails after the timeout instead of hanging the test
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+                            timeout=timedelta(seconds=30))
     try:
         torch.set_num_threads(1)
         metrics = _metrics(x)
@@ -176,6 +184,12 @@ def _rank(rank, port, x, out):
         _feed(metrics, x, half(len(x["gen"]) - 1), half(len(x["real"])))
         values = {name: float(m.compute()) for name, m in metrics.items()}
         values["mapping"] = metrics["cond_acc"].report()["mapping"].tolist()
+        if rank == 0:  # the suite's Metrics, as MetricsCallback runs them on rank 0 alone, wait for no other rank
+            from lsgan.metrics.suite import _clustering_report, _conditional_accuracy
+
+            values["suite_cond_acc"] = _conditional_accuracy(x["cond"], x["pred"], 8, 5)["accuracy"]
+            values["suite_cluster_acc"] = _clustering_report(x["pred"], x["cond"])["acc"]
+        dist.barrier()
         torch.save(values, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -193,6 +207,9 @@ def test_two_ranks_compute_what_one_process_computes(tmp_path):
         for name, value in want.items():
             assert got[name] == pytest.approx(value, abs=TOL), (rank, name)
         assert got["mapping"] == one["cond_acc"].report()["mapping"].tolist()
+    suite = torch.load(tmp_path / "rank0.pt")
+    assert suite["suite_cond_acc"] == pytest.approx(cluster_conditional_accuracy(x["cond"], x["pred"], 8, 5)["accuracy"])
+    assert suite["suite_cluster_acc"] == pytest.approx(cluster_acc(x["cond"], x["pred"]))
     # a rank alone sees half the samples: its own numbers differ, so the equality above is the gathering's
     alone = _metrics(x)
     _feed(alone, x, np.arange(200), np.arange(350))

@@ -263,6 +263,22 @@ class FeatureFID(_RealFake):
         setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + f.T @ f)
         setattr(self, f"{side}_n", getattr(self, f"{side}_n") + len(f))
 
+    def update_stats(self, mean: Any, covariance: Any, n: int, real: bool) -> None:
+        """Add a set known by its mean, unbiased covariance and size (a cached reference's statistics)
+        as :meth:`update` would add its features."""
+        device = self.real_sum.device
+        mu = torch.as_tensor(np.asarray(mean, dtype=np.float64), device=device)
+        cov = torch.as_tensor(np.asarray(covariance, dtype=np.float64), device=device)
+        d = self.num_features
+        if mu.shape != (d,) or cov.shape != (d, d) or int(n) < 2:
+            raise ValueError(f"update_stats: expected a mean of {d}, a {d}×{d} covariance and n >= 2, got "
+                             f"{tuple(mu.shape)}, {tuple(cov.shape)}, n={n}")
+        side, n = ("real" if real else "fake"), int(n)
+        self._computed, self._update_count = None, self._update_count + 1  # as a wrapped update() does
+        setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + n * mu)
+        setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + (n - 1) * cov + n * torch.outer(mu, mu))
+        setattr(self, f"{side}_n", getattr(self, f"{side}_n") + n)
+
     def _stats(self, side: str) -> Tuple[np.ndarray, np.ndarray]:
         n = int(getattr(self, f"{side}_n"))
         if n < 2:

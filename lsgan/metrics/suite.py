@@ -13,33 +13,36 @@ the prior, so a 2 % mode weighs as much as a 98 % one); an exemplar-conditioned 
 sample per real image of the evaluation split. The same samples feed every metric of one call.
 Reference: ``ref_n`` images of ``ref_split`` (a fixed seeded subset, so the cache key holds).
 
-Which evaluator classifier reads the samples is ``lsgan.metrics.resolve``'s answer; writing a result
-down (JSON, one line, a logger row) is ``lsgan.metrics.results``'.
+Clustering ACC, conditional accuracy, variety, FID / KID, PRDC and intra-FID are computed by the
+torchmetrics Metrics of ``lsgan.metrics.engine`` (NMI / ARI by torchmetrics' own), the classes a
+LightningModule can log. Which evaluator classifier reads the samples is ``lsgan.metrics.resolve``'s
+answer; writing a result down (JSON, one line, a logger row) is ``lsgan.metrics.results``'.
 """
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from torchmetrics.clustering import AdjustedRandScore, NormalizedMutualInfoScore
 
 from lsgan.console import Progress
 from lsgan.data.datasets import load_dataset
 from lsgan.errors import ConfigError
 from lsgan.generation import exemplar_indices, generate, prior_weights
-from lsgan.metrics.clustering import clustering_report, kmeans_ids
-from lsgan.metrics.conditional import (cluster_conditional_accuracy, exemplar_conditional_accuracy,
-                                       intra_fid, mean_pairwise_distance, within_condition_variety)
-from lsgan.metrics.fid import (NO_LOGITS_REASON, ReferenceStats, fid_against_reference, fid_from_features,
-                               kid_against_reference)
+from lsgan.metrics.clustering import kmeans_ids
+from lsgan.metrics.conditional import mean_pairwise_distance
+from lsgan.metrics.engine import (PRDC, ClusteringAccuracy, ConditionalAccuracy, FeatureFID, FeatureKID, IntraFID,
+                                  WithinConditionVariety)
+from lsgan.metrics.fid import NO_LOGITS_REASON, ReferenceStats
 from lsgan.metrics.inception import batched_features, load_inception
 from lsgan.metrics.knn import knn_label_agreement
 from lsgan.metrics.modes import classwise_knn_kl_matrix, stacked_mnist_modes, toy_mode_stats
-from lsgan.metrics.prdc import prdc
 from lsgan.metrics.probe import linear_probe
 # evaluator resolution and the JSON helpers live in their own modules; the names are re-exported below
 # (``from lsgan.metrics.suite import resolve_evaluator / to_jsonable ...`` keeps working)
@@ -142,6 +145,7 @@ class MetricSuite:
         self._ref_stats = None
         self._ref_eval_feats = None
         self._eval_feats = None
+        self._fid: Dict[str, FeatureFID] = {}   # per backbone, its reference fed once
         self.artifacts: Dict[str, object] = {}   # arrays for reports (confusions, cluster ids)
         self._call: Dict[str, object] = {}   # what one compute() call shares: samples, predictions, features
         self._spread = "prior"               # how this compute() call spreads samples over conditions
@@ -292,19 +296,19 @@ class MetricSuite:
         if self.method.accepts_exemplars:
             if gen.source_label is None:
                 raise Skip("exemplar accuracy needs the source images' labels")
-            res = exemplar_conditional_accuracy(gen.source_label, pred, C)
+            res = _conditional_accuracy(gen.source_label, pred, C, C, "identity")
             out = {"value": res["accuracy"], "rule": "exemplar: source label == evaluator class of G(z, E(x))",
                    "confusion": res["confusion"], "groups": gen.source_label, "mapping": np.arange(C),
                    "protocol": {**proto, "source_split": self.cfg.data.eval_split}}
         else:
             K = int(self.method.num_conditions)
-            res = cluster_conditional_accuracy(gen.conditions, pred, K, C)
+            res = _conditional_accuracy(gen.conditions, pred, K, C)
             rule = "hungarian (K == classes)" if res["rule"] == "hungarian" else "purity (majority class per condition)"
             out = {"value": res["accuracy"], "rule": rule, "mapping": res["mapping"], "confusion": res["confusion"],
                    "groups": gen.conditions, "protocol": {**proto, "conditions": K}}
             if getattr(self.method, "uses_labels", False) and K == C:
                 # label-conditioned (cgan): condition k *is* class k, so the identity map is the honest one
-                out["value"] = float((pred == gen.conditions).double().mean())
+                out["value"] = _conditional_accuracy(gen.conditions, pred, K, C, "identity")["accuracy"]
                 out["rule"] = "identity (conditions are the training labels)"
                 out["accuracy_hungarian"] = res["accuracy"]
                 out["mapping"] = np.arange(K)
@@ -340,17 +344,38 @@ class MetricSuite:
         return torch.cat(outs)
 
     # ------------------------------------------------------------------ metrics
+    def _fid_against_reference(self, backbone: str, gen_feats, reference) -> float:
+        """FID of ``gen_feats`` against this suite's fixed reference on ``backbone``: one FeatureFID per
+        backbone keeps the reference's sums across calls (``reference``: its features, or its ReferenceStats)."""
+        fid = self._fid.get(backbone)
+        if fid is None:
+            if isinstance(reference, ReferenceStats):
+                fid = _metric(FeatureFID, int(reference.mu.shape[0]), reset_real_features=False)
+                fid.update_stats(reference.mu, reference.sigma, reference.n, real=True)
+            else:
+                fid = _metric(FeatureFID, int(reference.shape[1]), reset_real_features=False)
+                fid.update(torch.as_tensor(reference), real=True)
+            self._fid[backbone] = fid
+        fid.reset()
+        fid.update(torch.as_tensor(gen_feats), real=False)
+        return float(fid.compute())
+
     def _m_fid(self, n):
         feats, ref = self._inception_features(n)
-        res = fid_against_reference(feats, ref)
-        return {"value": res["fid"], "protocol": {**res["protocol"], "weights": self._weights_name()}}
+        value = self._fid_against_reference("inception", feats, ref)
+        return {"value": value, "protocol": {**ref.protocol(len(feats)), "weights": self._weights_name()}}
 
     def _m_kid(self, n):
         feats, ref = self._inception_features(n)
+        if ref.features is None:
+            raise Skip("KID needs the reference features; its cached statistics hold none (delete the cache file)")
         size = min(int(self.metrics_cfg.kid_subset_size), len(feats), ref.n)
-        res = kid_against_reference(feats, ref, int(self.metrics_cfg.kid_subsets), size, seed=int(self.metrics_cfg.get("seed", 0)))
-        return {"value": res["kid_mean"], "std": res["kid_std"],
-                "protocol": {**res["protocol"], "subsets": int(self.metrics_cfg.kid_subsets), "subset_size": size}}
+        kid = _metric(FeatureKID, int(self.metrics_cfg.kid_subsets), size, seed=int(self.metrics_cfg.get("seed", 0)))
+        kid.update(torch.as_tensor(feats), real=False)
+        kid.update(torch.as_tensor(ref.features), real=True)
+        mean, std = kid.compute()
+        return {"value": float(mean), "std": float(std),
+                "protocol": {**ref.protocol(len(feats)), "subsets": int(self.metrics_cfg.kid_subsets), "subset_size": size}}
 
     def _m_is(self, n):
         raise Skip(NO_LOGITS_REASON)
@@ -359,7 +384,7 @@ class MetricSuite:
         feats, ref = self._inception_features(n)
         m = min(len(feats), ref.n)  # equal set sizes, as in Kynkäänniemi et al.
         k = int(self.metrics_cfg.prdc_k)
-        res = prdc(ref.features[_spread_rows(ref.n, m)], feats[:m], k=k)
+        res = _prdc(ref.features[_spread_rows(ref.n, m)], feats[:m], k)
         return {"precision": res["precision"], "recall": res["recall"], "density": res["density"],
                 "coverage": res["coverage"], "protocol": {**ref.protocol(m), "reference_n": m, "k": k,
                                                           "weights": self._weights_name()}}
@@ -372,7 +397,7 @@ class MetricSuite:
         gen = self.generated(n)
         real = self._eval_features_of_reference()
         ref = self.reference()
-        value = fid_from_features(self._generated_eval_features(n), real)
+        value = self._fid_against_reference("evaluator", self._generated_eval_features(n), real)
         return {"value": value, "protocol": {"n_generated": len(gen), "reference_split": ref.split,
                                              "reference_n": len(ref.data), "backbone": "evaluator penultimate",
                                              **evaluator_protocol(ev)}}
@@ -383,7 +408,7 @@ class MetricSuite:
         gen_feats, real = self._generated_eval_features(n), self._eval_features_of_reference()
         m = min(len(gen_feats), len(real))  # equal set sizes, as in Kynkäänniemi et al.
         k = int(self.metrics_cfg.prdc_k)
-        res = prdc(real[_spread_rows(len(real), m)], gen_feats[:m], k=k)
+        res = _prdc(real[_spread_rows(len(real), m)], gen_feats[:m], k)
         ref = self.reference()
         return {**{key: res[key] for key in ("precision", "recall", "density", "coverage")},
                 "protocol": {"n_generated": m, "reference_split": ref.split, "reference_n": m, "k": k,
@@ -410,7 +435,7 @@ class MetricSuite:
         pred = self._generated_predictions(n)
         source = self.dm.eval_set.clean_labels[self._exemplar_draw(len(pred))].long()
         C = int(ev.meta["n_classes"])
-        res = exemplar_conditional_accuracy(source, pred, C)
+        res = _conditional_accuracy(source, pred, C, C, "identity")
         p_gen = torch.bincount(pred.long(), minlength=C).double() / len(pred)
         p_src = torch.bincount(source, minlength=C).double() / len(source)
         self.artifacts["confusion"] = np.asarray(res["confusion"])
@@ -428,13 +453,17 @@ class MetricSuite:
         gen = self.generated(n)
         g_feat, r_feat = self._generated_eval_features(n), self._eval_features_of_reference()
         groups, mapping = torch.as_tensor(c["groups"]), np.asarray(c["mapping"])
-        var = within_condition_variety(g_feat, groups, r_feat, ref.labels, mapping, seed=int(self.metrics_cfg.get("seed", 0)))
+        variety = _metric(WithinConditionVariety, len(mapping), _classes(ref.labels, mapping), mapping,
+                          seed=int(self.metrics_cfg.get("seed", 0)))
+        variety.update(g_feat, groups, real=False)
+        variety.update(r_feat, ref.labels, real=True)
+        var = variety.report()
         k = int(self.metrics_cfg.prdc_k)
         recall: Dict[int, float] = {}
         for g in range(len(mapping)):
             gi, ri = g_feat[groups == g], r_feat[ref.labels == int(mapping[g])] if mapping[g] >= 0 else r_feat[:0]
             # recall of one condition against its matched class: how much of that class it covers
-            recall[g] = prdc(ri, gi, k=k)["recall"] if min(len(gi), len(ri)) > k else float("nan")
+            recall[g] = _prdc(ri, gi, k)["recall"] if min(len(gi), len(ri)) > k else float("nan")
         rec = [v for v in recall.values() if math.isfinite(v)]
         return {"value": var["mean"], "min_condition": var["min"], "per_condition": var["per_condition"],
                 "recall_mean": float(np.mean(rec)) if rec else float("nan"),
@@ -453,8 +482,11 @@ class MetricSuite:
         c = self._conditional(n)
         ev = self._need_evaluator()
         ref = self.reference()
-        res = intra_fid(self._generated_eval_features(n), torch.as_tensor(c["groups"]),
-                        self._eval_features_of_reference(), ref.labels, np.asarray(c["mapping"]))
+        mapping = np.asarray(c["mapping"])
+        intra = _metric(IntraFID, len(mapping), _classes(ref.labels, mapping), mapping)
+        intra.update(self._generated_eval_features(n), torch.as_tensor(c["groups"]), real=False)
+        intra.update(self._eval_features_of_reference(), ref.labels, real=True)
+        res = intra.report()
         return {"value": res["mean"], "max_condition": res["max"], "per_condition": res["per_condition"],
                 "protocol": {"n_generated": len(self.generated(n)), "grouped_by": "source label"
                              if "exemplar" in c["rule"] else "condition", "features": "evaluator penultimate",
@@ -561,14 +593,14 @@ class MetricSuite:
             ids, rule = out.long(), "argmax of condition_of(x)"
         else:  # feature-valued condition_of (coupled): k-means into as many clusters as classes
             ids, rule = kmeans_ids(out, int(ev.num_classes), int(self.metrics_cfg.get("seed", 0))), "k-means on condition_of(x), k = #classes"
-        rep = clustering_report(y, ids)
+        rep = _clustering_report(y, ids)
         self.artifacts["cluster_ids"] = ids.numpy()
         res = {"value": rep["acc"], **{k: rep[k] for k in ("acc", "balanced_acc", "nmi", "ari", "purity", "n_clusters")},
                "rule": rule, "protocol": {**proto, "classes": rep["n_classes"]}}
         feats = self.method.cluster_features
         if feats is not None:  # ClusterGAN's own protocol: k-means on the encoder output
             k = int(self.method.num_conditions) or int(ev.num_classes)
-            km = clustering_report(y, kmeans_ids(self._batched(feats, x), k, int(self.metrics_cfg.get("seed", 0))))
+            km = _clustering_report(y, kmeans_ids(self._batched(feats, x), k, int(self.metrics_cfg.get("seed", 0))))
             res["kmeans"] = {**{key: km[key] for key in ("acc", "nmi", "ari", "purity")},
                              "rule": f"k-means on cluster_features(x), k = {k}"}
         return res
@@ -638,6 +670,50 @@ class MetricSuite:
                 "protocol": {"n_generated": len(gen), "features": "evaluator penultimate, PCA 10",
                              "estimator": "1-NN KL (Wang et al. 2009)", "max_per_group": 500,
                              "value": "mean over modes of the smallest KL to a real class"}}
+
+
+def _metric(cls, *args, **kwargs):
+    """An engine Metric as the suite uses it: all samples in this process. During DDP training only rank 0
+    evaluates (MetricsCallback), so compute() must not wait to gather from ranks that never update."""
+    return cls(*args, sync_on_compute=False, **kwargs)
+
+
+def _conditional_accuracy(conditions, pred, K: int, C: int, rule: str = "auto") -> Dict[str, object]:
+    """ConditionalAccuracy's report: accuracy, rule, mapping, confusion."""
+    metric = _metric(ConditionalAccuracy, K, C, rule=rule)
+    metric.update(torch.as_tensor(conditions), torch.as_tensor(pred))
+    return metric.report()
+
+
+def _classes(labels: torch.Tensor, mapping: np.ndarray) -> int:
+    """How many class ids a per-condition Metric must accept: the real labels' and the mapping's."""
+    return int(max(int(labels.max()) if len(labels) else 0, int(np.max(mapping, initial=0)))) + 1
+
+
+def _prdc(real, fake, k: int) -> Dict[str, float]:
+    metric = _metric(PRDC, k=k)
+    metric.update(torch.as_tensor(fake), real=False)
+    metric.update(torch.as_tensor(real), real=True)
+    return {key: float(value) for key, value in metric.compute().items()}
+
+
+def _clustering_report(y_true, y_pred) -> Dict[str, float]:
+    """ACC, balanced ACC and purity (ClusteringAccuracy), NMI and ARI (torchmetrics'), sizes: the keys of
+    ``lsgan.metrics.clustering.clustering_report``."""
+    t, p = torch.as_tensor(y_true).long(), torch.as_tensor(y_pred).long()
+    acc = _metric(ClusteringAccuracy, int(p.max()) + 1, int(t.max()) + 1)
+    acc.update(p, t)
+    out = acc.report()
+    n_clusters, n_classes = len(torch.unique(p)), len(torch.unique(t))
+    with warnings.catch_warnings():  # torchmetrics builds its contingency table as a sparse tensor and says so
+        warnings.filterwarnings("ignore", message="Sparse invariant checks")
+        for key, cls in (("nmi", NormalizedMutualInfoScore), ("ari", AdjustedRandScore)):
+            metric = _metric(cls)
+            metric.update(p, t)
+            out[key] = float(metric.compute())
+    if n_clusters == n_classes == 1:
+        out["nmi"] = 1.0  # one cluster that is the one class: perfect, as scikit-learn scores it (torchmetrics: 0)
+    return {**out, "n_clusters": n_clusters, "n_classes": n_classes}
 
 
 def _spread_rows(n: int, m: int) -> np.ndarray:
