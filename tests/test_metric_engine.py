@@ -214,3 +214,33 @@ def test_two_ranks_compute_what_one_process_computes(tmp_path):
     alone = _metrics(x)
     _feed(alone, x, np.arange(200), np.arange(350))
     assert float(alone["fid"].compute()) != pytest.approx(want["fid"], abs=1e-3)
+
+
+def test_a_lightning_module_logs_conditional_accuracy(tmp_path):
+    """The README's pattern: a LightningModule holds the Metric, updates it per validation step and logs the
+    Metric itself; Lightning computes it over the epoch's steps."""
+    import pytorch_lightning as pl
+
+    perm = torch.tensor([3, 1, 4, 0, 2])
+    seen = []
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.cond_acc = ConditionalAccuracy(num_conditions=5, num_classes=5)
+
+        def validation_step(self, batch, batch_idx):
+            c = batch[0]
+            pred = torch.where(c % 3 == batch_idx, (perm[c] + 1) % 5, perm[c])  # a "classifier" wrong on some
+            seen.append((c, pred))
+            self.cond_acc.update(c, pred)
+            self.log("cond_acc", self.cond_acc)
+
+    conditions = torch.randint(0, 5, (120,), generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(conditions), batch_size=40)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         enable_checkpointing=False, default_root_dir=tmp_path)
+    logged = trainer.validate(Module(), loader, verbose=False)[0]["cond_acc"]
+    c, p = (torch.cat(t) for t in zip(*seen))
+    assert logged == pytest.approx(cluster_conditional_accuracy(c, p, 5, 5)["accuracy"], abs=TOL)
+    assert logged < 1.0  # the mistakes count: every step's samples are in the epoch's value
