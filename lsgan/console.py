@@ -149,7 +149,7 @@ class Progress:
     def update(self, n: int = 1) -> None:
         self.done += int(n)
         now = time.perf_counter()
-        if now - self.last >= self.every_s:
+        if now - self.last >= self.every_s and (self.total is None or self.done < self.total):  # the end: close()
             self.last = now
             self._print(now)
 
