@@ -322,3 +322,50 @@ def test_hybrid_encoder_reads_z_n_from_d_and_clusters_with_its_own_net(tiny_cfg,
     assert "consistency" in header and "d_consistency" not in header  # D's trunk does not cluster
     z_n, logits = m.encode(x)
     assert z_n.shape == (8, 16) and logits.shape == (8, 4)
+
+
+def test_extractor_encoder_clusters_with_a_head_on_the_frozen_extractor_and_mined_neighbours(tiny_cfg, tmp_path):
+    """encoder=extractor: z_n from D's trunk, the clusters from a head on the frozen extractor; with
+    clustering.neighbours the term's second views are mined neighbours. The head, G, D and the z_n head learn;
+    the extractor's weights never move, and the trained module clusters and samples."""
+    from lsgan.nets import ConcatEncoder, SharedTrunkEncoder
+    from lsgan.nets.feature_head import FeatureHead
+
+    cfg = tiny_cfg(*CG, "method.adv_loss=hinge", "method.n_dis=1", "method.encoder=extractor", "method.e_reads_fakes=false",
+                   "method.clustering.weight=1.0", "method.clustering.neighbours=3", "method.clustering.augment.kind=affine",
+                   "extractor=alexnet_random", "extractor.pool=2", "extractor.cache=false")
+    fresh = _fresh(cfg)
+    noise, clusters = fresh.E.parts
+    assert isinstance(fresh.E, ConcatEncoder) and isinstance(noise, SharedTrunkEncoder) and isinstance(clusters, FeatureHead)
+    res, m = _train_keep(cfg, tmp_path)
+    assert res.iteration == 6
+    assert m.neighbours is not None and m.neighbours.shape == (len(m._train_set), 3)
+    head_before, head_after = _params(fresh.E.parts[1].head), _params(m.E.parts[1].head)
+    assert not torch.allclose(head_before, head_after)
+    assert torch.equal(_params(fresh.E.parts[1].extractor), _params(m.E.parts[1].extractor))
+    assert not m.E.parts[1].extractor.training  # kept in eval mode while the method trained
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    ids = m.condition_of(x)
+    assert ids.shape == (8,) and int(ids.max()) < 4
+    assert m.sample(4, condition=1).shape == (4, 1, 32, 32)
+
+
+def test_feature_head_passes_gradient_to_the_images_not_the_extractor():
+    from lsgan.nets.feature_head import FeatureHead
+
+    class Stub(nn.Module):
+        out_dim = 12
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 3, 3, padding=1)
+
+        def forward(self, x):
+            return nn.functional.adaptive_avg_pool2d(self.conv(x), 2).flatten(1)
+
+    head = FeatureHead(Stub(), 5)
+    x = torch.randn(6, 1, 8, 8, requires_grad=True)
+    head(x).logsumexp(1).sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in head.extractor.parameters())
+    assert all(p.grad is not None for p in head.head.parameters() if p.requires_grad)

@@ -232,6 +232,47 @@ def test_assign_options_are_checked(tiny_cfg, override, needle):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("cfg_of,override,needle", [
+    ("CG", "method.clustering.neighbours=-1", "method.clustering.neighbours=-1: must be >= 0"),
+    ("CG", "method.clustering.neighbours=5 method.clustering.assign=sinkhorn", "it needs method.clustering.assign=soft"),
+    ("NEM", "method.clustering.neighbours=5", "mined neighbours are clustergan's"),
+])
+def test_neighbours_are_checked(tiny_cfg, cfg_of, override, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)) as err:
+        validate(tiny_cfg(*{"CG": CG, "NEM": NEM}[cfg_of], *override.split()))
+    assert "\n" not in str(err.value)
+
+
+def test_mined_neighbours_are_the_nearest_by_cosine_and_never_the_image_itself():
+    # two tight groups of directions, at different lengths: cosine (not length) makes the neighbours
+    torch.manual_seed(0)
+    a = torch.tensor([1.0, 0.0, 0.0]) + 0.05 * torch.randn(6, 3)
+    b = torch.tensor([0.0, 1.0, 0.0]) + 0.05 * torch.randn(6, 3)
+    scale = torch.linspace(0.5, 20, 12)[:, None]
+    nb = clustering_term.mine_neighbours(torch.cat([a, b]) * scale, 5)
+    assert nb.shape == (12, 5)
+    assert (nb[:6] < 6).all() and (nb[6:] >= 6).all()
+    assert not (nb == torch.arange(12)[:, None]).any()
+
+
+def test_the_second_views_come_from_the_partner_images():
+    """With partners, the term pairs T(x) with T(partner): a logits map that reads only the image's mean
+    gives confident, agreeing clusters for x paired with itself, and a worse loss with opposite partners."""
+    torch.manual_seed(0)
+    term = clustering_term.RealClusteringTerm(1.0, 0.0, AugmentConfig(kind="affine", rotation=0.0, scale=0.0,
+                                                                      shear=0.0, translate=0.0), (1, 8, 8))
+    x = torch.cat([torch.full((4, 1, 8, 8), -0.9), torch.full((4, 1, 8, 8), 0.9)])
+
+    def logits_of(images):
+        m = images.mean(dim=(1, 2, 3))
+        return torch.stack([-10 * m, 10 * m], dim=1)
+
+    alone, _ = term(x, logits_of)
+    same, _ = term(x, logits_of, x.clone())
+    crossed, _ = term(x, logits_of, x.flip(0))
+    assert torch.allclose(alone, same, atol=1e-4) and crossed > alone + 1.0
+
+
 def test_balance_kl_is_checked(tiny_cfg):
     with pytest.raises(ConfigError, match="method.clustering.balance_kl='backward' is not accepted; accepted values: forward, rev"):
         validate(tiny_cfg(*NEM, "method.clustering.balance_kl=backward"))
