@@ -41,6 +41,24 @@ def test_cli_with_run_dir_writes_only_there_and_run_log_is_its_console(tmp_path)
     assert not [line for line in console if any(n in line for n in NOISE)], console
 
 
+def test_a_terminal_gets_one_progress_bar_and_no_plain_lines(tmp_path, tiny_cfg, monkeypatch, capsys):
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ProgressBar
+
+    from lsgan.callbacks import IterationProgressBar, PlainProgress
+
+    seen = {}
+
+    class Peek(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["bars"] = [c for c in trainer.callbacks if isinstance(c, (ProgressBar, PlainProgress))]
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    train(tiny_cfg("method=sngan", "trainer.progress_bar=true"), tmp_path, callbacks=[Peek()])
+    assert [type(c) for c in seen["bars"]] == [IterationProgressBar]
+    assert "iteration 4/4" not in capsys.readouterr().out  # the bar, not PlainProgress's lines
+
+
 def test_a_rerun_appends_to_run_log(tmp_path, tiny_cfg):
     train(tiny_cfg("method=sngan", "trainer.steps=2"), tmp_path)
     train(tiny_cfg("method=sngan", "trainer.steps=3"), tmp_path)
