@@ -339,7 +339,7 @@ def test_extractor_encoder_clusters_with_a_head_on_the_frozen_extractor_and_mine
     assert isinstance(fresh.E, ConcatEncoder) and isinstance(noise, SharedTrunkEncoder) and isinstance(clusters, FeatureHead)
     res, m = _train_keep(cfg, tmp_path)
     assert res.iteration == 6
-    assert m.neighbours is not None and m.neighbours.shape == (len(m._train_set), 3)
+    assert m.neighbours.table.shape == (len(m.neighbours.train_set), 3)
     head_before, head_after = _params(fresh.E.parts[1].head), _params(m.E.parts[1].head)
     assert not torch.allclose(head_before, head_after)
     assert torch.equal(_params(fresh.E.parts[1].extractor), _params(m.E.parts[1].extractor))

@@ -70,6 +70,9 @@ def test_generic_recipe_reads_gray_shapes_and_colour_photos(name, gray_shapes, r
     if name == "clustergan":  # where E's clusters come from: its own net for shapes, a head on a RotNet for photos
         assert (gray.method.encoder, gray.method.clustering.neighbours) == ("hybrid", 0)
         assert (rgb.method.encoder, rgb.method.clustering.neighbours, rgb.extractor.name) == ("extractor", 20, "rotnet")
+    if name == "slcgan":  # C: a net of its own for shapes, a head on a RotNet for photos
+        assert (gray.method.c_net, gray.method.clustering.neighbours) == ("own", 0)
+        assert (rgb.method.c_net, rgb.method.clustering.neighbours, rgb.extractor.name) == ("extractor", 20, "rotnet")
 
 
 def test_a_value_set_on_the_command_line_wins_over_auto(rgb_photos):
@@ -82,8 +85,8 @@ def test_a_value_set_on_the_command_line_wins_over_auto(rgb_photos):
 
 @pytest.mark.parametrize("name", GENERIC)
 def test_generic_recipe_trains_on_colour_photos(name, rgb_photos, tmp_path):
-    # clustergan's RotNet: two training steps, in this test's own cache
-    rotnet = [f"extractor.cache_dir={tmp_path / 'features'}", "extractor.train_steps=2"] if name == "clustergan" else []
+    # clustergan's and slcgan's RotNet: two training steps, in this test's own cache
+    rotnet = [f"extractor.cache_dir={tmp_path / 'features'}", "extractor.train_steps=2"] if name != "nemgan" else []
     cfg = ensure_extractor_weights(validate(compose_config([f"experiment={name}", "dataset=npz", f"data.path={rgb_photos}"]
                                                            + SMALL + rotnet)))
     res = train(cfg, tmp_path / "run")

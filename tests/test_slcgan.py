@@ -384,3 +384,33 @@ def test_ema_of_c_labels_real_images_and_is_saved_as_the_clusterer(tiny_cfg, tmp
     assert torch.equal(m.features_of(x), m.c_ema.module.features(x))
     with pytest.raises(ConfigError, match=r"method\.c_ema_decay=1\.5"):
         validate(make_cfg(SMALL + ["method.c_ema_decay=1.5"]))
+
+
+def test_c_as_a_head_on_the_frozen_extractor_with_mined_neighbours(tiny_cfg, tmp_path):
+    """c_net=extractor: C is a head on the frozen extractor's features; with clustering.neighbours L_aug
+    pairs each image with a view of a mined neighbour. The head learns, the extractor does not, and C's own
+    file rebuilds the same C (head and extractor)."""
+    from lsgan.nets.feature_head import FeatureHead
+
+    cfg = tiny_cfg("method=slcgan", "method.num_clusters=3", "model.g_width=8", "model.d_width=8", "method.c_net=extractor",
+                   "method.clustering.neighbours=3", "method.clustering.augment.kind=affine", "extractor=alexnet_random",
+                   "extractor.pool=2", "extractor.cache=false")
+    torch.manual_seed(0)
+    result = train(cfg, str(tmp_path))
+    state = torch.load(result.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    c = Clusterer.load(str(tmp_path / CLUSTERER_FILE))
+    assert isinstance(c.net, FeatureHead)
+    for k, v in c.state_dict().items():
+        assert torch.equal(v, state[f"C.{k}"])
+    from lsgan.features.extractors import build_extractor
+
+    built = build_extractor(validate(cfg).extractor, (1, 32, 32)).state_dict()  # the weights it started from
+    assert built.keys() == c.net.extractor.state_dict().keys()
+    assert all(torch.equal(built[k], v) for k, v in c.net.extractor.state_dict().items())
+    x = real_images(shape=(1, 32, 32))
+    assert c.assign(x).shape == (6,) and c.embed(x).shape == (6, 256)
+
+
+def test_c_net_is_checked():
+    with pytest.raises(ConfigError, match="method.c_net='shared' is not accepted; accepted values: own, extractor"):
+        build("method.c_net=shared")

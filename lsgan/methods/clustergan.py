@@ -34,7 +34,7 @@ from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, mode_seeking_loss, perceptual_loss
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, inference
-from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config, mine_neighbours
+from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config, MinedNeighbours
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
@@ -141,27 +141,18 @@ class ClusterGAN(GANMethod):
             self.perceptual = build_perceptual_net(self.mcfg)
         # E's clustering of real images (clustering.weight > 0; None = off, the authors' objective)
         self.cluster_term = RealClusteringTerm.build(self.mcfg.clustering, shape, self.data_info.name, self.prior.weights)
-        self.neighbours = None  # N×k training-split indices (clustering.neighbours > 0), mined at fit start
-        self._train_set = None
+        k = int(self.mcfg.clustering.neighbours)
+        self.neighbours = MinedNeighbours(k) if self.cluster_term is not None and k > 0 else None
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        k = int(self.mcfg.clustering.neighbours)
         dm = getattr(self.trainer, "datamodule", None)
-        if self.cluster_term is None or k == 0 or dm is None:
-            return
-        from lsgan.features import features_for_datamodule
-
-        self._train_set = dm.train_set
-        self.neighbours = mine_neighbours(features_for_datamodule(self.cfg, dm), k)
+        if self.neighbours is not None and dm is not None:
+            self.neighbours.fit(self.cfg, dm)
 
     def cluster_partners(self, batch: Batch) -> Optional[torch.Tensor]:
-        """One random mined neighbour of each batch image (the clustering term's second views), or None."""
-        if self.neighbours is None:
-            return None
-        nb = self.neighbours[batch.index.cpu()]
-        pick = nb[torch.arange(len(nb)), torch.randint(nb.shape[1], (len(nb),))]
-        return self._train_set.images(pick).to(batch.x)
+        """One mined neighbour of each batch image (the clustering term's second views), or None."""
+        return None if self.neighbours is None else self.neighbours.partners(batch.index, batch.x)
 
     @property
     def latent_dim(self) -> int:

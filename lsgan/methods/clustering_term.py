@@ -58,6 +58,7 @@ class BalanceConfig:
     balance_weight: float = 0.0  # weight of KL(batch marginal of the clusters ‖ the prior's masses); 0 = off
     balance_kl: str = "forward"  # forward: KL(marginal ‖ masses) | reverse: KL(masses ‖ marginal), which keeps a gradient at collapse
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # the random views T
+    neighbours: int = 0          # SCAN: the second view is of one of the image's k nearest training images in the extractor's features; 0 = of the image itself
 
 
 @dataclass
@@ -68,7 +69,6 @@ class ClusteringConfig(BalanceConfig):
     balance_weight: float = 2.0  # weight of its balance part (1 let a probe collapse to one cluster)
     assign: str = "soft"         # soft: the views are each other's targets | sinkhorn: SeLa labels balanced to the masses
     heads: int = 1               # assign=sinkhorn: SeLa heads, each its own transport; the one the others agree with is read
-    neighbours: int = 0          # SCAN: the second view is of one of the image's k nearest training images in the extractor's features; 0 = of the image itself
 
 
 def head_consensus(labels: torch.Tensor) -> torch.Tensor:
@@ -92,12 +92,41 @@ def mine_neighbours(features: torch.Tensor, k: int) -> torch.Tensor:
     return knn_indices(f / f.norm(dim=1, keepdim=True).clamp_min(1e-12), int(k))
 
 
+class MinedNeighbours:
+    """SCAN's partners for a method whose ``method.clustering.neighbours`` is k > 0: at fit start the
+    training split's features from the frozen extractor (``cfg.extractor``, cached) and each image's k
+    nearest neighbours in them; during training one random neighbour image per batch image. Not saved:
+    a resumed run mines the same table again from the same features."""
+
+    def __init__(self, k: int):
+        self.k = int(k)
+        self.table: Optional[torch.Tensor] = None  # N×k training-split indices
+        self.train_set = None
+
+    def fit(self, cfg, datamodule) -> None:
+        from lsgan.features import features_for_datamodule
+
+        self.train_set = datamodule.train_set
+        self.table = mine_neighbours(features_for_datamodule(cfg, datamodule), self.k)
+
+    def partners(self, index: torch.Tensor, like: torch.Tensor) -> Optional[torch.Tensor]:
+        """One random mined neighbour of each training image ``index`` (as ``like``'s dtype and device), or
+        None before ``fit``."""
+        if self.table is None:
+            return None
+        rows = self.table[index.cpu()]
+        pick = rows[torch.arange(len(rows)), torch.randint(self.k, (len(rows),))]
+        return self.train_set.images(pick).to(like)
+
+
 def check_balance_config(c, path: str = "method.clustering") -> None:
     """One-line errors for ``method.clustering.{balance_weight, balance_kl, augment}``."""
     check_augment_config(c.augment, f"{path}.augment")
     check_choice(f"{path}.balance_kl", c.balance_kl, BALANCE_KL)
     if float(c.balance_weight) < 0:
         raise ConfigError(f"{path}.balance_weight={c.balance_weight}: must be >= 0")
+    if int(c.neighbours) < 0:
+        raise ConfigError(f"{path}.neighbours={c.neighbours}: must be >= 0 (0 = two views of the image itself)")
 
 
 def check_clustering_config(c, path: str = "method.clustering") -> None:
@@ -109,8 +138,6 @@ def check_clustering_config(c, path: str = "method.clustering") -> None:
     heads = int(c.heads)
     if heads < 1:
         raise ConfigError(f"{path}.heads={heads}: must be >= 1")
-    if int(c.neighbours) < 0:
-        raise ConfigError(f"{path}.neighbours={c.neighbours}: must be >= 0 (0 = two views of the image itself)")
     if int(c.neighbours) > 0 and c.assign != "soft":
         raise ConfigError(f"{path}.neighbours={c.neighbours} pairs an image with a neighbour for the soft targets; "
                           f"it needs {path}.assign=soft (got {c.assign}), or neighbours=0")

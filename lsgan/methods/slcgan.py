@@ -31,19 +31,21 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from lsgan.augment import MultiViewAugment
-from lsgan.errors import ConfigError
+from lsgan.errors import ConfigError, check_choice
 from lsgan.data.batch import Batch
 from lsgan.io import atomic_torch_save
 from lsgan.losses import (marginal_entropy, marginal_kl, mean_entropy, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge,
                           slcgan_g_hinge, slcgan_mi_loss)
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
-from lsgan.methods.clustering_term import BalanceConfig, check_balance_config
+from lsgan.methods.clustering_term import BalanceConfig, MinedNeighbours, check_balance_config
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 from lsgan.nets.ema import EMA
+from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.modes import frozen
 
 CLUSTERER_FILE = "clusterer.pt"
+C_NETS = ("own", "extractor")  # method.c_net
 
 
 @dataclass
@@ -63,6 +65,7 @@ class SLCGANConfig(MethodConfig):
     c_adv_weight: float = 1.0       # weight of mean[s_r] in C's loss
     aug_grad_through_target: bool = False  # L_aug: also back-propagate through q = softmax(C(T(x)))
     c_spectral_norm: bool = True    # spectral norm on C (the paper: spectral normalization in both C and G)
+    c_net: str = "own"              # own: C an encoder of its own (the paper) | extractor: a head on the frozen extractor's features (SCAN)
     c_ema_decay: Optional[float] = None  # EMA of C (warm-up as G's, from ema_start) labels real images at inference; None = off
     # the views T of L_aug, and a balance term on C's batch marginal (IMSAT; balance_weight 0 = off, the paper)
     clustering: BalanceConfig = field(default_factory=BalanceConfig)
@@ -79,12 +82,14 @@ def synthetic_outliers(x: torch.Tensor, n: Optional[int] = None) -> torch.Tensor
 
 
 class Clusterer(nn.Module):
-    """C: an arch's encoder with K outputs; logits → p(y|x) = softmax, ``features`` the
-    penultimate layer. Saved and loaded standalone with :meth:`save` / :meth:`load`."""
+    """C: an arch's encoder with K outputs, or (``extractor_cfg`` given) a head on that frozen extractor's
+    features; logits → p(y|x) = softmax, ``features`` the penultimate layer. Saved and loaded standalone
+    with :meth:`save` / :meth:`load` (a head's file carries the extractor's weights and settings)."""
 
     compile_also = ("net",)  # probs / features reach the net without C's forward
 
-    def __init__(self, model_cfg, in_shape: Sequence[int], k: int, spectral_norm: bool = False):
+    def __init__(self, model_cfg, in_shape: Sequence[int], k: int, spectral_norm: bool = False,
+                 extractor_cfg=None):
         super().__init__()
         if k < 1:
             raise ConfigError(f"method.num_clusters={k}: must be >= 1")
@@ -93,7 +98,14 @@ class Clusterer(nn.Module):
         self.spectral_norm = bool(spectral_norm)
         self.model_cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) \
             else dict(model_cfg)
-        self.net = build_encoder(OmegaConf.create(self.model_cfg), self.in_shape, self.k, self.spectral_norm)
+        self.extractor_cfg = None if extractor_cfg is None else (
+            OmegaConf.to_container(extractor_cfg, resolve=True) if isinstance(extractor_cfg, DictConfig) else dict(extractor_cfg))
+        if self.extractor_cfg is None:
+            self.net = build_encoder(OmegaConf.create(self.model_cfg), self.in_shape, self.k, self.spectral_norm)
+        else:
+            from lsgan.features.extractors import build_extractor
+
+            self.net = FeatureHead(build_extractor(OmegaConf.create(self.extractor_cfg), self.in_shape), self.k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits, B×K."""
@@ -121,7 +133,7 @@ class Clusterer(nn.Module):
     def save(self, path: str) -> str:
         """Write {state_dict, meta} atomically (temporary file, then rename)."""
         meta = {"k": self.k, "in_shape": list(self.in_shape), "spectral_norm": self.spectral_norm,
-                "model": self.model_cfg}
+                "model": self.model_cfg, "extractor": self.extractor_cfg}
         state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
         atomic_torch_save({"state_dict": state, "meta": meta}, path)
         return path
@@ -132,7 +144,7 @@ class Clusterer(nn.Module):
             raise FileNotFoundError(f"clusterer file not found: {path}")
         blob = torch.load(path, map_location=map_location, weights_only=True)
         meta = blob["meta"]
-        net = cls(meta["model"], meta["in_shape"], meta["k"], meta["spectral_norm"])
+        net = cls(meta["model"], meta["in_shape"], meta["k"], meta["spectral_norm"], meta.get("extractor"))
         net.load_state_dict(blob["state_dict"])
         return net.to(map_location).eval()  # for inference: no spectral-norm power iteration
 
@@ -153,6 +165,7 @@ class SLCGAN(GANMethod):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         check_balance_config(m.clustering)
+        check_choice("method.c_net", m.c_net, C_NETS)
         if m.c_outlier_count is not None and int(m.c_outlier_count) < 1:
             raise ConfigError(f"method.c_outlier_count={m.c_outlier_count}: need an integer >= 1 (or null = the batch size)")
         if m.c_ema_decay is not None and not 0.0 < float(m.c_ema_decay) < 1.0:
@@ -173,7 +186,13 @@ class SLCGAN(GANMethod):
             self.augment = MultiViewAugment(self.mcfg.clustering.augment, shape)
         self.G = build_generator(self.cfg.model, self.latent_dim, shape, num_classes=k)
         self.D = build_discriminator(self.cfg.model, shape, num_classes=k)
-        self.C = Clusterer(self.cfg.model, shape, k, spectral_norm=bool(self.mcfg.c_spectral_norm))
+        if self.mcfg.c_net == "extractor" and len(shape) != 3:
+            raise ConfigError(f"method.c_net=extractor: dataset={self.data_info.name} is not image data")
+        # c_net=extractor: on photographs a C of its own clusters colour and background (docs/slcgan.md)
+        self.C = Clusterer(self.cfg.model, shape, k, spectral_norm=bool(self.mcfg.c_spectral_norm),
+                           extractor_cfg=self.cfg.extractor if self.mcfg.c_net == "extractor" else None)
+        n = int(self.mcfg.clustering.neighbours)
+        self.neighbours = MinedNeighbours(n) if n > 0 and self.augment is not None else None
         # C at lr 1e-3 keeps moving: a cluster can lose half its images to a neighbour within 50 steps and
         # win them back later (docs/slcgan.md); the average labels real images at inference.
         # Training still reads the online C (D's real pairs, L_mi), as in the paper.
@@ -223,10 +242,17 @@ class SLCGAN(GANMethod):
             logs["loss_mi"] = mi.detach()
         return loss, logs
 
-    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None):
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        dm = getattr(self.trainer, "datamodule", None)
+        if self.neighbours is not None and dm is not None:
+            self.neighbours.fit(self.cfg, dm)
+
+    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None, partner: Optional[torch.Tensor] = None):
         """(C's loss, logs): c_adv_weight·mean[s_r] + L_aug (+ the balance term) on real images,
         − c_outlier_weight·H(C(synthetic outliers)).
-        ``logits``: C(x) with its graph, when already computed at C's current weights."""
+        ``logits``: C(x) with its graph, when already computed at C's current weights. ``partner``: the
+        images whose views L_aug pairs with x (mined neighbours); None = x itself."""
         logits = self.C(x) if logits is None else logits
         p = F.softmax(logits, dim=1)
         # collapse monitors: entropy of the batch's cluster marginal (log K = all used evenly)
@@ -248,7 +274,8 @@ class SLCGAN(GANMethod):
             loss = loss + balance_weight * balance
             logs["c_balance"] = balance.detach()
         if self.aug_weight > 0:
-            aug = slcgan_aug_loss(logits, self.C(self.augment(x)), bool(self.mcfg.aug_grad_through_target))
+            other = x if partner is None else partner
+            aug = slcgan_aug_loss(logits, self.C(self.augment(other)), bool(self.mcfg.aug_grad_through_target))
             loss = loss + self.aug_weight * aug
             logs["loss_aug"] = aug.detach()
         w_out = float(self.mcfg.c_outlier_weight)
@@ -277,7 +304,8 @@ class SLCGAN(GANMethod):
         loss_g, logs = self.g_loss(len(batch))
         self.step_opt("g", loss_g)
         kept, self._c_logits = self._c_logits, None
-        loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None)
+        partner = None if self.neighbours is None else self.neighbours.partners(batch.index, batch.x)
+        loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None, partner)
         if loss_c.requires_grad:  # every term of C's loss weighted 0 (loss=no_aug, no balance, no adv): C stays
             self.step_opt("c", loss_c)
             if self.c_ema is not None:

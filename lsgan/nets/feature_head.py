@@ -28,4 +28,11 @@ class FeatureHead(nn.Module):
                                   nn.ReLU(inplace=True), nn.Linear(hidden, int(out_dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.normalize(self.extractor(x).reshape(len(x), -1).float(), dim=1))
+        return self.head(self._unit_features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden layer's activations (the penultimate features, B×hidden)."""
+        return self.head[:-1](self._unit_features(x))
+
+    def _unit_features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.extractor(x).reshape(len(x), -1).float(), dim=1)
