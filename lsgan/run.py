@@ -79,8 +79,8 @@ def train(cfg: DictConfig, run_dir: Optional[str] = None, callbacks: Optional[li
     """
     from lsgan.config import check_device, validate
     from lsgan.console import run_log
+    from lsgan.divergence import DivergenceError
     from lsgan.io import check_output_dir
-    from lsgan.methods.base import DivergenceError
     from lsgan.resume import RunDirLock, is_launching_process, remove_unfinished_writes
     from lsgan.train_extractor import ensure_extractor_weights
 
@@ -345,7 +345,7 @@ def _hydra_entry():
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
     def _main(cfg: DictConfig) -> Optional[float]:  # the value a sweeper optimizes (optimized_metric), else None
         from lsgan.io import is_no_space, no_space_error
-        from lsgan.methods.base import DivergenceError
+        from lsgan.divergence import DivergenceError
 
         run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
         try:

@@ -12,7 +12,7 @@ import torch
 
 from lsgan.config import ConfigError
 from lsgan.methods import METHODS
-from lsgan.methods.base import DivergenceError
+from lsgan.divergence import DivergenceError
 from lsgan.run import precheck_overrides, train
 from tests.conftest import REPO, TINY
 

@@ -7,26 +7,26 @@ functions, ``d_step`` and ``g_step`` (mimicry style). The base owns what is comm
   update (coupled's Algorithm 2: D only when ``i mod n == 0``);
 * the iteration counter (independent of Lightning's ``global_step``, which counts every
   optimizer step and so depends on how many optimizers a method has);
-* EMA of G, RNG state in checkpoints (exact resume), the divergence guard, label stripping for
-  unsupervised methods, and metric logging keyed by iteration;
+* EMA of G, label stripping for unsupervised methods, and metric logging keyed by iteration;
+* the checkpoint extras: the iteration and the RNG state (exact resume, :mod:`lsgan.rng_state`),
+  checked by the divergence guard (:mod:`lsgan.divergence`) before anything is written;
 * the generate-on-demand API: ``num_conditions``, ``sample(n, condition)``, ``condition_of(x)``.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
-import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lsgan import rng_state
 from lsgan.data.batch import Batch
+from lsgan.divergence import DivergenceError, DivergenceGuard  # noqa: F401  (DivergenceError: importable from here too)
 from lsgan.errors import merge_node
 from lsgan.generation import per_condition_counts
 from lsgan.losses.gan import ADV_FORMS, gradient_penalty
@@ -55,10 +55,6 @@ def inference(fn):
                 m.training = mode
 
     return wrapper
-
-
-class DivergenceError(RuntimeError):
-    """A loss became NaN/inf; training stops and the last good checkpoint is kept."""
 
 
 @dataclass
@@ -123,7 +119,7 @@ class GANMethod(pl.LightningModule):
         self._pending_rng = None
         self._log_sums: Dict[str, float] = defaultdict(float)
         self._log_counts: Dict[str, int] = defaultdict(int)
-        self._finite_pending: List = []  # (iteration, loss names, non-finite flags on the device)
+        self.divergence_guard = DivergenceGuard()
         self.build()
         # NHWC for image nets: the same convolutions, on oneDNN's / cuDNN's faster layout. Set
         # before the optimizers exist, so their state takes the parameters' layout.
@@ -133,7 +129,7 @@ class GANMethod(pl.LightningModule):
         self.g_ema = None
         if self.mcfg.ema_decay is not None:
             self.g_ema = EMA(self.G)
-        # Fixed noise for sample grids, from its own generator so grids never touch the
+        # Fixed noise for sample grids, from its own torch.Generator so grids never touch the
         # global RNG (that would break exact resume).
         gen = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)) + 12345)
         self.register_buffer("fixed_z", torch.randn(self.grid_size(), self.latent_dim, generator=gen), persistent=False)
@@ -314,7 +310,7 @@ class GANMethod(pl.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int):
         if self._pending_rng is not None:  # exact resume: restore RNG right before the next step
-            _set_rng_state(self._pending_rng)
+            rng_state.restore(self._pending_rng)
             self._pending_rng = None
         if not self.uses_labels:
             batch = batch.unlabeled()
@@ -331,33 +327,9 @@ class GANMethod(pl.LightningModule):
                 self.g_ema.update(self.G, ema_decay_at(i, int(self.mcfg.ema_start), float(self.mcfg.ema_decay)))
         # each loss once as a float scalar on the device, for the guard and the log row alike
         logs = {k: torch.as_tensor(v, device=self.device).detach().float().mean() for k, v in logs.items()}
-        self._watch_finite(i, logs)
+        self.divergence_guard.watch(i, logs)
         self.iteration = i + 1
         self._record(logs)
-
-    # Losses stay on the device between log rows: no host sync per iteration (on a GPU one
-    # .item() per key per step stalls the launch queue). The divergence guard reads its flags
-    # at each log row, before every checkpoint is written and at the end, so a non-finite loss
-    # is reported with the iteration it happened at and never reaches a checkpoint.
-    def _watch_finite(self, i: int, logs: Dict[str, torch.Tensor]) -> None:
-        if logs:
-            values = torch.stack(list(logs.values()))
-            self._finite_pending.append((i, list(logs), ~torch.isfinite(values)))
-
-    def check_finite(self) -> None:
-        """Raise DivergenceError for the first non-finite loss since the last check (one host sync)."""
-        pending, self._finite_pending = self._finite_pending, []
-        if not pending:
-            return
-        flags = torch.stack([bad.any() for _, _, bad in pending]).tolist()
-        for (i, keys, bad), flag in zip(pending, flags):
-            if flag:
-                names = [k for k, b in zip(keys, bad.tolist()) if b]
-                kept = "no checkpoint was written" if i == 0 else "the last good checkpoint is kept"
-                raise DivergenceError(
-                    f"non-finite loss at iteration {i}: {', '.join(names)}; training stopped, "
-                    f"{kept} (lower the learning rates or check the data)"
-                )
 
     def _record(self, logs: Dict[str, torch.Tensor]) -> None:
         for k, v in logs.items():
@@ -365,7 +337,7 @@ class GANMethod(pl.LightningModule):
             self._log_counts[k] += 1
         every = max(1, int(self.cfg.trainer.log_every))
         if self.iteration % every == 0 or self.iteration == int(self.cfg.trainer.steps):
-            self.check_finite()
+            self.divergence_guard.check()
             keys = list(self._log_sums)
             values = torch.stack([self._log_sums[k] / self._log_counts[k] for k in keys]).tolist() if keys else []
             row = dict(zip(keys, values))
@@ -376,7 +348,7 @@ class GANMethod(pl.LightningModule):
                 self.log_dict(row, prog_bar=True, logger=False, on_step=True, batch_size=1)
 
     def on_train_end(self) -> None:
-        self.check_finite()
+        self.divergence_guard.check()
 
     def log_metrics(self, metrics: Dict[str, float], step: Optional[int] = None) -> None:
         """Log a row keyed by training iteration to every configured logger (rank 0)."""
@@ -388,8 +360,8 @@ class GANMethod(pl.LightningModule):
 
     # checkpoint extras: iteration and RNG (Lightning restores nets, optimizers, loops)
     def on_save_checkpoint(self, checkpoint):
-        self.check_finite()  # a non-finite loss since the last check stops here, before anything is written
-        checkpoint["lsgan"] = {"iteration": self.iteration, "rng": _get_rng_state()}
+        self.divergence_guard.check()  # a non-finite loss since the last check stops here, before anything is written
+        checkpoint["lsgan"] = {"iteration": self.iteration, "rng": rng_state.capture()}
         if self._trainer is not None:  # what trainer.precision=auto became on this machine
             checkpoint["lsgan"]["precision"] = str(self.trainer.precision)
 
@@ -420,26 +392,6 @@ def ema_decay_at(iteration: int, start: int, decay: float) -> float:
         return 0.0
     t = iteration - start
     return min(decay, (1.0 + t) / (10.0 + t))
-
-
-def _get_rng_state():
-    # Only tensors and plain Python values, so checkpoints load with torch.load(weights_only=True).
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached": float(cached)}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def even_conditions(n: int, k: int, device=None) -> torch.Tensor:
