@@ -142,7 +142,7 @@ class Coupled(GANMethod):
 
     @torch.no_grad()
     def fill_exemplars(self, train_set) -> None:
-        """Seeded (own generator, global RNG untouched) random training exemplars for the bank and the grid."""
+        """Seeded (own torch.Generator, global RNG untouched) random training exemplars for the bank and the grid."""
         n = len(train_set)
         gen = torch.Generator().manual_seed(int(self.cfg.get("seed", 0)) + 4321)
         order = torch.randperm(n, generator=gen)

@@ -238,9 +238,10 @@ class NEMGAN(GANMethod):
         }
 
     # ------------------------------------------------------------------ training
-    def draw_latent(self, n: int, modes=None, generator: Optional[torch.Generator] = None):
-        """(z, y): n engineered latents and their modes (modes drawn from P_Y when None)."""
-        return self.prior.sample(n, modes=modes, generator=generator, device=self.device)
+    def draw_latent(self, n: int, modes=None, rng: Optional[torch.Generator] = None):
+        """(z, y): n engineered latents and their modes (modes drawn from P_Y when None); ``rng``: draw from
+        this torch.Generator instead of the global RNG."""
+        return self.prior.sample(n, modes=modes, generator=rng, device=self.device)
 
     def draw_training_latent(self, n: int):
         """(z, y, fake weight) for one training step (``method.stratify_modes``, see STRATIFY): modes from
