@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from lsgan.losses import latent_norm_loss, mode_matching_loss, slcgan_g_hinge, slcgan_mi_loss
 from lsgan.methods import METHODS
 from lsgan.methods.base import DataInfo, ema_decay_at
+from lsgan.data.profile import DataProfile, auto_values
 from lsgan.nets import build_encoder
 from lsgan.run import compose_config
 from tests.conftest import REPO
@@ -26,8 +27,11 @@ ENCODER_RECIPES = ["clustergan_mnist", "nemgan_mnist", "nemgan_mnist04", "slcgan
 
 def build(experiment, *overrides, seed=0):
     torch.manual_seed(seed)
-    # what the MNIST recipes read from MNIST (their data.size / augment.kind are "auto"; no data is loaded here)
-    cfg = compose_config([f"experiment={experiment}", "data.size=28", "method.clustering.augment.kind=affine", *overrides])
+    # what the MNIST recipes read from MNIST (their `auto` keys; no data is loaded here)
+    cfg = compose_config([f"experiment={experiment}", *overrides])
+    for key, value in auto_values(DataProfile(side=28, channels=1, plain_border=1.0)).items():
+        if OmegaConf.select(cfg, key, default=None) == "auto":
+            OmegaConf.update(cfg, key, value, merge=False)
     method = METHODS[cfg.method.name](cfg, MNIST)
     method.train()
     return method

@@ -94,6 +94,14 @@ def auto_keys(cfg: DictConfig) -> List[str]:
     return [k for k in AUTO_KEYS if OmegaConf.select(cfg, k, default=None) == AUTO]
 
 
+def auto_values(profile: DataProfile) -> dict:
+    """What each of ``AUTO_KEYS`` becomes for data of this profile."""
+    shapes = profile.views == "affine"
+    return {"data.size": profile.size, "method.clustering.augment.kind": profile.views,
+            "method.encoder": "hybrid" if shapes else "extractor", "method.c_net": "own" if shapes else "extractor",
+            "method.clustering.neighbours": 0 if shapes else NEIGHBOURS}
+
+
 def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
     """``cfg`` with every ``auto`` of ``AUTO_KEYS`` and ``extractor=auto`` replaced by what the data
     calls for (a copy; ``cfg`` itself when nothing is ``auto``)."""
@@ -102,10 +110,7 @@ def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
     if not keys and not extractor_auto:
         return cfg
     profile = profile_data(OmegaConf.create(_data_node(cfg.data)))
-    shapes = profile.views == "affine"
-    values = {"data.size": profile.size, "method.clustering.augment.kind": profile.views,
-              "method.encoder": "hybrid" if shapes else "extractor", "method.c_net": "own" if shapes else "extractor",
-              "method.clustering.neighbours": 0 if shapes else NEIGHBOURS}
+    values = auto_values(profile)
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     for key in keys:
         OmegaConf.update(out, key, values[key], merge=False)
