@@ -133,14 +133,18 @@ def settings_changed(blob: dict, new_cfg, ckpt: Path) -> List[str]:
 
 
 def data_changed(blob: dict, info) -> List[str]:
-    """``the data's ...: old -> new`` where the data read now differs in image shape or class count from the data
-    the checkpoint was trained on (a data file replaced between a run and its resume; same settings)."""
+    """``the data's ...: old -> new`` where the data read now differs in image shape, class count or content (its
+    fingerprint) from the data the checkpoint was trained on (a data file replaced between a run and its resume;
+    same settings)."""
     saved = (blob.get("hyper_parameters") or {}).get("data_info") or {}
     out = []
     if "shape" in saved and tuple(saved["shape"]) != tuple(info.shape):
         out.append(f"the data's shape: {tuple(saved['shape'])} -> {tuple(info.shape)}")
     if "num_classes" in saved and int(saved["num_classes"]) != int(info.num_classes):
         out.append(f"the data's classes: {saved['num_classes']} -> {info.num_classes}")
+    if not out and saved.get("fingerprint") and info.fingerprint and saved["fingerprint"] != info.fingerprint:
+        out.append(f"the training examples (same shape, other content: fingerprint {saved['fingerprint']} -> "
+                   f"{info.fingerprint}; was the data file replaced?)")
     return out
 
 

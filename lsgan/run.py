@@ -46,8 +46,10 @@ def build_method(cfg: DictConfig, dm):
     from lsgan.methods import METHODS
     from lsgan.methods.base import DataInfo
 
+    from lsgan.data.datasets import fingerprint
+
     info = DataInfo(shape=tuple(dm.image_shape), num_classes=int(dm.num_classes),
-                    class_names=list(dm.class_names), name=cfg.data.name)
+                    class_names=list(dm.class_names), name=cfg.data.name, fingerprint=fingerprint(dm.train_set))
     return METHODS[cfg.method.name](cfg, info)
 
 

@@ -684,6 +684,25 @@ def test_a_data_file_replaced_between_a_run_and_its_resume_is_one_line(sngan_cfg
     log_only_grew(run, log, "the data's shape")
 
 
+def test_a_data_file_replaced_by_other_examples_of_the_same_shape_is_refused_unless_forced(sngan_cfg, tmp_path):
+    """Other images, same shape and classes: the checkpoint's fingerprint of the training examples tells it; the
+    resume stops in one line (force_resume=true continues on the new data, as for any changed setting)."""
+    data = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    np.savez_compressed(data, x=rng.integers(0, 255, (64, 28, 28), dtype=np.uint8))
+    args = ("dataset=npz", f"data.path={data}", "data.size=28")
+    run = tmp_path / "run"
+    train(sngan_cfg(*args, "trainer.steps=1"), run)
+    before = snapshot(run)
+    np.savez_compressed(data, x=rng.integers(0, 255, (64, 28, 28), dtype=np.uint8))  # other images, same shape
+    with pytest.raises(ConfigError) as err:
+        train(sngan_cfg(*args, "trainer.steps=2"), run)
+    msg = str(err.value)
+    assert "the training examples (same shape, other content" in msg and "force_resume=true" in msg and "\n" not in msg
+    assert snapshot(run) == before
+    assert train(sngan_cfg(*args, "trainer.steps=2", "force_resume=true"), run).iteration == 2
+
+
 def test_a_sweep_whose_job_fails_runs_the_others_and_ends_without_a_traceback(tmp_path):
     args = ["-m", "method=sngan", "dataset=digits", *TINY, "trainer.steps=1", "data.batch_size=4000,16",
             f"hydra.sweep.dir={tmp_path}"]

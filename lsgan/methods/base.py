@@ -80,6 +80,7 @@ class DataInfo:
     num_classes: int = 0          # from labels; only label-using methods may depend on it
     class_names: List[str] = field(default_factory=list)
     name: str = "digits"
+    fingerprint: Optional[str] = None  # of the training examples (lsgan.data.datasets.fingerprint); None: not known
 
 
 class GANMethod(pl.LightningModule):
