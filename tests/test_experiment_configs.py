@@ -114,7 +114,8 @@ def test_coupled_recipe_runs_on_any_gray_npz_without_edits(tmp_path):
     path = tmp_path / "mine.npz"
     np.savez(path, x_train=x[:160], y_train=y[:160], x_test=x[160:], y_test=y[160:])
     overrides = ["experiment=coupled_mnist", "dataset=npz", f"data.path={path}",
-                 f"extractor.cache_dir={tmp_path / 'features'}", "method.pair_pool=16"] + SMALL
+                 f"extractor.cache_dir={tmp_path / 'features'}", "method.pair_pool=16",
+                 "extractor.train_steps=2"] + SMALL  # random pixels read as photographs: a RotNet, trained briefly
     res = train(compose_config(overrides), tmp_path / "run")
     assert res.iteration == 2 and res.samples.is_file()
     from lsgan.loading import load_method
