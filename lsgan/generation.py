@@ -116,7 +116,7 @@ def generate(method, n: int, condition: Optional[int] = None, exemplar_set=None,
         if k == 0:
             raise GenerationError(f"condition={condition}: method={name} is unconditional (it has no conditions)")
         if not isinstance(condition, int) or not 0 <= condition < k:
-            raise GenerationError(f"condition={condition}: method={name} has conditions 0..{k - 1}")
+            raise GenerationError(f"condition={condition}: method={name} takes an integer condition id in 0..{k - 1}")
         counts = [0] * k
         counts[condition] = n
     elif k > 0:

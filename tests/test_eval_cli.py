@@ -83,7 +83,8 @@ def test_same_seed_same_samples(ckpts, tmp_path):
 def test_sample_errors_are_one_line(ckpts, tmp_path):
     from lsgan.sample import main
 
-    cases = [([f"ckpt={ckpts['cgan']}", "condition=10"], "condition=10: method=cgan has conditions 0..9"),
+    cases = [([f"ckpt={ckpts['cgan']}", "condition=10"], "condition=10: method=cgan takes an integer condition id in 0..9"),
+             ([f"ckpt={ckpts['cgan']}", "condition=abc"], "condition=abc: method=cgan takes an integer condition id in 0..9"),
              ([f"ckpt={ckpts['sngan']}", "condition=0"], "unconditional"),
              ([f"ckpt={tmp_path / 'missing.ckpt'}"], "no such checkpoint"),
              ([f"ckpt={ckpts['sngan']}", "exemplars=test"], "does not generate from exemplar"),
@@ -96,7 +97,7 @@ def test_sample_errors_are_one_line(ckpts, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "lsgan.sample", f"ckpt={ckpts['cgan']}", "condition=12"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: condition=12: method=cgan has conditions 0..9"]
+    assert proc.stderr.strip().splitlines() == ["error: condition=12: method=cgan takes an integer condition id in 0..9"]
 
 
 class MirrorMethod(torch.nn.Module):
