@@ -370,7 +370,7 @@ def test_class_subset_evaluator_reads_the_wrapped_one_on_some_classes():
         def logits(self, x):
             return torch.as_tensor(x, dtype=torch.float32)
 
-        def features(self, x):
+        def features(self, x, what: str = "evaluator features"):
             return 2 * torch.as_tensor(x, dtype=torch.float32)
 
         def fingerprint(self):
@@ -403,3 +403,14 @@ def test_intra_fid_matches_each_condition_to_its_class():
     assert intra_fid(gen, c, real, y, [0, 1])["mean"] > 90  # every condition against the wrong class
     lone = intra_fid(gen, c, real, y, [1, -1])  # a condition mapped to no class stays out of the mean
     assert np.isnan(lone["per_condition"][1]) and lone["mean"] == pytest.approx(right["per_condition"][0])
+
+
+def test_every_evaluator_takes_the_progress_name_of_a_features_pass():
+    """The suite names its reference pass (``what=``) on whatever evaluator the dataset resolves to."""
+    import inspect
+
+    from lsgan.metrics import resolve
+    from lsgan.metrics.evaluator import Evaluator
+
+    for cls in (Evaluator, resolve.NearestCenterEvaluator, resolve.StackedMNISTEvaluator, resolve.ClassSubsetEvaluator):
+        assert "what" in inspect.signature(cls.features).parameters, cls.__name__

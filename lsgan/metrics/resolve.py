@@ -76,8 +76,8 @@ class NearestCenterEvaluator:
     def predict(self, points) -> torch.Tensor:
         return torch.cdist(torch.as_tensor(points).float().cpu(), self.centers).argmin(dim=1)
 
-    def features(self, points) -> torch.Tensor:
-        return torch.as_tensor(points).float().cpu()
+    def features(self, points, what: str = "features") -> torch.Tensor:
+        return torch.as_tensor(points).float().cpu()  # instant: no progress lines to name
 
 
 class StackedMNISTEvaluator:
@@ -95,9 +95,9 @@ class StackedMNISTEvaluator:
         d = self.digits(images)
         return d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
 
-    def features(self, images) -> torch.Tensor:
+    def features(self, images, what: str = "evaluator features") -> torch.Tensor:
         x = torch.as_tensor(images)
-        return torch.cat([self.mnist.features(x[:, c:c + 1]) for c in range(3)], dim=1)
+        return torch.cat([self.mnist.features(x[:, c:c + 1], what=f"{what}, channel {c}") for c in range(3)], dim=1)
 
 
 class ClassSubsetEvaluator:
@@ -117,8 +117,8 @@ class ClassSubsetEvaluator:
     def predict(self, images) -> torch.Tensor:
         return self.evaluator.logits(images)[:, self.class_ids].argmax(dim=1)
 
-    def features(self, images) -> torch.Tensor:
-        return self.evaluator.features(images)
+    def features(self, images, what: str = "evaluator features") -> torch.Tensor:
+        return self.evaluator.features(images, what=what)
 
     def fingerprint(self) -> str:
         """The wrapped weights' (the features, all a cache key covers, are theirs)."""
