@@ -665,13 +665,19 @@ def test_the_leaderboard_refuses_a_wrong_dataset_or_key_before_it_trains(tmp_pat
     assert not runs.exists()
 
 
-def test_a_data_file_replaced_between_a_run_and_its_resume_is_one_line(sngan_cfg, tmp_path):
+def _one_step_on_an_npz(sngan_cfg, tmp_path):
+    """(the npz file, its RNG, the data overrides, the run dir) of one training step on 64 random gray images."""
     data = tmp_path / "data.npz"
     rng = np.random.default_rng(0)
     np.savez_compressed(data, x=rng.integers(0, 255, (64, 28, 28), dtype=np.uint8))
     args = ("dataset=npz", f"data.path={data}", "data.size=28")
     run = tmp_path / "run"
     train(sngan_cfg(*args, "trainer.steps=1"), run)
+    return data, rng, args, run
+
+
+def test_a_data_file_replaced_between_a_run_and_its_resume_is_one_line(sngan_cfg, tmp_path):
+    data, rng, args, run = _one_step_on_an_npz(sngan_cfg, tmp_path)
     before, log = snapshot(run), (run / "run.log").read_bytes()
     data.write_bytes(data.read_bytes()[:500])  # a copy cut short
     with pytest.raises(ConfigError, match=f"{data} is truncated or corrupt"):
@@ -687,12 +693,7 @@ def test_a_data_file_replaced_between_a_run_and_its_resume_is_one_line(sngan_cfg
 def test_a_data_file_replaced_by_other_examples_of_the_same_shape_is_refused_unless_forced(sngan_cfg, tmp_path):
     """Other images, same shape and classes: the checkpoint's fingerprint of the training examples tells it; the
     resume stops in one line (force_resume=true continues on the new data, as for any changed setting)."""
-    data = tmp_path / "data.npz"
-    rng = np.random.default_rng(0)
-    np.savez_compressed(data, x=rng.integers(0, 255, (64, 28, 28), dtype=np.uint8))
-    args = ("dataset=npz", f"data.path={data}", "data.size=28")
-    run = tmp_path / "run"
-    train(sngan_cfg(*args, "trainer.steps=1"), run)
+    data, rng, args, run = _one_step_on_an_npz(sngan_cfg, tmp_path)
     before = snapshot(run)
     np.savez_compressed(data, x=rng.integers(0, 255, (64, 28, 28), dtype=np.uint8))  # other images, same shape
     with pytest.raises(ConfigError) as err:
