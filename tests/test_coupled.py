@@ -312,3 +312,37 @@ def test_mode_seeking_term_trains_and_is_logged(coupled_cfg, tmp_path):
     res = train(coupled_cfg("method.mode_seeking_weight=1.0", "trainer.steps=2"), tmp_path / "run")
     rows = read_csv(res.metrics_csv)
     assert all(math.isfinite(float(r["mode_seeking"])) and float(r["mode_seeking"]) > 0 for r in rows)
+
+
+def test_feature_term_is_one_minus_the_cosine_through_the_frozen_extractor(coupled_cfg):
+    """G's loss gains weight * (1 - cos(E(sample), f)); its gradient reaches G, never E."""
+    import torch.nn.functional as F
+
+    from lsgan.config import validate
+    from lsgan.data.batch import Batch
+    from lsgan.run import build_datamodule, build_method
+
+    cfg = validate(coupled_cfg("method.feature_weight=2.0", "extractor.cache_dir=null"))
+    m = build_method(cfg, build_datamodule(cfg))
+    m.eval()
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+
+    def g_loss(weight):
+        m.mcfg.feature_weight = weight
+        captured = {}
+        m.step_opt = lambda name, loss: captured.__setitem__(name, loss)
+        torch.manual_seed(0)
+        logs = m.g_step(Batch(x=x, index=torch.arange(8)))
+        return captured["g"], logs
+
+    with_term, logs = g_loss(2.0)
+    without, _ = g_loss(0.0)
+    torch.manual_seed(0)
+    fake = m.G(m.g_input(m.draw_z(8), m.condition_of(x)))
+    cos = F.cosine_similarity(m.E(fake).reshape(8, -1), m.condition_of(x), dim=1).mean()
+    assert logs["feature_cos"].item() == pytest.approx(cos.item(), abs=1e-5)
+    assert (with_term - without).item() == pytest.approx(2.0 * (1 - cos.item()), abs=1e-4)
+    term = with_term - without
+    assert all(not p.requires_grad for p in m.E.parameters())
+    grads = torch.autograd.grad(term, list(m.G.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from lsgan.errors import ConfigError
 from lsgan.data.batch import Batch
@@ -49,6 +50,7 @@ class CoupledConfig(MethodConfig):
     diff_weight: float = 1.0        # λ_diff: weight of L_diff (farthest real partner is false)
     adv_loss: str = "ns"            # BCE game on pairs, G's loss: ns (non-saturating −log D) | minimax (saturating log(1 − D))
     mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0 = off, the paper)
+    feature_weight: float = 0.0     # weight of 1 - cos(E(G(z, f)), f) in G's loss: the sample shows the exemplar's features (0 = off, the paper)
     pair_p: float = 1.0             # L_p distance between features for nearest / farthest (paper: L1)
     pair_pool: int = 0              # extra random training examples searched for partners (0 = batch only)
     bank_size: int = 1024           # training features kept for unconditional sample() (random exemplars)
@@ -71,7 +73,7 @@ class Coupled(GANMethod):
         if cfg.model.arch == "mlp":
             raise ConfigError("model.arch=mlp is not accepted by method=coupled (it pairs images); "
                               "accepted values: dcgan, resnet")
-        for name in ("adv_weight", "same_weight", "diff_weight", "mode_seeking_weight"):
+        for name in ("adv_weight", "same_weight", "diff_weight", "mode_seeking_weight", "feature_weight"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         if float(m.pair_p) <= 0:
@@ -227,6 +229,12 @@ class Coupled(GANMethod):
             seek = mode_seeking_loss(fake_all, z, torch.arange(n, device=z.device).repeat(2))
             loss = loss + float(self.mcfg.mode_seeking_weight) * seek
             logs["mode_seeking"] = seek.detach()
+        if float(self.mcfg.feature_weight) > 0:
+            # E is frozen but differentiable: the gradient reaches G's images, never E
+            f_all = torch.cat([f, f]) if ms else f
+            agree = F.cosine_similarity(self.E(fake_all).reshape(len(fake_all), -1).float(), f_all.float(), dim=1).mean()
+            loss = loss + float(self.mcfg.feature_weight) * (1 - agree)
+            logs["feature_cos"] = agree.detach()
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs}
 
