@@ -235,7 +235,7 @@ def test_assign_options_are_checked(tiny_cfg, override, needle):
 @pytest.mark.parametrize("cfg_of,override,needle", [
     ("CG", "method.clustering.neighbours=-1", "method.clustering.neighbours=-1: must be >= 0"),
     ("CG", "method.clustering.neighbours=5 method.clustering.assign=sinkhorn", "it needs method.clustering.assign=soft"),
-    ("NEM", "method.clustering.neighbours=5", "mined neighbours are clustergan's"),
+    ("NEM", "method.clustering.neighbours=5", "it needs method.encoder=extractor (got encoder=separate), or neighbours=0"),
 ])
 def test_neighbours_are_checked(tiny_cfg, cfg_of, override, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)) as err:

@@ -67,7 +67,7 @@ def test_generic_recipe_reads_gray_shapes_and_colour_photos(name, gray_shapes, r
     assert (gray.data.size, gray.method.clustering.augment.kind, gray.model.g_width) == (28, "affine", 16)
     rgb = validate(compose_config([f"experiment={name}", "dataset=npz", f"data.path={rgb_photos}"]))
     assert (rgb.data.size, rgb.method.clustering.augment.kind, rgb.model.g_width) == (32, "crop_jitter", 16)
-    if name == "clustergan":  # where E's clusters come from: its own net for shapes, a head on a RotNet for photos
+    if name in ("clustergan", "nemgan"):  # where the clusters come from: a net of their own for shapes, a head on a RotNet for photos
         assert (gray.method.encoder, gray.method.clustering.neighbours) == ("hybrid", 0)
         assert (rgb.method.encoder, rgb.method.clustering.neighbours, rgb.extractor.name) == ("extractor", 20, "rotnet")
     if name == "slcgan":  # C: a net of its own for shapes, a head on a RotNet for photos
@@ -85,8 +85,8 @@ def test_a_value_set_on_the_command_line_wins_over_auto(rgb_photos):
 
 @pytest.mark.parametrize("name", GENERIC)
 def test_generic_recipe_trains_on_colour_photos(name, rgb_photos, tmp_path):
-    # clustergan's and slcgan's RotNet: two training steps, in this test's own cache
-    rotnet = [f"extractor.cache_dir={tmp_path / 'features'}", "extractor.train_steps=2"] if name != "nemgan" else []
+    # the RotNet under the photographs' clusterer: two training steps, in this test's own cache
+    rotnet = [f"extractor.cache_dir={tmp_path / 'features'}", "extractor.train_steps=2"]
     cfg = ensure_extractor_weights(validate(compose_config([f"experiment={name}", "dataset=npz", f"data.path={rgb_photos}"]
                                                            + SMALL + rotnet)))
     res = train(cfg, tmp_path / "run")

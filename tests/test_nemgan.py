@@ -397,11 +397,82 @@ def test_hybrid_direct_mode_net_refuses_the_cosine_head(tiny_cfg):
     validate(tiny_cfg(*DIGITS, "method.encoder=separate", "method.am_margin=0.4"))
 
 
-def test_sinkhorn_heads_need_the_hybrid_mode_net(tiny_cfg):
-    with pytest.raises(ConfigError, match=r"method.clustering.heads=3 .* needs method.encoder=hybrid") as err:
+def test_sinkhorn_heads_need_a_mode_net(tiny_cfg):
+    with pytest.raises(ConfigError, match=r"method.clustering.heads=3 .* needs method.encoder=hybrid \| extractor") as err:
         validate(tiny_cfg(*DIGITS, "method.clustering.assign=sinkhorn", "method.clustering.heads=3", "method.encoder=separate"))
     assert "\n" not in str(err.value)
     validate(tiny_cfg(*DIGITS, "method.clustering.assign=sinkhorn", "method.clustering.heads=3", "method.encoder=hybrid"))
+
+
+# encoder=extractor on a random AlexNet (no RotNet to train), features computed at fit start without the cache
+EXTRACTOR = ("method.encoder=extractor", "method.h_reads_fakes=false", "method.clustering.weight=1.0",
+             "method.clustering.augment.kind=affine", "extractor=alexnet_random", "extractor.pool=2", "extractor.cache=false")
+
+
+def test_extractor_modes_come_from_a_head_on_the_frozen_extractor_fed_mined_neighbours(tiny_cfg, tmp_path, monkeypatch):
+    """encoder=extractor: h1 is a head on D's trunk (as hybrid), the modes come from a head on the frozen
+    extractor's features; with clustering.neighbours the clustering term's second views are mined neighbours.
+    The head learns and gets the clustering term's gradient, the extractor's weights never move, and the
+    checkpoint rebuilds the same module (what lsgan.evaluate and lsgan.sample load)."""
+    from lsgan.data.batch import Batch
+    from lsgan.loading import load_method
+    from lsgan.nets import SharedTrunkEncoder
+    from lsgan.nets.feature_head import FeatureHead
+
+    cfg = validate(tiny_cfg(*DIGITS, *EXTRACTOR, "method.clustering.neighbours=3", "trainer.steps=3"))
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    fresh = build_method(cfg, build_datamodule(cfg))
+    assert isinstance(fresh.h1, SharedTrunkEncoder) and fresh.h1.discriminator is fresh.D
+    assert isinstance(fresh.mode_net, FeatureHead) and isinstance(fresh.h2, torch.nn.Identity)
+    paired = []
+    partners = nem.MinedNeighbours.partners
+    monkeypatch.setattr(nem.MinedNeighbours, "partners",
+                        lambda self, index, like: paired.append(len(index)) or partners(self, index, like))
+    grab = Grab()
+    res = train(cfg, tmp_path, callbacks=[grab])
+    m = grab.module
+    assert res.iteration == 3 and paired == [8, 8, 8]  # every g step paired its batch with mined neighbours
+    assert m.neighbours.table.shape == (len(m.neighbours.train_set), 3)
+    params = lambda net: torch.cat([p.detach().flatten() for p in net.parameters()])
+    assert not torch.allclose(params(fresh.mode_net.head), params(m.mode_net.head))
+    assert torch.equal(params(fresh.mode_net.extractor), params(m.mode_net.extractor))
+    assert all(p.grad is None for p in m.mode_net.extractor.parameters())
+    assert not m.mode_net.extractor.training  # kept in eval mode while the method trained
+    # one more g step on real images: the clustering term (with neighbours) reaches the head; h is frozen for fakes
+    captured = {}
+    m.step_opt = lambda name, loss: captured.__setitem__(name, loss)
+    x, index = m.neighbours.train_set.images(torch.arange(8)), torch.arange(8)
+    m.g_step(Batch(x=x, index=index))
+    head = list(m.mode_net.head.parameters())
+    assert all(g is not None and g.abs().sum() > 0 for g in torch.autograd.grad(captured["g"], head, allow_unused=True))
+    assert not any(p.requires_grad for p in m.mode_net.extractor.parameters())
+    loaded, _ = load_method(res.checkpoint)
+    assert isinstance(loaded.mode_net, FeatureHead)
+    saved = torch.load(res.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    assert all(torch.equal(v, saved[f"mode_net.{k}"]) for k, v in loaded.mode_net.state_dict().items())
+    assert any(k.startswith("mode_net.extractor.") for k in saved)  # the extractor travels with the checkpoint
+    m.load_state_dict(saved)
+    assert torch.equal(loaded.condition_of(x), m.condition_of(x)) and int(loaded.condition_of(x).max()) < cfg.prior.k
+    assert loaded.sample(4, condition=1).shape == (4, 1, 32, 32)
+
+
+def test_extractor_options_that_do_not_fit_are_refused_in_one_line(tiny_cfg):
+    with pytest.raises(ConfigError, match=r"method\.clustering\.neighbours=3 .* needs method\.encoder=extractor "
+                                          r"\(got encoder=hybrid\), or neighbours=0") as err:
+        validate(tiny_cfg(*DIGITS, "method.encoder=hybrid", "method.clustering.weight=1.0", "method.clustering.neighbours=3"))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"method\.am_margin=0\.4 .* encoder=extractor's mode net .* accepted: "
+                                          r"encoder=separate \| shared \| infogan, or am_margin=0") as err:
+        validate(tiny_cfg(*DIGITS, *EXTRACTOR, "method.am_margin=0.4"))
+    assert "\n" not in str(err.value)
+    ring = validate(tiny_cfg(*RING, "method.encoder=extractor"))
+    with pytest.raises(ConfigError, match="method.encoder=extractor: dataset=ring8 is not image data"):
+        build_method(ring, build_datamodule(ring))
+    # SeLa heads: the head on the extractor gives every head its k logits
+    cfg = validate(tiny_cfg(*DIGITS, *EXTRACTOR, "method.clustering.assign=sinkhorn", "method.clustering.heads=2"))
+    m = build_method(cfg, build_datamodule(cfg))
+    assert m.mode_net(torch.zeros(2, 1, 32, 32)).shape == (2, 2 * cfg.prior.k)
+    assert m.cluster_logits(torch.zeros(2, 1, 32, 32)).shape == (2, cfg.prior.k)
 
 
 def test_mode_head_starts_at_unit_scale_and_the_clustering_term_reads_scaled_cosines(tiny_cfg):

@@ -11,11 +11,11 @@ tuned on:
   pixels of an image nearly all equal its border's median: digits, clothes, glyphs), where a crop
   can cut the shape off and a mirror can make it another shape; ``crop_jitter`` (the paper's T)
   otherwise, for photographs that fill the frame;
-* ``method.encoder`` (clustergan), ``method.c_net`` (slcgan) and ``method.clustering.neighbours``: for shapes
+* ``method.encoder`` (clustergan, nemgan), ``method.c_net`` (slcgan) and ``method.clustering.neighbours``: for shapes
   the clusters come from a net of the method's own (``hybrid``, ``own``) fed two views of each image; for photographs from a head on the frozen
   extractor's features (``extractor``) fed an image and one of its 20 nearest neighbours in those features
   (SCAN): a net trained from scratch in a CPU budget clusters photographs by colour and background;
-* ``extractor=auto`` (coupled, and clustergan / slcgan on photographs): for shapes an untrained AlexNet at conv3 (random filters already
+* ``extractor=auto`` (coupled, and clustergan / nemgan / slcgan on photographs): for shapes an untrained AlexNet at conv3 (random filters already
   separate strokes: 89 % first-neighbour label agreement on MNIST); for photographs a RotNet at conv2
   pooled to 4×4, trained without labels on the training split the first time it is needed and
   cached (Durall et al. use a RotNet for CIFAR-10).
@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 AUTO = "auto"
 AUTO_KEYS = ("data.size", "method.clustering.augment.kind", "method.encoder", "method.c_net", "method.clustering.neighbours")
-NEIGHBOURS = 20          # clustergan and slcgan on photographs: mined neighbours per image (CIFAR-10 RotNet features: 52 % of first neighbours share the class, 40 % of the 20th)
+NEIGHBOURS = 20          # clustergan, nemgan and slcgan on photographs: mined neighbours per image (CIFAR-10 RotNet features: 52 % of first neighbours share the class, 40 % of the 20th)
 SIDES = (28, 32, 64)     # the nets' sizes a CPU recipe picks from (lsgan.nets.layers.IMAGE_SIZES up to 64)
 PLAIN_BORDER = 0.5       # above this share of plain border pixels the images are shapes on a background (MNIST 1.0, 8-px digits 0.7; CIFAR-10 0.2)
 PLAIN_TOLERANCE = 8      # a border pixel is plain within this many grey levels (of 255) of its border's median

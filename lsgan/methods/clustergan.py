@@ -34,7 +34,8 @@ from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, mode_seeking_loss, perceptual_loss
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, inference
-from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config, MinedNeighbours
+from lsgan.methods.clustering_term import (ClusteringConfig, MinedNeighbours, RealClusteringTerm, check_clustering_config,
+                                          fit_method_neighbours)
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
@@ -146,9 +147,7 @@ class ClusterGAN(GANMethod):
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        dm = getattr(self.trainer, "datamodule", None)
-        if self.neighbours is not None and dm is not None:
-            self.neighbours.fit(self.cfg, dm)
+        fit_method_neighbours(self)
 
     def cluster_partners(self, batch: Batch) -> Optional[torch.Tensor]:
         """One mined neighbour of each batch image (the clustering term's second views), or None."""

@@ -119,6 +119,14 @@ class MinedNeighbours:
         return self.train_set.images(pick).to(like)
 
 
+def fit_method_neighbours(method) -> None:
+    """At a method's fit start: mine ``method.neighbours`` (a ``MinedNeighbours``, or None when the method pairs
+    views of the image itself) on its trainer's training split; nothing without a data module."""
+    dm = getattr(method.trainer, "datamodule", None)
+    if method.neighbours is not None and dm is not None:
+        method.neighbours.fit(method.cfg, dm)
+
+
 def check_balance_config(c, path: str = "method.clustering") -> None:
     """One-line errors for ``method.clustering.{balance_weight, balance_kl, augment}``."""
     check_augment_config(c.augment, f"{path}.augment")

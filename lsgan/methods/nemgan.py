@@ -20,6 +20,9 @@ imbalanced P_Y such as 02:98 is kept). The mode term then makes g draw from mode
 in mode y. With ``encoder=shared`` the term also trains D's trunk in D's step. With
 ``encoder=hybrid`` h1 is a head on D's trunk (the norm term: g must show z in what D judges) and
 the modes come from a net of their own straight to the k logits (as clustergan's ``encoder=hybrid``).
+``encoder=extractor`` is hybrid with the modes from a head on the frozen extractor's features (SCAN, as
+clustergan's ``encoder=extractor``): on photographs a net trained from scratch clusters colour and background;
+with ``method.clustering.neighbours`` > 0 the clustering term's second view is one of the image's mined neighbours.
 
 For an imbalanced P_Y (0/4 at 02:98) ``method.stratify_modes`` trains on every mode in equal numbers, D's
 fakes importance-weighted back to P_Y (``fakes``) or D's real term balanced over the modes h assigns
@@ -53,7 +56,9 @@ from lsgan.losses import ADVERSARIAL, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
-from lsgan.methods.clustering_term import ClusteringConfig, RealClusteringTerm, check_clustering_config
+from lsgan.methods.clustering_term import (ClusteringConfig, MinedNeighbours, RealClusteringTerm, check_clustering_config,
+                                          fit_method_neighbours)
+from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.modes import eval_mode, frozen
@@ -61,7 +66,9 @@ from lsgan.priors import build_prior
 
 # loss name -> the terms (besides the adversarial one) that g and h minimise
 TERMS = {"full": ("norm", "mode"), "no_h1": ("mode",), "no_h2": ("norm",), "gan_only": ()}
-ENCODERS = ("separate", "shared", "infogan", "hybrid")
+ENCODERS = ("separate", "shared", "infogan", "hybrid", "extractor")
+# the encoders whose modes come from a net straight to the k logits (no h2 on h1's latent)
+MODE_NETS = ("hybrid", "extractor")
 # method.stratify_modes: how training steps treat the modes of an imbalanced P_Y (02:98: a batch of 64 holds a
 # mode-0 latent about once, so D and g's mode-0 terms were mostly absent).
 #   none: latents drawn from P_Y (the paper).
@@ -83,8 +90,8 @@ class NEMGANConfig(MethodConfig):
     norm_p: float = 1.0              # p of that norm (paper: L1)
     mode_weight: float = 1.0         # λ of the mode-matching cross-entropy
     mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term over same-mode pairs; 0 = off (paper)
-    encoder: str = "separate"        # separate: h1 its own net (paper) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: h1 on D's trunk, modes from a net of their own
-    h_spectral_norm: bool = False    # spectral norm on h1's own net (separate) or the mode net (hybrid); paper: none
+    encoder: str = "separate"        # separate: h1 its own net (paper) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: h1 on D's trunk, modes from a net of their own | extractor: as hybrid, modes from a head on the frozen extractor's features (SCAN)
+    h_spectral_norm: bool = False    # spectral norm on h1's own net (separate) or the mode net (hybrid; extractor's head has none); paper: none
     am_margin: float = 0.0           # 0: softmax head; > 0: cosine head with AM-softmax margin
     am_scale: float = 10.0           # AM-softmax scale s (only with am_margin > 0)
     h2_width: int = 64               # hidden units of h2 (latent → mode MLP)
@@ -153,8 +160,8 @@ class NEMGAN(GANMethod):
         if m.stratify_modes == "balanced" and "mode" not in TERMS[cfg.loss.name]:
             raise ConfigError(f"method.stratify_modes=balanced reads h's modes of real images, which loss={cfg.loss.name} "
                               f"does not train; accepted with loss: full, no_h1 (or stratify_modes: none, fakes)")
-        if m.encoder == "hybrid" and m.am_margin > 0:
-            raise ConfigError(f"method.am_margin={m.am_margin} needs h2's cosine head, which encoder=hybrid's mode net "
+        if m.encoder in MODE_NETS and m.am_margin > 0:
+            raise ConfigError(f"method.am_margin={m.am_margin} needs h2's cosine head, which encoder={m.encoder}'s mode net "
                               f"(straight to the k logits) does not have; accepted: encoder=separate | shared | infogan, or am_margin=0")
         if m.norm_p <= 0:
             raise ConfigError(f"method.norm_p={m.norm_p}: must be > 0 (1 = L1, 2 = L2)")
@@ -169,12 +176,13 @@ class NEMGAN(GANMethod):
         if not 0 <= m.semi_fraction <= 1:
             raise ConfigError(f"method.semi_fraction={m.semi_fraction}: must be in [0, 1] (0 = off)")
         check_clustering_config(m.clustering)
-        if int(m.clustering.neighbours) > 0:
-            raise ConfigError(f"method.clustering.neighbours={m.clustering.neighbours}: method=nemgan pairs views of the "
-                              f"image itself; mined neighbours are clustergan's (set 0)")
-        if int(m.clustering.heads) > 1 and m.encoder != "hybrid":
+        if int(m.clustering.neighbours) > 0 and m.encoder != "extractor":
+            raise ConfigError(f"method.clustering.neighbours={m.clustering.neighbours} pairs an image with neighbours mined in "
+                              f"the extractor's features, for the mode head on them; it needs method.encoder=extractor "
+                              f"(got encoder={m.encoder}), or neighbours=0")
+        if int(m.clustering.heads) > 1 and m.encoder not in MODE_NETS:
             raise ConfigError(f"method.clustering.heads={m.clustering.heads} widens the mode net to heads × k logits; it "
-                              f"needs method.encoder=hybrid (got encoder={m.encoder}), or heads=1")
+                              f"needs method.encoder=hybrid | extractor (got encoder={m.encoder}), or heads=1")
         if m.semi_every < 1:
             raise ConfigError(f"method.semi_every={m.semi_every}: must be >= 1")
         if m.semi_fraction > 0 and "mode" not in TERMS[cfg.loss.name]:
@@ -199,16 +207,26 @@ class NEMGAN(GANMethod):
             self.h1 = build_encoder(self.cfg.model, shape, self.prior.dim, spectral_norm=sn)
         else:
             self.h1 = SharedTrunkEncoder(self.D, self.prior.dim)
+        # clustering.heads > 1: the mode net's last layer gives every SeLa head its k logits (cluster_logits reads
+        # the selected one); only while the clustering term that trains them is on
+        heads = 1 if self.cluster_term is None else self.cluster_term.heads
         if self.mcfg.encoder == "hybrid":
             # z is read back through D's features, so g must show it (a net of its own reads it
             # from changes too small to see); the modes come from a net of their own, which
             # clusters real digits without reshaping the features D judges with (docs/nemgan.md)
             # straight to the k logits, as clustergan's cluster net (an MLP h2 on a 50-d output clustered
             # real digits at 0.46 against 0.67 without it: docs/nemgan.md)
-            # clustering.heads > 1: the net's last layer gives every SeLa head its k logits (cluster_logits reads
-            # the selected one); only while the clustering term that trains them is on
-            heads = 1 if self.cluster_term is None else self.cluster_term.heads
             self.mode_net = build_encoder(self.cfg.model, shape, self.prior.k * heads, spectral_norm=sn)
+        elif self.mcfg.encoder == "extractor":
+            # as hybrid, but the modes come from a head on the frozen extractor's features: on photographs a net
+            # of its own clusters colour and background (docs/nemgan.md)
+            from lsgan.features import extractor_for_method
+
+            if len(shape) != 3:
+                raise ConfigError(f"method.encoder=extractor: dataset={self.data_info.name} is not image data")
+            self.mode_net = FeatureHead(extractor_for_method(self.cfg, tuple(shape)), self.prior.k * heads)
+        n = int(self.mcfg.clustering.neighbours)
+        self.neighbours = MinedNeighbours(n) if self.cluster_term is not None and n > 0 else None
         if self.mode_net is not None:
             self.h2 = nn.Identity()
         else:
@@ -337,11 +355,15 @@ class NEMGAN(GANMethod):
         z, y, _ = self.draw_training_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
         if self.cluster_term is not None:
-            cluster, parts = self.cluster_term(batch.x, self.scaled_head_logits)
+            cluster, parts = self.cluster_term(batch.x, self.scaled_head_logits, self.cluster_partners(batch))
             loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs, **self._maybe_semi()}
+
+    def cluster_partners(self, batch: Batch) -> Optional[torch.Tensor]:
+        """One mined neighbour of each batch image (the clustering term's second views), or None."""
+        return None if self.neighbours is None else self.neighbours.partners(batch.index, batch.x)
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """h2(h1(x)) (hybrid: h2 of the mode net): every SeLa head's mode logits (one head unless
@@ -359,8 +381,9 @@ class NEMGAN(GANMethod):
         logits = self.head_logits(x)
         return logits if self.cluster_term is None else self.cluster_term.select(logits)
 
-    # ------------------------------------------------------------------ semi-supervision
+    # ------------------------------------------------------------------ fit start: neighbours, semi-supervision
     def on_fit_start(self) -> None:
+        fit_method_neighbours(self)
         if not self.semi_on:
             return  # labels are never read
         train_set = self.trainer.datamodule.train_set

@@ -38,7 +38,7 @@ from lsgan.losses import (marginal_entropy, marginal_kl, mean_entropy, slcgan_au
                           slcgan_g_hinge, slcgan_mi_loss)
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
-from lsgan.methods.clustering_term import BalanceConfig, MinedNeighbours, check_balance_config
+from lsgan.methods.clustering_term import BalanceConfig, MinedNeighbours, check_balance_config, fit_method_neighbours
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 from lsgan.nets.ema import EMA
 from lsgan.nets.feature_head import FeatureHead
@@ -244,9 +244,7 @@ class SLCGAN(GANMethod):
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        dm = getattr(self.trainer, "datamodule", None)
-        if self.neighbours is not None and dm is not None:
-            self.neighbours.fit(self.cfg, dm)
+        fit_method_neighbours(self)
 
     def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None, partner: Optional[torch.Tensor] = None):
         """(C's loss, logs): c_adv_weight·mean[s_r] + L_aug (+ the balance term) on real images,
