@@ -3,10 +3,10 @@ line's choices and keys in one line before Hydra, and naming runs.
 
 ``lsgan.run`` (the training CLI) and the other command lines (``lsgan.extract``, ``lsgan.train_extractor``,
 ``lsgan.train_evaluator``, ``lsgan.loading``'s override check) compose configs through here; tests, benchmarks
-and notebooks call ``compose_config``. Importing it registers the ``lsgan.run_dir`` and ``lsgan.dir_name``
-resolvers that ``conf/config.yaml``'s ``hydra.run.dir`` uses. It imports only omegaconf at module level, so ``python -m
-lsgan.run --help`` starts without torch; the config schema (``lsgan.config``) and the method registry
-are imported where a check needs them.
+and notebooks call ``compose_config``. Importing it registers the ``lsgan.run_dir``, ``lsgan.sweep_dir`` and
+``lsgan.dir_name`` resolvers that ``conf/config.yaml``'s ``hydra.run.dir`` and ``hydra.sweep`` use. It imports only
+omegaconf at module level, so ``python -m lsgan.run --help`` starts without torch; the config schema
+(``lsgan.config``) and the method registry are imported where a check needs them.
 """
 from __future__ import annotations
 
@@ -48,8 +48,15 @@ def output_dir(run_dir, name: str, overrides: str = "") -> str:
     return str(run_dir) if run_dir not in (None, "") else f"runs/{run_dir_name(name, overrides)}"
 
 
+def sweep_dir(run_dir, default: str) -> str:
+    """Hydra's sweep dir (the ``lsgan.sweep_dir`` resolver of ``hydra.sweep.dir``): ``run_dir`` when the command line
+    set it, so each job of ``-m ... run_dir=DIR`` trains in its own ``DIR/<hydra.sweep.subdir>``, else ``default``."""
+    return str(run_dir) if run_dir not in (None, "") else str(default)
+
+
 OmegaConf.register_new_resolver("lsgan.dir_name", run_dir_name, replace=True)
 OmegaConf.register_new_resolver("lsgan.run_dir", output_dir, replace=True)
+OmegaConf.register_new_resolver("lsgan.sweep_dir", sweep_dir, replace=True)
 
 GROUPS = ("method", "dataset", "loss", "prior", "extractor", "model", "trainer", "logger", "metrics", "callbacks",
           "experiment", "hparams_search")

@@ -340,7 +340,9 @@ def _save_config(cfg: DictConfig, run_dir: Path, overrides: Optional[List[str]] 
             fh.write(text)
 
 
-def _hydra_entry():
+def _hydra_entry(kept: frozenset = frozenset()):
+    """Hydra's entry; ``kept``: folders that existed before the command (Hydra makes the run dir before lsgan sees
+    the config, so a refused run removes it when empty, unless it is one of these)."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
@@ -349,7 +351,12 @@ def _hydra_entry():
         from lsgan.io import is_no_space, no_space_error
         from lsgan.divergence import DivergenceError
 
-        run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
+        if HydraConfig.get().mode.name == "RUN":
+            run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
+        else:  # a sweep's job: its own <hydra.sweep.dir>/<hydra.sweep.subdir> (run_dir=DIR is the sweep dir)
+            run_dir = HydraConfig.get().runtime.output_dir
+            if cfg.run_dir:
+                cfg.run_dir = run_dir  # the job's config.yaml names the job's own dir
         try:
             try:
                 return train(cfg, run_dir, overrides=list(HydraConfig.get().overrides.task)).optimized
@@ -360,8 +367,9 @@ def _hydra_entry():
                 raise no_space_error(exc, exc.filename or run_dir) from exc
         except (ConfigError, DivergenceError, NoSpaceError) as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
-            with contextlib.suppress(OSError):
-                Path(run_dir).rmdir()  # only when empty: the dir Hydra made for a run refused before writing
+            if Path(run_dir).resolve() not in kept:
+                with contextlib.suppress(OSError):
+                    Path(run_dir).rmdir()  # only when empty: the dir Hydra made for a run refused before writing
             if HydraConfig.get().mode.name == "RUN":
                 sys.exit(1)
             raise job_error(exc) from None  # a failed job of a sweep: one line at the sweep's end, no traceback
@@ -376,14 +384,17 @@ def main() -> None:
     # syntax: path-valued keys are quoted for it, so `resume=<that path>` works as typed.
     given = dict(a.lstrip("+").split("=", 1) for a in sys.argv[1:] if "=" in a and not a.startswith("-"))
     sys.argv[1:] = [quote_path_override(a) for a in sys.argv[1:]]
+    kept = set()
     try:
         if given.get("run_dir") not in (None, "", "null"):  # Hydra makes this folder before lsgan sees the config
-            check_output_dir(given["run_dir"].strip("'\""), "run_dir")
+            where = check_output_dir(given["run_dir"].strip("'\""), "run_dir")
+            if where.is_dir():
+                kept.add(where.resolve())  # the user's folder: a refused run leaves it, even empty
         precheck_overrides(sys.argv[1:], check_keys=True)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    _hydra_entry()
+    _hydra_entry(frozenset(kept))
 
 
 if __name__ == "__main__":

@@ -227,6 +227,16 @@ def test_bad_values_and_keys_are_one_line_before_any_work(tmp_path, arg, needle)
     assert not run_dir.exists()
 
 
+def test_a_refused_run_keeps_an_empty_run_dir_the_user_made(tmp_path):
+    """A run refused after Hydra made its dir removes the dir only when the run made it (the test above)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    res = cli("method=sngan", "dataset=digits", "trainer.progress_bar=false", f"run_dir={mine}", "seed=-1",
+              timeout=120)
+    assert res.returncode == 1 and one_line(res.stderr).startswith("error: seed=-1: ")
+    assert mine.is_dir() and not any(mine.iterdir())
+
+
 def test_a_refused_resume_from_the_cli_leaves_the_run_dir_as_it_was(tmp_path):
     run_dir = tmp_path / "run"
     args = ["method=sngan", "dataset=digits", "trainer.progress_bar=false", "trainer.steps=2", "model.g_width=8",

@@ -94,11 +94,12 @@ def test_each_search_composes_with_its_recipe_and_searches_real_keys(search):
 @needs_optuna
 def test_a_two_trial_search_reports_its_best_trial(tmp_path):
     """A real search on digits with tiny nets: two trials with different sampled values, each scored by its own
-    evaluation, and optimization_results.yaml holding the best of them."""
+    evaluation, and optimization_results.yaml holding the best of them; run_dir=DIR is the search's dir, each trial
+    a folder of its own in it."""
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
         [sys.executable, "-m", "lsgan.run", "experiment=clustergan_mnist", "hparams_search=clustergan_mnist_optuna",
-         "dataset=digits", *TINY, "trainer.max_minutes=null", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={sweep}"],
+         "dataset=digits", *TINY, "trainer.max_minutes=null", "hydra.sweeper.n_trials=2", f"run_dir={sweep}"],
         cwd=REPO, env={**os.environ, "WANDB_MODE": "offline"},
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

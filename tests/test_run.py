@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from lsgan.config import ConfigError
 from lsgan.methods import METHODS
@@ -258,6 +259,24 @@ def test_multirun_submitit_local(tmp_path):
     for r in runs:
         assert (r / "checkpoints" / "last.ckpt").is_file()
         assert (r / "overrides.yaml").is_file() and not (r / ".hydra").exists()  # lsgan's record, not Hydra's
+
+
+def test_a_sweep_with_run_dir_trains_each_job_in_its_own_folder_under_it(tmp_path):
+    """Under -m, run_dir=DIR is the sweep's dir (as hydra.sweep.dir=DIR): each job trains in its own DIR/<n>_...,
+    never in DIR itself, so no job resumes or overwrites another's checkpoints."""
+    sweep = tmp_path / "sweep"
+    out = cli("-m", *TINY, "method=sngan", "dataset=digits", "trainer.steps=1", "seed=0,1", f"run_dir={sweep}",
+              timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    # named as any sweep's jobs: number, method-dataset, then the keys set (the swept seed among them)
+    assert [j.name.split("_")[:2] for j in jobs] == [["0", "sngan-digits"], ["1", "sngan-digits"]]
+    for seed, job in enumerate(jobs):
+        assert f"seed={seed}" in job.name.split(",")
+        ckpt = state(job / "checkpoints" / "last.ckpt")
+        assert ckpt["lsgan"]["iteration"] == 1 and ckpt["hyper_parameters"]["cfg"]["seed"] == seed
+        assert OmegaConf.load(job / "config.yaml").run_dir == str(job)  # the job's record names its own dir
+    assert not (sweep / "checkpoints").exists() and not (sweep / "config.yaml").exists()
 
 
 def test_bf16_mixed_precision_runs_on_cpu(tiny_cfg, tmp_path):
