@@ -89,7 +89,7 @@ class LossConfig:
 @dataclass
 class TrainerConfig:
     steps: int = 600           # training iterations (one batch each)
-    max_minutes: Optional[float] = None  # also stop after this much wall time per invocation (None = no limit)
+    max_minutes: Optional[float] = None  # also stop after this much training wall time, counted across resumes (None = no limit)
     accelerator: str = "auto"  # cpu | gpu | auto
     devices: Any = 1
     num_nodes: int = 1
