@@ -2,6 +2,8 @@
 mapping from a model's conditions (clusters) to classes.
 
 Clusters and classes are integer ids; the numbers of clusters K and classes C may differ.
+``contingency`` is not scikit-learn's ``contingency_matrix``: that one keeps only the ids that occur,
+where the mappings here index a fixed K × C matrix by id (empty rows and columns included).
 """
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ Everything here works on features (any backbone): ``classifier_fid`` is the same
 ``fid_from_features`` applied to an evaluator classifier's penultimate features.
 Every FID reported against a reference carries a ``protocol`` dict (how many generated
 samples, which reference split and size, which backbone), because FID values are only
-comparable under the same protocol.
+comparable under the same protocol. Not torchmetrics' ``FrechetInceptionDistance`` /
+``KernelInceptionDistance`` / ``InceptionScore``: those run their own network on images, where lsgan
+computes each feature set once and shares it (their Metrics on features: ``lsgan.metrics.engine``).
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ reached and torch-fidelity is installed:
 Preprocessing follows the TF-FID / torch-fidelity convention: images are taken to the
 0..255 range (generated images are rounded to uint8 levels first, as if saved as PNG),
 resized to 299×299 with TF1's legacy bilinear (source = destination · in/out, no
-half-pixel shift, border clamped), then mapped with x/128 − 1.
+half-pixel shift, border clamped), then mapped with x/128 − 1. Not torchvision's ``inception_v3``
+nor its ``F.interpolate`` resize: published FIDs come from TF-FID's weights and resize, which differ.
 """
 from __future__ import annotations
 

@@ -4,7 +4,10 @@
 (the point itself excluded) carry the same label? It measures how well a feature extractor
 separates classes without training anything. The search is exact: squared distances
 ‖a‖² + ‖b‖² − 2ab come from one matmul per row chunk, then ``topk``; 60k × 256 runs in
-about a minute on 2 cores.
+about a minute on 2 cores. Not scikit-learn's ``NearestNeighbors``: it picks other neighbours among
+equally distant points (integer pixels): on digits' pixels the agreement at k = 3..5 moved by up to 0.001.
+Not a ``torchmetrics.Metric``: it scores a feature extractor on one labelled split read whole (every
+point's neighbours are among all the others), not samples summed over steps or ranks.
 """
 from __future__ import annotations
 

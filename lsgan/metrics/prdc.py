@@ -11,6 +11,8 @@ excluded). With real set R (radii r_i), fake set F (radii f_j) and distance d:
 - coverage  = fraction of reals whose ball holds a fake:    mean_i  1[min_j d(R_i, F_j) ≤ r_i]
 
 Distances are computed in row chunks with ``torch.cdist`` so memory stays O(chunk × N).
+Neither torchmetrics nor scikit-learn has these; the authors' ``prdc`` package holds full N × N
+distance matrices (its Metric: ``lsgan.metrics.engine.PRDC``).
 """
 from __future__ import annotations
 

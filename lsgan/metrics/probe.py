@@ -1,4 +1,6 @@
-"""Linear probe: how linearly separable the classes are in a feature space."""
+"""Linear probe: how linearly separable the classes are in a feature space (scikit-learn's
+logistic regression). Not a ``torchmetrics.Metric``: it fits a classifier on one split and tests it on
+another, a training run rather than a state summed over steps or ranks."""
 from __future__ import annotations
 
 from typing import Union
