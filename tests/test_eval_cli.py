@@ -638,3 +638,7 @@ def test_like_metric_scores_a_copying_generator_far_below_chance(ckpts, cache_di
     res = MetricSuite(Copy(), load_datamodule(cfg), cfg, log=None).compute(["like"], n_samples=60)["like"]
     assert res["value"] < 0.05 and res["chance"] > 0.2
     assert res["protocol"]["exemplars"] == 20 and res["protocol"]["samples_per_exemplar"] == 3
+    cgan, cfg = load_method(ckpts["cgan"], overrides=[f"metrics.cache_dir={cache_dir[0]}",
+                                                      "metrics.like_features=evaluator"])
+    skipped = MetricSuite(cgan, load_datamodule(cfg), cfg, log=None).compute(["like"], n_samples=60)["like"]["skipped"]
+    assert "conditioned on labels, not on images" in skipped

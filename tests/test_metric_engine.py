@@ -12,10 +12,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torchmetrics.clustering import AdjustedRandScore, NormalizedMutualInfoScore
 
-from lsgan.metrics import (PRDC, ClusteringAccuracy, ConditionalAccuracy, FeatureFID, FeatureKID, IntraFID,
-                           WithinConditionVariety, ari, balanced_cluster_acc, cluster_acc,
+from lsgan.metrics import (PRDC, ClassMasses, ClasswiseKL, ClusteringAccuracy, ConditionalAccuracy, FeatureFID,
+                           FeatureKID, IntraFID, LikeScore, StackedMNISTModes, ToyModes, WithinConditionVariety,
+                           ZVariety, ari, balanced_cluster_acc, class_masses, classwise_knn_kl_matrix, cluster_acc,
                            cluster_conditional_accuracy, exemplar_conditional_accuracy, fid_from_features, intra_fid,
-                           kid_from_features, nmi, prdc, purity, within_condition_variety)
+                           kid_from_features, like_score, nmi, prdc, purity, ring_centers, stacked_mnist_modes,
+                           toy_mode_stats, within_condition_variety, z_variety)
 
 TOL = 1e-6
 
@@ -33,8 +35,14 @@ def _data(seed=0, n=600, d=6, K=5, C=5):
     gen = centers[perm[cond]] + rng.normal(size=(n, d)) * rng.uniform(0.2, 1.0, (K, 1))[cond]
     labels = rng.integers(0, C, n + 100)
     real = centers[labels] + rng.normal(size=(n + 100, d))
+    # exemplars: X real-like feature rows, each with r draws near it (draw spread varying by exemplar)
+    X, r = 30, 7
+    ex_cls = rng.integers(0, C, X)
+    ex = centers[ex_cls] + rng.normal(size=(X, d))
+    draws = ex[:, None, :] + rng.normal(size=(X, r, d)) * rng.uniform(0.1, 1.0, (X, 1, 1))
     return {"cond": cond, "pred": pred, "gen": gen.astype(np.float32), "labels": labels,
-            "real": real.astype(np.float32), "perm": perm}
+            "real": real.astype(np.float32), "perm": perm, "ex": ex.astype(np.float32), "ex_cls": ex_cls,
+            "draws": draws.astype(np.float32)}
 
 
 def _batched(metric, *arrays, parts=3, **kw):
@@ -109,6 +117,70 @@ def test_feature_metrics_equal_the_pure_functions():
     assert np.isnan(got["per_condition"][4]) and got["per_condition"][0] == pytest.approx(want["per_condition"][0], abs=TOL)
 
 
+def test_exemplar_metrics_equal_the_pure_functions():
+    x = _data()
+    ex, draws, real, labels, ex_cls = x["ex"], x["draws"], x["real"], x["labels"], x["ex_cls"]
+    X, r, d = draws.shape
+    owner = np.repeat(np.arange(X), r)
+    want = like_score(ex, draws.reshape(-1, d), owner, real, seed=2)
+    like = _batched(LikeScore(seed=2), draws, real=False, exemplars=ex, parts=1)
+    _batched(like, real, real=True)
+    got = like.report()
+    assert float(like.compute()) == pytest.approx(want["value"], abs=TOL)
+    assert got["chance"] == pytest.approx(want["chance"], abs=TOL)
+    assert want["value"] < 0.2 < want["chance"]  # the fixture's draws sit near their exemplar
+    # flat samples in any order with their owner, the exemplars split over updates: the same numbers
+    shuffled = LikeScore(seed=2)
+    for part in np.array_split(np.arange(X), 3):
+        rows = np.random.default_rng(len(part)).permutation(len(part) * r)
+        flat, who = draws[part].reshape(-1, d)[rows], np.repeat(np.arange(len(part)), r)[rows]
+        shuffled.update(torch.as_tensor(flat), real=False, exemplars=torch.as_tensor(ex[part]),
+                        owner=torch.as_tensor(who))
+    shuffled.update(torch.as_tensor(real), real=True)
+    assert shuffled.report() == pytest.approx(got, abs=TOL)
+
+    zv = _batched(ZVariety(5, max_samples=50, seed=1), draws, ex_cls, real=False)
+    _batched(zv, real, labels, real=True)
+    want = z_variety(draws.reshape(-1, d), owner, ex_cls, real, labels, max_samples=50, seed=1)
+    got = zv.report()
+    assert float(zv.compute()) == pytest.approx(want["mean"], abs=TOL) and 0 < want["mean"] < 1
+    assert np.allclose(list(got["per_exemplar"].values()), list(want["per_exemplar"].values()), atol=TOL)
+
+
+def test_count_metrics_equal_the_pure_functions():
+    x = _data(K=4, C=6)
+    masses = _batched(ClassMasses(6), x["pred"], real=False)
+    _batched(masses, x["labels"], real=True)
+    want, got = class_masses(x["pred"], x["labels"], 6), masses.report()
+    assert float(masses.compute()) == pytest.approx(want["value"], abs=TOL) and got["n_generated"] == len(x["pred"])
+    assert np.allclose(got["generated"], want["generated"], atol=TOL)
+    assert np.allclose(got["data"], want["data"], atol=TOL)
+
+    rng = np.random.default_rng(0)
+    digits = np.stack([rng.integers(0, 10, 900), rng.integers(0, 4, 900), rng.integers(0, 10, 900)], axis=1)
+    stacked = _batched(StackedMNISTModes(), digits)
+    want, got = stacked_mnist_modes(digits), stacked.report()
+    assert int(stacked.compute()) == want["modes"] < 1000 and got["n"] == want["n"]
+    assert got["kl"] == pytest.approx(want["kl"], abs=TOL) and np.array_equal(got["counts"], want["counts"])
+
+    centers, std = ring_centers(), 0.05
+    points = centers[rng.integers(0, 6, 1000)] + rng.normal(size=(1000, 2)) * std * 1.5  # modes 6, 7 dropped
+    toy = _batched(ToyModes(centers, std), points)
+    want, got = toy_mode_stats(points, centers, std), toy.report()
+    assert int(toy.compute()) == want["modes"] == 6 and got["n_modes"] == want["n_modes"]
+    assert got["high_quality"] == pytest.approx(want["high_quality"], abs=TOL) and want["high_quality"] < 1
+    assert got["reverse_kl"] == pytest.approx(want["reverse_kl"], abs=TOL)
+    assert np.array_equal(got["counts"], want["counts"])
+
+    gen, cond, real, labels = x["gen"], x["cond"], x["real"], x["labels"]
+    kl = _batched(ClasswiseKL(4, 6, pca_dim=3, seed=1), gen, cond, real=False)
+    _batched(kl, real, labels, real=True)
+    matrix, got = classwise_knn_kl_matrix(gen, cond, real, labels, 4, 6, pca_dim=3, seed=1), kl.report()
+    assert np.allclose(got["matrix"], matrix, atol=TOL, equal_nan=True)
+    assert float(kl.compute()) == pytest.approx(np.nanmin(matrix, axis=1).mean(), abs=TOL)
+    assert got["row_argmin"].tolist() == np.nanargmin(matrix, axis=1).tolist() == x["perm"].tolist()
+
+
 def test_reset_keeps_the_reference_only_when_asked():
     x = _data()
     gen, real = torch.as_tensor(x["gen"]), torch.as_tensor(x["real"])
@@ -142,6 +214,16 @@ def test_reset_keeps_the_reference_only_when_asked():
     (lambda: ClusteringAccuracy(2, 2), lambda m: m.compute(), "ClusteringAccuracy: no samples"),
     (lambda: FeatureFID(4), lambda m: m.update(torch.zeros(3, 5), real=True), r"expected 4 columns \(num_features\)"),
     (lambda: IntraFID(3, mapping=[0, 1]), None, "mapping: expected one class id"),
+    (lambda: LikeScore(), lambda m: m.update(torch.zeros(3, 2, 4), real=False), "exemplars: needed with real=False"),
+    (lambda: LikeScore(), lambda m: m.update(torch.zeros(6, 4), real=False, exemplars=torch.zeros(3, 4)),
+     r"samples: expected X×S×d draws, or N×d with owner"),
+    (lambda: ZVariety(3), lambda m: m.update(torch.zeros(2, 5, 4), torch.tensor([0, 1, 2]), real=False),
+     "samples: 2 groups of draws for 3 exemplars"),
+    (lambda: ClassMasses(3), lambda m: m.update(torch.tensor([0, 1]), real=False) or m.compute(),
+     "ClassMasses: no data classes"),
+    (lambda: StackedMNISTModes(), lambda m: m.update(torch.tensor([[1, 2, 10]])),
+     "digits: expected N×3 integer digits"),
+    (lambda: ToyModes(ring_centers(), 0.05), lambda m: m.update(torch.zeros(4, 3)), r"samples: expected N×2 points"),
 ])
 def test_bad_input_is_one_clear_line(build, call, match):
     with pytest.raises(ValueError, match=match):
@@ -159,12 +241,19 @@ def _free_port() -> int:
 
 def _metrics(x):
     return {"cond_acc": ConditionalAccuracy(8, 5), "cluster_acc": ClusteringAccuracy(8, 5),
-            "fid": FeatureFID(x["gen"].shape[1]), "intra_fid": IntraFID(8, 5, mapping=x["perm"])}
+            "fid": FeatureFID(x["gen"].shape[1]), "intra_fid": IntraFID(8, 5, mapping=x["perm"]),
+            "like": LikeScore(seed=1), "z_variety": ZVariety(5)}
 
 
-def _feed(metrics, x, rows_gen, rows_real):
+def _feed(metrics, x, rows_gen, rows_real, rows_ex):
     g, c, p = (torch.as_tensor(x[k][rows_gen]) for k in ("gen", "cond", "pred"))
     r, y = torch.as_tensor(x["real"][rows_real]), torch.as_tensor(x["labels"][rows_real])
+    e, draws, e_cls = (torch.as_tensor(x[k][rows_ex]) for k in ("ex", "draws", "ex_cls"))
+    # each rank's exemplars are the k-th block after the gather only if the draws' grouping survives it
+    metrics["like"].update(draws, real=False, exemplars=e)
+    metrics["like"].update(r, real=True)
+    metrics["z_variety"].update(draws, e_cls, real=False)
+    metrics["z_variety"].update(r, y, real=True)
     metrics["cond_acc"].update(c, p)
     metrics["cluster_acc"].update(c, p)
     metrics["fid"].update(g, real=False)
@@ -181,7 +270,7 @@ def _rank(rank, port, x, out):
         torch.set_num_threads(1)
         metrics = _metrics(x)
         half = lambda n: np.array_split(np.arange(n), 2)[rank]  # noqa: E731 - uneven halves on purpose
-        _feed(metrics, x, half(len(x["gen"]) - 1), half(len(x["real"])))
+        _feed(metrics, x, half(len(x["gen"]) - 1), half(len(x["real"])), half(len(x["ex"]) - 1))
         values = {name: float(m.compute()) for name, m in metrics.items()}
         values["mapping"] = metrics["cond_acc"].report()["mapping"].tolist()
         if rank == 0:  # the suite's Metrics, as MetricsCallback runs them on rank 0 alone, wait for no other rank
@@ -200,7 +289,7 @@ def test_two_ranks_compute_what_one_process_computes(tmp_path):
     # fork: the children inherit the imported modules instead of importing torch and lsgan again
     mp.start_processes(_rank, args=(_free_port(), x, str(tmp_path)), nprocs=2, join=True, start_method="fork")
     one = _metrics(x)
-    _feed(one, x, np.arange(len(x["gen"]) - 1), np.arange(len(x["real"])))
+    _feed(one, x, np.arange(len(x["gen"]) - 1), np.arange(len(x["real"])), np.arange(len(x["ex"]) - 1))
     want = {name: float(m.compute()) for name, m in one.items()}
     for rank in (0, 1):
         got = torch.load(tmp_path / f"rank{rank}.pt")
@@ -212,8 +301,9 @@ def test_two_ranks_compute_what_one_process_computes(tmp_path):
     assert suite["suite_cluster_acc"] == pytest.approx(cluster_acc(x["cond"], x["pred"]))
     # a rank alone sees half the samples: its own numbers differ, so the equality above is the gathering's
     alone = _metrics(x)
-    _feed(alone, x, np.arange(200), np.arange(350))
-    assert float(alone["fid"].compute()) != pytest.approx(want["fid"], abs=1e-3)
+    _feed(alone, x, np.arange(200), np.arange(350), np.arange(15))
+    for name in ("fid", "like", "z_variety"):
+        assert float(alone[name].compute()) != pytest.approx(want[name], abs=1e-3), name
 
 
 def test_a_lightning_module_logs_conditional_accuracy(tmp_path):

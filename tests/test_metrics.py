@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from lsgan.metrics import (ReferenceStats, classwise_knn_kl_matrix, cluster_acc, cluster_conditional_accuracy,
+from lsgan.metrics import (ReferenceStats, class_masses, classwise_knn_kl_matrix, kl_to_uniform, mean_pairwise_distance,
+                           z_variety, cluster_acc, cluster_conditional_accuracy,
                            clustering_report, exemplar_conditional_accuracy, batched_features, fid_against_reference,
                            fid_from_features, frechet_distance, grid_centers, inception_score, kid_from_features,
                            knn_kl_divergence, knn_label_agreement, linear_probe, load_evaluator,
@@ -193,6 +194,32 @@ def test_within_condition_variety_real_like_vs_collapsed():
     assert res["mean"] > 0.6 and res["min"] < 1e-3 and res["per_condition"][1] == res["min"]
 
 
+def test_mean_pairwise_distance_is_the_mean_over_distinct_pairs():
+    x = gaussian(40, 5, 3)
+    by_hand = np.mean([np.linalg.norm(x[i] - x[j]) for i in range(40) for j in range(40) if i != j])
+    assert mean_pairwise_distance(x) == pytest.approx(by_hand, abs=1e-9)
+    assert np.isnan(mean_pairwise_distance(x[:1]))
+    rows = torch.randperm(40, generator=torch.Generator().manual_seed(4))[:10].numpy()  # the seeded subset
+    subset = mean_pairwise_distance(x[rows])
+    assert mean_pairwise_distance(x, max_samples=10, seed=4) == pytest.approx(subset, abs=1e-12)
+
+
+def test_z_variety_is_one_for_draws_like_the_class_and_zero_when_z_is_ignored():
+    rng = np.random.default_rng(5)
+    centers = rng.normal(size=(2, 6)) * 10
+    labels = np.repeat([0, 1], 300)
+    real = centers[labels] + rng.normal(size=(600, 6))
+    classes = np.array([1, 0, 1])
+    owner = np.repeat(np.arange(3), 200)
+    varied = centers[classes[owner]] + rng.normal(size=(600, 6))
+    res = z_variety(varied, owner, classes, real, labels)
+    assert res["mean"] == pytest.approx(1.0, abs=0.05) and set(res["per_exemplar"]) == {0, 1, 2}
+    ignored = centers[classes[owner]] + 1e-6 * rng.normal(size=(600, 6))
+    assert z_variety(ignored, owner, classes, real, labels)["mean"] < 1e-5
+    lone = z_variety(varied[:201], owner[:201], classes[:2], real, labels)  # exemplar 1 has one sample: no spread
+    assert np.isnan(lone["per_exemplar"][1]) and lone["mean"] == pytest.approx(res["per_exemplar"][0])
+
+
 # --------------------------------------------------------------------------- kNN / probe / t-SNE
 def test_knn_agreement_separable_and_brute_force():
     rng = np.random.default_rng(2)
@@ -247,6 +274,16 @@ def test_stacked_mnist_modes_and_kl():
     half = all_modes[all_modes[:, 0] < 5]  # 500 modes hit, uniformly → KL = log 2
     out = stacked_mnist_modes(np.concatenate([half, half]))
     assert out["modes"] == 500 and out["kl"] == pytest.approx(np.log(2))
+    counts = np.array([0, 3, 1, 0, 6])
+    p = counts / counts.sum()
+    assert kl_to_uniform(counts) == pytest.approx(sum(q * np.log(q * 5) for q in p if q > 0), abs=1e-12)
+    assert np.isnan(kl_to_uniform(np.zeros(4)))
+
+
+def test_class_masses_is_the_largest_share_gap():
+    res = class_masses(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 1, 1, 2]), 3)
+    assert res["generated"] == [0.75, 0.25, 0.0] and res["data"] == [0.25, 0.5, 0.25]
+    assert res["value"] == pytest.approx(0.5)
 
 
 def test_knn_kl_and_classwise_matrix_find_matching_classes():

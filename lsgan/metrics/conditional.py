@@ -7,6 +7,10 @@ evaluator classifier, and how varied the samples within one condition are.
   predicted class is their condition's class — Hungarian ACC when K == C, purity otherwise.
 - exemplar-conditioned methods (condition = a real image): accuracy is the fraction of
   generated samples classified as their source image's label.
+
+Variety compares spreads: ``within_condition_variety`` a condition's samples against its class,
+``z_variety`` one exemplar's samples (only z differs) against the exemplar's class. Their Metrics:
+``lsgan.metrics.engine`` and ``lsgan.metrics.engine_exemplars``.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
+from scipy.spatial.distance import pdist
 
 from lsgan.metrics.clustering import _ids, contingency, map_conditions_to_classes
 
@@ -49,11 +54,7 @@ def mean_pairwise_distance(features: ArrayLike, max_samples: int = 2000, seed: i
     if len(x) > max_samples:
         gen = torch.Generator().manual_seed(seed)
         x = x[torch.randperm(len(x), generator=gen)[:max_samples]]
-    n = len(x)
-    total = 0.0
-    for start in range(0, n, 1024):
-        total += torch.cdist(x[start:start + 1024], x).sum().item()
-    return total / (n * (n - 1))  # the zero diagonal adds nothing; divide by distinct ordered pairs
+    return float(pdist(x.numpy()).mean())
 
 
 def within_condition_variety(gen_feats: ArrayLike, cond: ArrayLike, real_feats: ArrayLike, real_labels: ArrayLike,
@@ -88,6 +89,32 @@ def within_condition_variety(gen_feats: ArrayLike, cond: ArrayLike, real_feats: 
     valid = [v for v in per.values() if np.isfinite(v)]
     return {"per_condition": per, "mean": float(np.mean(valid)) if valid else float("nan"),
             "min": float(np.min(valid)) if valid else float("nan")}
+
+
+def z_variety(gen_feats: ArrayLike, owner: ArrayLike, exemplar_classes: ArrayLike, real_feats: ArrayLike,
+              real_labels: ArrayLike, max_samples: int = 2000, seed: int = 0) -> Dict[str, object]:
+    """Does an exemplar-conditioned G use z? Per exemplar i (its samples: ``owner == i``, all drawn for the
+    one exemplar with different z): mean pairwise distance of its samples divided by that of the real
+    images of its class ``exemplar_classes[i]``. 1.0 = z alone spans the class, ≈ 0 = G ignores z.
+
+    Returns {"per_exemplar": {i: ratio}, "mean": mean over exemplars with a finite ratio}. An exemplar with
+    fewer than 2 samples, or whose class has fewer than 2 real images (or no spread), gets NaN."""
+    g, r = torch.as_tensor(gen_feats), torch.as_tensor(real_feats)
+    o, e, y = _ids(owner, "owner"), _ids(exemplar_classes, "exemplar_classes"), _ids(real_labels, "real_labels")
+    if len(g) != len(o) or len(r) != len(y):
+        raise ValueError("gen_feats/owner and real_feats/real_labels must have matching lengths")
+    if o.size and o.max() >= len(e):
+        raise ValueError(f"owner: ids must be below the number of exemplars ({len(e)}), got {o.max()}")
+    real_spread: Dict[int, float] = {}
+    per: Dict[int, float] = {}
+    for i, cls in enumerate(e.tolist()):
+        if cls not in real_spread:
+            real_spread[cls] = mean_pairwise_distance(r[torch.as_tensor(y == cls)], max_samples, seed)
+        denom = real_spread[cls]
+        per[i] = mean_pairwise_distance(g[torch.as_tensor(o == i)], max_samples, seed) / denom if denom > 0 \
+            else float("nan")
+    valid = [v for v in per.values() if np.isfinite(v)]
+    return {"per_exemplar": per, "mean": float(np.mean(valid)) if valid else float("nan")}
 
 
 def intra_fid(gen_feats: ArrayLike, cond: ArrayLike, real_feats: ArrayLike, real_labels: ArrayLike,

@@ -3,8 +3,10 @@
 Each declares its state with ``add_state`` (a count matrix or feature sums reduced by ``sum``, or
 feature lists reduced by ``cat``), so under Lightning or ``torch.distributed`` every rank updates
 its own share of the samples and ``compute()`` sees all of them. The numbers are the pure
-functions' of ``clustering``, ``conditional``, ``fid`` and ``prdc``, applied to the gathered state.
-NMI and ARI are torchmetrics' own (``torchmetrics.clustering``).
+functions' of ``clustering``, ``conditional``, ``fid``, ``prdc`` and ``modes``, applied to the gathered
+state. NMI and ARI are torchmetrics' own (``torchmetrics.clustering``). Mode and class counts
+(``engine_modes``) and samples grouped by their exemplar (``engine_exemplars``: the "like this" score,
+the spread over z) have their own modules.
 
 Conditions, clusters and classes are non-negative integer ids below the sizes given to the
 constructor (a count-matrix state has one fixed shape on every rank). ``report()`` returns what
@@ -28,6 +30,7 @@ from lsgan.metrics.clustering import (balanced_accuracy_of, hungarian_accuracy, 
                                       purity_of)
 from lsgan.metrics.conditional import intra_fid, within_condition_variety
 from lsgan.metrics.fid import frechet_distance, kid_from_features
+from lsgan.metrics.modes import classwise_knn_kl_matrix
 from lsgan.metrics.prdc import prdc
 
 
@@ -406,5 +409,44 @@ class IntraFID(_PerCondition):
         return self._synced(self._result)
 
 
-__all__ = ["ClusteringAccuracy", "ConditionalAccuracy", "FeatureFID", "FeatureKID", "IntraFID", "PRDC",
+class ClasswiseKL(_FeatureLists):
+    """K × C matrix of k-NN KL(generated samples of condition i ‖ real features of class j) after a joint
+    PCA fitted on the real features (NEMGAN Fig. 7; ``lsgan.metrics.modes.classwise_knn_kl_matrix``): a
+    good conditional GAN shows one low entry per row, in a different column per row.
+
+    ``update(features, ids, real)``: ids are conditions (< ``num_conditions``) for generated samples,
+    classes (< ``num_classes``) for real ones. ``compute()``: the mean over conditions of the smallest KL
+    to a class (NaN when no entry is finite); ``report()``: {"value", "matrix", "row_argmin"}."""
+
+    higher_is_better = False
+
+    def __init__(self, num_conditions: int, num_classes: int, k: int = 1, max_per_group: int = 500,
+                 pca_dim: Optional[int] = 10, seed: int = 0, reset_real_features: bool = True, **kwargs: Any) -> None:
+        super().__init__(reset_real_features, with_ids=True, **kwargs)
+        self.num_conditions = _count(num_conditions, "num_conditions")
+        self.num_classes = _count(num_classes, "num_classes")
+        self.k, self.max_per_group = _count(k, "k"), _count(max_per_group, "max_per_group")
+        self.pca_dim = None if pca_dim is None else _count(pca_dim, "pca_dim")
+        self.seed = int(seed)
+
+    def update(self, features: Tensor, ids: Tensor, real: bool) -> None:
+        self._append(features, real, ids, self.num_classes if real else self.num_conditions)
+
+    def _result(self) -> Dict[str, object]:
+        g, c, r, y = self._gathered("fake_features", "fake_ids", "real_features", "real_ids")
+        matrix = classwise_knn_kl_matrix(g, c, r, y, self.num_conditions, self.num_classes, k=self.k,
+                                         max_per_group=self.max_per_group, pca_dim=self.pca_dim, seed=self.seed)
+        finite = np.where(np.isfinite(matrix), matrix, np.inf)
+        best = finite.min(axis=1)
+        value = float(np.mean(best[np.isfinite(best)])) if np.isfinite(best).any() else float("nan")
+        return {"value": value, "matrix": matrix, "row_argmin": finite.argmin(axis=1)}
+
+    def compute(self) -> Tensor:
+        return torch.tensor(self._result()["value"], dtype=torch.float64)
+
+    def report(self) -> Dict[str, object]:
+        return self._synced(self._result)
+
+
+__all__ = ["ClasswiseKL", "ClusteringAccuracy", "ConditionalAccuracy", "FeatureFID", "FeatureKID", "IntraFID", "PRDC",
            "WithinConditionVariety"]

@@ -5,7 +5,8 @@ is located, and the score is the share of reference images that lie closer to x 
 samples' nearest real images are x's own nearest neighbours, about 0.5 when the samples are unrelated to
 x. The features must come from a network the generator was not trained against (Inception, or a
 classifier of the evaluator), so G cannot game them. The same score with each exemplar's samples paired
-to another exemplar (a random derangement) is the chance level a method must beat.
+to another exemplar (a random derangement) is the chance level a method must beat. Its Metric:
+``lsgan.metrics.engine_exemplars.LikeScore``.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def like_rank(exemplars: torch.Tensor, samples: torch.Tensor, owner: torch.Tenso
               chunk: int = 1024) -> float:
     """Mean over samples of the rank (share of ``reference``) of the sample's nearest reference row by
     distance to its exemplar. exemplars X×d, samples S×d with ``owner`` (S, values in 0..X−1), reference R×d."""
-    ex, smp, ref = (t.detach().double().cpu() for t in (exemplars, samples, reference))
+    ex, smp, ref = (torch.as_tensor(t).detach().double().cpu() for t in (exemplars, samples, reference))
     owner = torch.as_tensor(owner).long().cpu()
     if ex.ndim != 2 or smp.ndim != 2 or ref.ndim != 2 or len(owner) != len(smp):
         raise ValueError(f"like_rank: need X×d, S×d, S owners and R×d; got {tuple(ex.shape)}, {tuple(smp.shape)}, "

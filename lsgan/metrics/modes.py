@@ -11,6 +11,11 @@ Conventions (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018):
   lies within 3σ of that centre. A mode is *covered* when at least ``min_count`` high-quality
   samples are assigned to it (VEEGAN: ``min_count=1``). Reverse KL = KL(p_gen ‖ uniform),
   p_gen being the distribution of high-quality samples over modes.
+- class masses: the share of each class among generated samples against the data's shares.
+
+Their Metrics (counts summed across processes): ``lsgan.metrics.engine_modes``; the class-wise KL
+matrix's: ``lsgan.metrics.engine.ClasswiseKL``. The k-NN KL estimator is written here because
+neither SciPy nor scikit-learn has one.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import math
 from typing import Dict, Optional, Union
 
 import numpy as np
+import scipy.stats
 import torch
 
 from lsgan.toys import TOY_DATASETS, grid_centers, ring_centers, toy_centers  # noqa: F401  (re-exported: the toys' centres)
@@ -34,9 +40,7 @@ def kl_to_uniform(counts: np.ndarray) -> float:
     counts = np.asarray(counts, dtype=np.float64)
     if counts.sum() <= 0:
         return float("nan")
-    p = counts / counts.sum()
-    nz = p > 0
-    return float((p[nz] * np.log(p[nz] * len(p))).sum())
+    return float(scipy.stats.entropy(counts, np.ones(len(counts))))
 
 
 def stacked_mnist_modes(digits: ArrayLike, n_modes: int = 1000) -> Dict[str, object]:
@@ -65,6 +69,17 @@ def toy_mode_stats(samples: ArrayLike, centers: ArrayLike, std: float, min_count
     counts = np.bincount(nearest[good], minlength=len(c))
     return {"modes": int((counts >= min_count).sum()), "n_modes": int(len(c)),
             "high_quality": float(good.mean()), "reverse_kl": kl_to_uniform(counts), "counts": counts}
+
+
+def class_masses(generated_classes: ArrayLike, data_classes: ArrayLike, num_classes: int) -> Dict[str, object]:
+    """{"value": max over classes |generated share − data share|, "generated": shares (C,), "data": shares (C,)}:
+    does a model draw its classes in the data's proportions (NEMGAN's 02:98 claim)? Class ids at or
+    above ``num_classes`` are not counted in any share."""
+    C = int(num_classes)
+    g, d = (torch.as_tensor(a).detach().cpu().long() for a in (generated_classes, data_classes))
+    generated = torch.bincount(g, minlength=C)[:C].double() / max(1, len(g))
+    data = torch.bincount(d, minlength=C)[:C].double() / max(1, len(d))
+    return {"value": float((generated - data).abs().max()), "generated": generated.tolist(), "data": data.tolist()}
 
 
 def knn_kl_divergence(p_samples: ArrayLike, q_samples: ArrayLike, k: int = 1) -> float:

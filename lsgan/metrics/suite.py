@@ -13,10 +13,13 @@ the prior, so a 2 % mode weighs as much as a 98 % one); an exemplar-conditioned 
 sample per real image of the evaluation split. The same samples feed every metric of one call.
 Reference: ``ref_n`` images of ``ref_split`` (a fixed seeded subset, so the cache key holds).
 
-Clustering ACC, conditional accuracy, variety, FID / KID, PRDC and intra-FID are computed by the
-torchmetrics Metrics of ``lsgan.metrics.engine`` (NMI / ARI by torchmetrics' own), the classes a
-LightningModule can log. Which evaluator classifier reads the samples is ``lsgan.metrics.resolve``'s
-answer; writing a result down (JSON, one line, a logger row) is ``lsgan.metrics.results``'.
+Every metric on generated samples or on clusters is computed by a torchmetrics Metric, a class a
+LightningModule can log: ``lsgan.metrics.engine`` (clustering ACC, conditional accuracy, variety, FID /
+KID, PRDC, intra-FID, the class-wise KL matrix; NMI / ARI by torchmetrics' own), ``engine_modes``
+(mode counts, class masses) and ``engine_exemplars`` ("like this", z_variety). ``knn`` and ``probe``
+judge a method's feature space on a whole split and stay functions (their modules say why). Which
+evaluator classifier reads the samples is ``lsgan.metrics.resolve``'s answer; writing a result down
+(JSON, one line, a logger row) is ``lsgan.metrics.results``'.
 """
 from __future__ import annotations
 
@@ -36,13 +39,13 @@ from lsgan.data.datasets import load_dataset
 from lsgan.errors import ConfigError
 from lsgan.generation import exemplar_indices, generate, prior_weights
 from lsgan.metrics.clustering import kmeans_ids
-from lsgan.metrics.conditional import mean_pairwise_distance
-from lsgan.metrics.engine import (PRDC, ClusteringAccuracy, ConditionalAccuracy, FeatureFID, FeatureKID, IntraFID,
-                                  WithinConditionVariety)
+from lsgan.metrics.engine import (PRDC, ClasswiseKL, ClusteringAccuracy, ConditionalAccuracy, FeatureFID, FeatureKID,
+                                  IntraFID, WithinConditionVariety)
+from lsgan.metrics.engine_exemplars import LikeScore, ZVariety
+from lsgan.metrics.engine_modes import ClassMasses, StackedMNISTModes, ToyModes
 from lsgan.metrics.fid import NO_LOGITS_REASON, ReferenceStats
 from lsgan.metrics.inception import batched_features, load_inception
 from lsgan.metrics.knn import knn_label_agreement
-from lsgan.metrics.modes import classwise_knn_kl_matrix, stacked_mnist_modes, toy_mode_stats
 from lsgan.metrics.probe import linear_probe
 # evaluator resolution and the JSON helpers live in their own modules; the names are re-exported below
 # (``from lsgan.metrics.suite import resolve_evaluator / to_jsonable ...`` keeps working)
@@ -494,8 +497,9 @@ class MetricSuite:
 
     def _m_like(self, n):
         """``like_exemplars`` evaluation-split images, ``n // like_exemplars`` samples like each
-        (``method.sample_like``), scored by ``lsgan.metrics.like.like_score`` against the reference set."""
-        from lsgan.metrics.like import LIKE_EXEMPLARS, LIKE_FEATURES, like_score
+        (``method.sample_like``), scored by ``LikeScore`` (``lsgan.metrics.like.like_score``) against the
+        reference set."""
+        from lsgan.metrics.like import LIKE_EXEMPLARS, LIKE_FEATURES
 
         if not self.is_image:
             raise Skip(f"'like' needs images; dataset={self.cfg.data.name} is 2-D points")
@@ -506,9 +510,11 @@ class MetricSuite:
         per = max(1, n // x_n)
         idx = self._exemplar_draw(x_n)
         images = self.dm.eval_set.images(idx)
-        samples = torch.cat([self.method.sample_like(images[i:i + 50], per).flatten(0, 1).cpu()
-                             for i in range(0, len(images), 50)])
-        owner = torch.arange(x_n).repeat_interleave(per)
+        try:
+            samples = torch.cat([self.method.sample_like(images[i:i + 50], per).flatten(0, 1).cpu()
+                                 for i in range(0, len(images), 50)])
+        except NotImplementedError as exc:  # conditioned on labels (cgan): no condition to read from an image
+            raise Skip(" ".join(str(exc).split())) from None
         ref = self.reference()
         kind = str(self.metrics_cfg.get("like_features", LIKE_FEATURES))
         if kind == "evaluator":
@@ -523,7 +529,11 @@ class MetricSuite:
                      f"generated images")
             real = feats(ref.data)
             backbone = {"backbone": getattr(net, "backbone", type(net).__name__)}
-        res = like_score(feats(images), feats(samples), owner, real, seed=int(self.metrics_cfg.get("seed", 0)))
+        like = _metric(LikeScore, seed=int(self.metrics_cfg.get("seed", 0)))
+        exemplars = feats(images)
+        like.update(feats(samples).reshape(x_n, per, -1), real=False, exemplars=exemplars)  # per draws of each
+        like.update(real, real=True)
+        res = like.report()
         return {**res, "protocol": {"exemplars": x_n, "samples_per_exemplar": per, "exemplar_split": self.cfg.data.eval_split,
                                     "reference_split": ref.split, "reference_n": len(ref.data), **backbone,
                                     "meaning": "share of real images closer to the exemplar than each sample's nearest "
@@ -547,11 +557,11 @@ class MetricSuite:
         gen = generate(self.method, len(idx), exemplar_set=split, exemplar_indices=idx,
                        batch_size=int(self.metrics_cfg.batch_size))
         g_feat, r_feat = ev.features(gen.images), self._eval_features_of_reference()
-        spread = {int(c): mean_pairwise_distance(r_feat[ref.labels == c]) for c in torch.unique(gen.source_label)}
-        ratios = [mean_pairwise_distance(g_feat[i * r:(i + 1) * r]) / spread[int(gen.source_label[i * r])]
-                  for i in range(m)]
-        ratios = [v for v in ratios if math.isfinite(v)]
-        return {"value": float(np.mean(ratios)) if ratios else float("nan"),
+        classes = gen.source_label[::r]  # each exemplar's, its r samples in a row
+        zv = _metric(ZVariety, int(max(int(ref.labels.max()), int(classes.max()))) + 1)
+        zv.update(g_feat.reshape(m, r, -1), classes, real=False)
+        zv.update(r_feat, ref.labels, real=True)
+        return {"value": float(zv.compute()),
                 "protocol": {"exemplars": m, "draws_per_exemplar": r, "exemplar_split": self.cfg.data.eval_split,
                              "features": "evaluator penultimate", "reference_split": ref.split,
                              "reference_n": len(ref.data), **evaluator_protocol(ev),
@@ -572,9 +582,11 @@ class MetricSuite:
         ev = self._need_evaluator()
         C = int(ev.meta["n_classes"])
         pred = self._generated_predictions(n)
-        generated = torch.bincount(pred.long().cpu(), minlength=C)[:C].double() / max(1, len(pred))
-        data = torch.bincount(labels.long().cpu(), minlength=C)[:C].double() / max(1, len(labels))
-        return {"value": float((generated - data).abs().max()), "generated": generated.tolist(), "data": data.tolist(),
+        masses = _metric(ClassMasses, C)
+        masses.update(pred.cpu(), real=False)
+        masses.update(labels.cpu(), real=True)
+        res = masses.report()
+        return {"value": res["value"], "generated": res["generated"], "data": res["data"],
                 "protocol": {"n_generated": len(pred), "drawn": "by the prior's weights" if
                              prior_weights(self.method) is not None else "conditions evenly / freely",
                              "data_split": "train", **evaluator_protocol(ev),
@@ -614,13 +626,17 @@ class MetricSuite:
         gen = generate(self.method, m, batch_size=int(self.metrics_cfg.batch_size), weights=prior_weights(self.method))
         if name == "stacked_mnist":
             ev = self._need_evaluator()
-            res = stacked_mnist_modes(ev.digits(gen.images))
+            counter = _metric(StackedMNISTModes)
+            counter.update(ev.digits(gen.images))
+            res = counter.report()
             return {"value": res["modes"], "kl": res["kl"], "n_modes": 1000,
                     "protocol": {"n_generated": m, "classifier": "MNIST evaluator per channel",
                                  "evaluator_test_acc": ev.meta.get("test_acc"), "convention": "VEEGAN / PacGAN"}}
         centers = toy_centers(name)
         std = float(self.cfg.data.std)
-        res = toy_mode_stats(gen.images, centers, std)
+        counter = _metric(ToyModes, centers, std)
+        counter.update(gen.images)
+        res = counter.report()
         return {"value": res["modes"], "n_modes": res["n_modes"], "high_quality": res["high_quality"],
                 "reverse_kl": res["reverse_kl"],
                 "protocol": {"n_generated": m, "std": std, "high_quality": "within 3 std of the nearest centre",
@@ -660,13 +676,12 @@ class MetricSuite:
         gen = self.generated(n)
         K = len(c["mapping"])
         C = int(ev.meta["n_classes"])
-        mat = classwise_knn_kl_matrix(self._generated_eval_features(n), torch.as_tensor(c["groups"]),
-                                      self._eval_features_of_reference(), ref.labels, K, C,
-                                      seed=int(self.metrics_cfg.get("seed", 0)))
-        self.artifacts["class_kl"] = mat
-        finite = np.where(np.isfinite(mat), mat, np.inf)
-        return {"value": float(np.mean(finite.min(axis=1)[np.isfinite(finite.min(axis=1))])) if np.isfinite(finite).any()
-                else float("nan"), "matrix": mat, "row_argmin": finite.argmin(axis=1),
+        kl = _metric(ClasswiseKL, K, C, seed=int(self.metrics_cfg.get("seed", 0)))
+        kl.update(self._generated_eval_features(n), torch.as_tensor(c["groups"]), real=False)
+        kl.update(self._eval_features_of_reference(), ref.labels, real=True)
+        res = kl.report()
+        self.artifacts["class_kl"] = res["matrix"]
+        return {"value": res["value"], "matrix": res["matrix"], "row_argmin": res["row_argmin"],
                 "protocol": {"n_generated": len(gen), "features": "evaluator penultimate, PCA 10",
                              "estimator": "1-NN KL (Wang et al. 2009)", "max_per_group": 500,
                              "value": "mean over modes of the smallest KL to a real class"}}
