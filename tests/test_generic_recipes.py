@@ -99,10 +99,12 @@ def test_coupled_recipe_picks_alexnet_for_shapes_and_trains_a_rotnet_for_photos(
     cache = f"extractor.cache_dir={tmp_path / 'features'}"
     gray = validate(compose_config(["experiment=coupled", "dataset=npz", f"data.path={gray_shapes}", cache]))
     assert (gray.extractor.name, gray.extractor.layer, gray.extractor.pool) == ("alexnet_random", "conv3", None)
+    assert gray.method.feature_weight == 0.0  # shapes: the pair game alone follows the exemplar's class
     overrides = ["experiment=coupled", "dataset=npz", f"data.path={rgb_photos}", cache, "extractor.train_steps=2",
                  "extractor.pca_dim=8", "method.pair_pool=16"]
     rgb = validate(compose_config(overrides))
     assert (rgb.extractor.name, rgb.extractor.layer, rgb.extractor.pool, rgb.extractor.weights) == ("rotnet", "conv2", 4, "auto")
+    assert rgb.method.feature_weight == 1.0  # photographs: G's sample must show the exemplar's RotNet features
     weights = Path(ensure_extractor_weights(rgb).extractor.weights)  # what lsgan.run does: trained, then cached
     assert weights.is_file() and weights.parent == tmp_path / "extractors"
     stamp = weights.stat().st_mtime_ns

@@ -15,6 +15,9 @@ tuned on:
   the clusters come from a net of the method's own (``hybrid``, ``own``) fed two views of each image; for photographs from a head on the frozen
   extractor's features (``extractor``) fed an image and one of its 20 nearest neighbours in those features
   (SCAN): a net trained from scratch in a CPU budget clusters photographs by colour and background;
+* ``method.feature_weight`` (coupled): 0 for shapes, where G already follows its exemplar's class (MNIST
+  agreement 0.85); for photographs G's sample must also show the exemplar's features through the frozen
+  RotNet, since the pair discriminator alone taught G the exemplar's colours and background more than its class;
 * ``extractor=auto`` (coupled, and clustergan / nemgan / slcgan on photographs): for shapes an untrained AlexNet at conv3 (random filters already
   separate strokes: 89 % first-neighbour label agreement on MNIST); for photographs a RotNet at conv2
   pooled to 4×4, trained without labels on the training split the first time it is needed and
@@ -37,7 +40,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 AUTO = "auto"
-AUTO_KEYS = ("data.size", "method.clustering.augment.kind", "method.encoder", "method.c_net", "method.clustering.neighbours")
+AUTO_KEYS = ("data.size", "method.clustering.augment.kind", "method.encoder", "method.c_net", "method.clustering.neighbours",
+             "method.feature_weight")
+FEATURE_WEIGHT = 1.0     # coupled on photographs: CIFAR-10 agreement with the exemplar's class 0.16 without the feature term, 0.31 with it (60 CPU-minutes)
 NEIGHBOURS = 20          # clustergan, nemgan and slcgan on photographs: mined neighbours per image (CIFAR-10 RotNet features: 52 % of first neighbours share the class, 40 % of the 20th)
 SIDES = (28, 32, 64)     # the nets' sizes a CPU recipe picks from (lsgan.nets.layers.IMAGE_SIZES up to 64)
 PLAIN_BORDER = 0.5       # above this share of plain border pixels the images are shapes on a background (MNIST 1.0, 8-px digits 0.7; CIFAR-10 0.2)
@@ -99,7 +104,8 @@ def auto_values(profile: DataProfile) -> dict:
     shapes = profile.views == "affine"
     return {"data.size": profile.size, "method.clustering.augment.kind": profile.views,
             "method.encoder": "hybrid" if shapes else "extractor", "method.c_net": "own" if shapes else "extractor",
-            "method.clustering.neighbours": 0 if shapes else NEIGHBOURS}
+            "method.clustering.neighbours": 0 if shapes else NEIGHBOURS,
+            "method.feature_weight": 0.0 if shapes else FEATURE_WEIGHT}
 
 
 def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
