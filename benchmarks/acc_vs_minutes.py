@@ -192,6 +192,7 @@ def draw(rows: List[dict], names: Sequence[str], n: int, title: str, out: Path) 
         ax.set_ylabel({"cluster": "clustering ACC (Hungarian, test split)",
                        "cond_acc": f"conditional accuracy (n = {n})"}[name])
         ax.set_xlim(left=0)
+        ax.set_ylim(0, 1)  # both are accuracies: a zoomed axis makes a 0.01 change look like a trend
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend()
