@@ -35,7 +35,7 @@ from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, mode_seeking_loss, per
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.methods.clustering_term import (ClusteringConfig, MinedNeighbours, RealClusteringTerm, check_clustering_config,
-                                          fit_method_neighbours)
+                                          fit_method_neighbours, mined_partners)
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
@@ -149,10 +149,6 @@ class ClusterGAN(GANMethod):
         super().on_fit_start()
         fit_method_neighbours(self)
 
-    def cluster_partners(self, batch: Batch) -> Optional[torch.Tensor]:
-        """One mined neighbour of each batch image (the clustering term's second views), or None."""
-        return None if self.neighbours is None else self.neighbours.partners(batch.index, batch.x)
-
     @property
     def latent_dim(self) -> int:
         return int(self.prior.dim)
@@ -247,7 +243,7 @@ class ClusterGAN(GANMethod):
         if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # E reads D's trunk, so the trunk itself learns to cluster real images, an auxiliary
             # task of D (as SS-GAN's rotation task); E's head learns in g_step
-            terms["d_consistency"] = self.cluster_term(batch.x, self.cluster_logits, self.cluster_partners(batch))[0]
+            terms["d_consistency"] = self.cluster_term(batch.x, self.cluster_logits, mined_partners(self, batch))[0]
         return self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms)
 
     def g_step(self, batch: Batch):
@@ -280,7 +276,7 @@ class ClusterGAN(GANMethod):
             loss = loss + float(self.mcfg.perceptual_weight) * p
             logs["perceptual"] = p.detach()
         if self.cluster_term is not None:
-            cluster, parts = self.cluster_term(batch.x, self.cluster_logits, self.cluster_partners(batch))
+            cluster, parts = self.cluster_term(batch.x, self.cluster_logits, mined_partners(self, batch))
             loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)

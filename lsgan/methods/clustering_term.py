@@ -127,6 +127,12 @@ def fit_method_neighbours(method) -> None:
         method.neighbours.fit(method.cfg, dm)
 
 
+def mined_partners(method, batch) -> Optional[torch.Tensor]:
+    """One mined neighbour image of each of ``batch``'s images (the second views), or None when ``method.neighbours``
+    is None (views of the image itself)."""
+    return None if method.neighbours is None else method.neighbours.partners(batch.index, batch.x)
+
+
 def check_balance_config(c, path: str = "method.clustering") -> None:
     """One-line errors for ``method.clustering.{balance_weight, balance_kl, augment}``."""
     check_augment_config(c.augment, f"{path}.augment")

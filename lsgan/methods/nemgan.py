@@ -57,7 +57,7 @@ from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
 from lsgan.methods.clustering_term import (ClusteringConfig, MinedNeighbours, RealClusteringTerm, check_clustering_config,
-                                          fit_method_neighbours)
+                                          fit_method_neighbours, mined_partners)
 from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
@@ -355,15 +355,11 @@ class NEMGAN(GANMethod):
         z, y, _ = self.draw_training_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
         if self.cluster_term is not None:
-            cluster, parts = self.cluster_term(batch.x, self.scaled_head_logits, self.cluster_partners(batch))
+            cluster, parts = self.cluster_term(batch.x, self.scaled_head_logits, mined_partners(self, batch))
             loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs, **self._maybe_semi()}
-
-    def cluster_partners(self, batch: Batch) -> Optional[torch.Tensor]:
-        """One mined neighbour of each batch image (the clustering term's second views), or None."""
-        return None if self.neighbours is None else self.neighbours.partners(batch.index, batch.x)
 
     def head_logits(self, x: torch.Tensor) -> torch.Tensor:
         """h2(h1(x)) (hybrid: h2 of the mode net): every SeLa head's mode logits (one head unless

@@ -38,7 +38,8 @@ from lsgan.losses import (marginal_entropy, marginal_kl, mean_entropy, slcgan_au
                           slcgan_g_hinge, slcgan_mi_loss)
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
-from lsgan.methods.clustering_term import BalanceConfig, MinedNeighbours, check_balance_config, fit_method_neighbours
+from lsgan.methods.clustering_term import (BalanceConfig, MinedNeighbours, check_balance_config, fit_method_neighbours,
+                                          mined_partners)
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 from lsgan.nets.ema import EMA
 from lsgan.nets.feature_head import FeatureHead
@@ -302,7 +303,7 @@ class SLCGAN(GANMethod):
         loss_g, logs = self.g_loss(len(batch))
         self.step_opt("g", loss_g)
         kept, self._c_logits = self._c_logits, None
-        partner = None if self.neighbours is None else self.neighbours.partners(batch.index, batch.x)
+        partner = mined_partners(self, batch)
         loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None, partner)
         if loss_c.requires_grad:  # every term of C's loss weighted 0 (loss=no_aug, no balance, no adv): C stays
             self.step_opt("c", loss_c)
