@@ -216,7 +216,8 @@ class Coupled(GANMethod):
         ms = float(self.mcfg.mode_seeking_weight) > 0
         # with the mode-seeking term, each exemplar is drawn twice (two noises) in one G pass
         z = self.draw_z(2 * n if ms else n)
-        fake_all = self.G(self.g_input(z, torch.cat([f, f]) if ms else f))
+        f_all = torch.cat([f, f]) if ms else f
+        fake_all = self.G(self.g_input(z, f_all))
         fake = fake_all[:n]
         saturating = self.mcfg.adv_loss == "minimax"
         if self.cfg.loss.name == "feature_cgan":
@@ -231,8 +232,7 @@ class Coupled(GANMethod):
             logs["mode_seeking"] = seek.detach()
         if float(self.mcfg.feature_weight) > 0:
             # E is frozen but differentiable: the gradient reaches G's images, never E
-            f_all = torch.cat([f, f]) if ms else f
-            agree = F.cosine_similarity(self.E(fake_all).reshape(len(fake_all), -1).float(), f_all.float(), dim=1).mean()
+            agree = F.cosine_similarity(self.E(fake_all).reshape(len(fake_all), -1).float(), f_all, dim=1).mean()
             loss = loss + float(self.mcfg.feature_weight) * (1 - agree)
             logs["feature_cos"] = agree.detach()
         self.step_opt("g", loss)
