@@ -468,3 +468,52 @@ def test_h_reads_fakes_false_leaves_h_out_of_the_mode_term(tiny_cfg, reads):
 def test_soft_assign_keeps_the_state_of_checkpoints_from_before_the_sinkhorn_option(tiny_cfg):
     cfg = validate(tiny_cfg(*NEM, *AFFINE))
     assert not any("pool" in key for key in build_method(cfg, build_datamodule(cfg)).state_dict())
+
+
+# each method with its clusterer a head on a random AlexNet and 3 mined neighbours (features computed at fit start)
+_ON_EXTRACTOR = ("method.clustering.neighbours=3", "method.clustering.augment.kind=affine", "extractor=alexnet_random",
+                 "extractor.pool=2", "extractor.cache=false", "model.g_width=8", "model.d_width=8", "data.batch_size=8")
+_HEADS = {
+    "clustergan": (("method=clustergan", "prior.dim=16", "prior.k=4", "method.adv_loss=hinge", "method.n_dis=1",
+                    "method.encoder=extractor", "method.e_reads_fakes=false", "method.clustering.weight=1.0"),
+                   lambda m: m.E.parts[1]),
+    "nemgan": (("method=nemgan", "prior.dim=20", "method.encoder=extractor", "method.h_reads_fakes=false",
+                "method.clustering.weight=1.0"), lambda m: m.mode_net),
+    "slcgan": (("method=slcgan", "method.num_clusters=3", "method.c_net=extractor"), lambda m: m.C.net),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_HEADS))
+def test_with_mined_neighbours_a_head_on_the_extractor_reads_real_images_from_the_mined_features(tiny_cfg, name):
+    """The features the neighbours were mined in are the ones the head's own extractor pass gives, so real
+    images (and their neighbours) are read from there: in a training step the extractor sees G's samples only,
+    and the clustering term still trains the head."""
+    from lsgan.data.batch import Batch
+
+    overrides, head_of = _HEADS[name]
+    cfg = validate(tiny_cfg(*overrides, *_ON_EXTRACTOR))
+    pl.seed_everything(0, workers=True, verbose=False)
+    dm = build_datamodule(cfg)
+    m = build_method(cfg, dm)
+    dm.setup("fit")
+    m.neighbours.fit(cfg, dm)
+    head, nb = head_of(m), m.neighbours
+    real = nb.train_set.images(torch.arange(len(nb.train_set)))
+    index = torch.arange(8)
+    head.eval()
+    assert torch.allclose(head.from_features(nb.features[index]), head(real[index]), atol=1e-4)
+    head.train()
+    seen, grads = [], {}
+    hook = head.extractor.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
+    m.step_opt = lambda opt, loss: grads.update(
+        {opt: torch.autograd.grad(loss, list(head.head.parameters()), allow_unused=True)} if loss.requires_grad else {})
+    batch = Batch(x=real[index], index=index)
+    m.d_step(batch)
+    m.g_step(batch)
+    hook.remove()
+    assert seen, "the extractor never ran: G's samples must still pass through it"
+    flat = real.flatten(1)
+    for x in seen:  # no input of the extractor is a training image (real batch or neighbour)
+        assert torch.cdist(x.flatten(1), flat).min() > 1e-4
+    trained = grads["c" if name == "slcgan" else "g"]
+    assert any(g is not None and g.abs().sum() > 0 for g in trained)

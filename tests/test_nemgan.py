@@ -425,9 +425,8 @@ def test_extractor_modes_come_from_a_head_on_the_frozen_extractor_fed_mined_neig
     assert isinstance(fresh.h1, SharedTrunkEncoder) and fresh.h1.discriminator is fresh.D
     assert isinstance(fresh.mode_net, FeatureHead) and isinstance(fresh.h2, torch.nn.Identity)
     paired = []
-    partners = nem.MinedNeighbours.partners
-    monkeypatch.setattr(nem.MinedNeighbours, "partners",
-                        lambda self, index, like: paired.append(len(index)) or partners(self, index, like))
+    pick = nem.MinedNeighbours.pick
+    monkeypatch.setattr(nem.MinedNeighbours, "pick", lambda self, index: paired.append(len(index)) or pick(self, index))
     grab = Grab()
     res = train(cfg, tmp_path, callbacks=[grab])
     m = grab.module

@@ -35,7 +35,7 @@ from lsgan.losses import ADVERSARIAL, clustergan_ge_loss, mode_seeking_loss, per
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.methods.clustering_term import (ClusteringConfig, MinedNeighbours, RealClusteringTerm, check_clustering_config,
-                                          fit_method_neighbours, mined_partners)
+                                          clustering_inputs, fit_method_neighbours)
 from lsgan.nets import ConcatEncoder, SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
 from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.perceptual import VGG16_LAYERS, FeatureMaps, load_vgg16_features
@@ -243,7 +243,7 @@ class ClusterGAN(GANMethod):
         if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
             # E reads D's trunk, so the trunk itself learns to cluster real images, an auxiliary
             # task of D (as SS-GAN's rotation task); E's head learns in g_step
-            terms["d_consistency"] = self.cluster_term(batch.x, self.cluster_logits, mined_partners(self, batch))[0]
+            terms["d_consistency"] = self.cluster_term(*clustering_inputs(self, batch, self.cluster_logits))[0]
         return self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms)
 
     def g_step(self, batch: Batch):
@@ -276,11 +276,17 @@ class ClusterGAN(GANMethod):
             loss = loss + float(self.mcfg.perceptual_weight) * p
             logs["perceptual"] = p.detach()
         if self.cluster_term is not None:
-            cluster, parts = self.cluster_term(batch.x, self.cluster_logits, mined_partners(self, batch))
+            cluster, parts = self.cluster_term(*clustering_inputs(self, batch, self.cluster_logits, self.cluster_logits_of_features))
             loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
         return {"loss_g": loss.detach(), **logs}
+
+    @property
+    def cluster_logits_of_features(self):
+        """encoder=extractor: ``cluster_logits`` from the frozen extractor's features (E's cluster net is a head
+        on it); None otherwise."""
+        return self.E.parts[1].from_features if self.mcfg.encoder == "extractor" else None
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
         """E's cluster logits of images x (training mode, with gradient)."""

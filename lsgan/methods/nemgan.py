@@ -57,7 +57,7 @@ from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
 from lsgan.methods.clustering_term import (ClusteringConfig, MinedNeighbours, RealClusteringTerm, check_clustering_config,
-                                          fit_method_neighbours, mined_partners)
+                                          clustering_inputs, fit_method_neighbours)
 from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.layers import scale_preserving_init_
 from lsgan.nets import SharedTrunkEncoder, build_discriminator, build_encoder, build_generator, score_and_encode
@@ -355,7 +355,7 @@ class NEMGAN(GANMethod):
         z, y, _ = self.draw_training_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
         if self.cluster_term is not None:
-            cluster, parts = self.cluster_term(batch.x, self.scaled_head_logits, mined_partners(self, batch))
+            cluster, parts = self.cluster_term(*clustering_inputs(self, batch, self.scaled_head_logits, self.scaled_logits_of_features))
             loss = loss + cluster
             logs.update(parts)
         self.step_opt("g", loss)
@@ -370,6 +370,14 @@ class NEMGAN(GANMethod):
         """``head_logits`` as the softmax sees them (a cosine head's cosines times am_scale): what the
         clustering term on real images reads."""
         return self.head_logits(x) * self._logit_scale
+
+    @property
+    def scaled_logits_of_features(self):
+        """encoder=extractor: ``scaled_head_logits`` from the frozen extractor's features (the mode net is a head
+        on it); None otherwise."""
+        if not isinstance(self.mode_net, FeatureHead):
+            return None
+        return lambda f: self.h2(self.mode_net.from_features(f)) * self._logit_scale
 
     def cluster_logits(self, x: torch.Tensor) -> torch.Tensor:
         """The mode logits of images x: ``head_logits`` of the selected SeLa head (the only one unless
@@ -462,3 +470,4 @@ class NEMGAN(GANMethod):
         """g(h1(x)): inference by inversion."""
         g = self.generator if use_ema else self.G
         return torch.cat([g(z) for z in self.encode(x, batch_size).split(batch_size)])
+

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +38,8 @@ from lsgan.losses import (marginal_entropy, marginal_kl, mean_entropy, slcgan_au
                           slcgan_g_hinge, slcgan_mi_loss)
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
-from lsgan.methods.clustering_term import (BalanceConfig, MinedNeighbours, check_balance_config, fit_method_neighbours,
-                                          mined_partners)
+from lsgan.methods.clustering_term import (BalanceConfig, MinedNeighbours, check_balance_config, clustering_inputs,
+                                          fit_method_neighbours)
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 from lsgan.nets.ema import EMA
 from lsgan.nets.feature_head import FeatureHead
@@ -247,11 +247,27 @@ class SLCGAN(GANMethod):
         super().on_fit_start()
         fit_method_neighbours(self)
 
-    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None, partner: Optional[torch.Tensor] = None):
+    @property
+    def c_logits_of_features(self):
+        """C's logits from the frozen extractor's features, when C is a head on the extractor the neighbours
+        were mined in (its real images' features are then read from there: ``clustering_inputs``); else None."""
+        if self.neighbours is None or not isinstance(self.C.net, FeatureHead):
+            return None
+        return self.C.net.from_features
+
+    def real_c_logits(self, batch: Batch) -> torch.Tensor:
+        """C(x) of the batch's real images, with its graph (from the mined features where C reads them)."""
+        of_features = self.c_logits_of_features
+        if of_features is not None and self.neighbours.table is not None:
+            return of_features(self.neighbours.features_at(batch.index, batch.x))
+        return self.C(batch.x)
+
+    def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None,
+               second: Optional[Callable[[], torch.Tensor]] = None):
         """(C's loss, logs): c_adv_weight·mean[s_r] + L_aug (+ the balance term) on real images,
         − c_outlier_weight·H(C(synthetic outliers)).
-        ``logits``: C(x) with its graph, when already computed at C's current weights. ``partner``: the
-        images whose views L_aug pairs with x (mined neighbours); None = x itself."""
+        ``logits``: C(x) with its graph, when already computed at C's current weights. ``second``: gives C's
+        logits of L_aug's second view (of a mined neighbour), called only when L_aug counts; None = C(T(x))."""
         logits = self.C(x) if logits is None else logits
         p = F.softmax(logits, dim=1)
         # collapse monitors: entropy of the batch's cluster marginal (log K = all used evenly)
@@ -273,8 +289,8 @@ class SLCGAN(GANMethod):
             loss = loss + balance_weight * balance
             logs["c_balance"] = balance.detach()
         if self.aug_weight > 0:
-            other = x if partner is None else partner
-            aug = slcgan_aug_loss(logits, self.C(self.augment(other)), bool(self.mcfg.aug_grad_through_target))
+            other = self.C(self.augment(x)) if second is None else second()
+            aug = slcgan_aug_loss(logits, other, bool(self.mcfg.aug_grad_through_target))
             loss = loss + self.aug_weight * aug
             logs["loss_aug"] = aug.detach()
         w_out = float(self.mcfg.c_outlier_weight)
@@ -292,7 +308,7 @@ class SLCGAN(GANMethod):
         # When C steps later in this iteration, C(x) is computed once, with its graph: D reads it
         # detached and the C step reuses it (C's weights do not move in between and C keeps no
         # batch statistics), one C pass fewer per iteration.
-        c_logits = self.C(batch.x) if self.g_steps_now() else None
+        c_logits = self.real_c_logits(batch) if self.g_steps_now() else None
         self._c_logits = None if c_logits is None else (batch.x, c_logits)
         loss, logs = self.d_loss(batch.x, c_logits)
         self.step_opt("d", loss)
@@ -303,8 +319,10 @@ class SLCGAN(GANMethod):
         loss_g, logs = self.g_loss(len(batch))
         self.step_opt("g", loss_g)
         kept, self._c_logits = self._c_logits, None
-        partner = mined_partners(self, batch)
-        loss_c, c_logs = self.c_loss(batch.x, kept[1] if kept is not None and kept[0] is batch.x else None, partner)
+        _, logits_of, partner, views = clustering_inputs(self, batch, self.C, self.c_logits_of_features)
+        second = None if partner is None else (lambda: logits_of(self.augment(partner) if views else partner))
+        kept = kept[1] if kept is not None and kept[0] is batch.x else None
+        loss_c, c_logs = self.c_loss(batch.x, kept if kept is not None else self.real_c_logits(batch), second)
         if loss_c.requires_grad:  # every term of C's loss weighted 0 (loss=no_aug, no balance, no adv): C stays
             self.step_opt("c", loss_c)
             if self.c_ema is not None:

@@ -34,5 +34,10 @@ class FeatureHead(nn.Module):
         """The hidden layer's activations (the penultimate features, B×hidden)."""
         return self.head[:-1](self._unit_features(x))
 
+    def from_features(self, f: torch.Tensor) -> torch.Tensor:
+        """The logits of images whose extractor features ``f`` are already computed (B×d, e.g. from the
+        feature cache): ``forward`` without the extractor's pass."""
+        return self.head(F.normalize(f.reshape(len(f), -1).float(), dim=1))
+
     def _unit_features(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.extractor(x).reshape(len(x), -1).float(), dim=1)
