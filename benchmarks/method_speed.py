@@ -37,7 +37,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lsgan.config import validate
-from lsgan.methods.base import ema_decay_at
+from lsgan.nets.ema import ema_decay_at
 from lsgan.precision import resolve_precision
 from lsgan.run import build_datamodule, build_method, compose_config, train
 

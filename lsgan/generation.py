@@ -6,7 +6,7 @@
   method's free samples. A bad request is a one-line :class:`GenerationError` (a ValueError); the
   ``lsgan.sample`` command line reports it as its own argument error.
 - ``per_condition_counts`` / ``condition_counts``: how n samples split over k conditions (the one even split;
-  ``lsgan.methods.base.even_conditions`` uses it too).
+  ``even_conditions`` uses it too).
 - ``exemplar_indices``: the seeded draw of exemplar images; ``samples_arrays`` / ``to_uint8_hwc``: the arrays
   of ``samples.npz``.
 """
@@ -47,6 +47,12 @@ class Generated:
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+def even_conditions(n: int, k: int, device=None) -> torch.Tensor:
+    """Condition ids 0..k-1 covering n samples evenly, in blocks."""
+    counts = per_condition_counts(n, k)
+    return torch.repeat_interleave(torch.arange(k, device=device), torch.tensor(counts, device=device))
 
 
 def condition_counts(n: int, k: int, weights: Optional[Sequence[float]] = None) -> List[int]:
@@ -160,5 +166,5 @@ def samples_arrays(gen: Generated) -> Dict[str, np.ndarray]:
     return out
 
 
-__all__ = ["Generated", "GenerationError", "condition_counts", "exemplar_indices", "generate", "per_condition_counts",
+__all__ = ["Generated", "GenerationError", "condition_counts", "even_conditions", "exemplar_indices", "generate", "per_condition_counts",
            "prior_weights", "samples_arrays", "to_uint8_hwc"]

@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 
 from lsgan.losses import latent_norm_loss, mode_matching_loss, slcgan_g_hinge, slcgan_mi_loss
 from lsgan.methods import METHODS
-from lsgan.methods.base import DataInfo, ema_decay_at
+from lsgan.methods.base import DataInfo
+from lsgan.nets.ema import ema_decay_at
 from lsgan.data.profile import DataProfile, auto_values
 from lsgan.nets import build_encoder
 from lsgan.run import compose_config

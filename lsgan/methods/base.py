@@ -28,10 +28,11 @@ from lsgan import rng_state
 from lsgan.data.batch import Batch
 from lsgan.divergence import DivergenceError, DivergenceGuard  # noqa: F401  (DivergenceError: importable from here too)
 from lsgan.errors import merge_node
-from lsgan.generation import per_condition_counts
+from lsgan.generation import even_conditions
 from lsgan.losses.gan import ADV_FORMS, gradient_penalty
 from lsgan.methods.registry import METHODS
-from lsgan.nets.ema import EMA
+from lsgan.nets.compile import compile_trained_nets
+from lsgan.nets.ema import EMA, ema_decay_at
 from lsgan.upgrade import upgrade_saved_config
 
 
@@ -136,23 +137,9 @@ class GANMethod(pl.LightningModule):
         self.register_buffer("fixed_z", torch.randn(self.grid_size(), self.latent_dim, generator=gen), persistent=False)
 
     def configure_model(self) -> None:
-        """Lightning's model hook (before the optimizers and the device move): ``trainer.compile`` compiles each net
-        that trains, in place, so state_dict keys, checkpoints, EMA copies and resume are as without it.
-        Frozen nets (coupled's extractor) and the EMA copies that only sample stay eager."""
-        trainer_cfg = self.cfg.get("trainer", {})
-        if not bool(trainer_cfg.get("compile", False)) or getattr(self, "_compiled", False):
-            return
-        options = dict(backend=str(trainer_cfg.get("compile_backend", "inductor")), mode=trainer_cfg.get("compile_mode"))
-        for net in self.children():
-            if any(p.requires_grad for p in net.parameters()):
-                net.compile(**options)
-                # Submodules that methods also reach without the net's forward (D.features, C.probs,
-                # a ConcatEncoder's parts), compiled in place too so every path runs compiled.
-                for name in getattr(net, "compile_also", ()):
-                    sub = getattr(net, name)
-                    for module in (sub if isinstance(sub, torch.nn.ModuleList) else [sub]):
-                        module.compile(**options)
-        self._compiled = True
+        """Lightning's model hook (before the optimizers and the device move): ``trainer.compile``
+        (``lsgan.nets.compile.compile_trained_nets``)."""
+        compile_trained_nets(self, self.cfg.get("trainer", {}))
 
     # ------------------------------------------------------------------ to override
     @classmethod
@@ -383,21 +370,3 @@ class GANMethod(pl.LightningModule):
 
     def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         raise NotImplementedError
-
-
-def ema_decay_at(iteration: int, start: int, decay: float) -> float:
-    """EMA decay used at ``iteration``: 0 (a plain copy) before ``start``, then the warm-up
-    min(decay, (1 + t) / (10 + t)) with t = iteration − start (TensorFlow's num_updates rule), so
-    the average never holds on to the untrained weights of the first iterations."""
-    if iteration < start:
-        return 0.0
-    t = iteration - start
-    return min(decay, (1.0 + t) / (10.0 + t))
-
-
-def even_conditions(n: int, k: int, device=None) -> torch.Tensor:
-    """Condition ids 0..k-1 covering n samples evenly, in blocks."""
-    counts = per_condition_counts(n, k)
-    return torch.repeat_interleave(torch.arange(k, device=device), torch.tensor(counts, device=device))
-
-

@@ -55,7 +55,8 @@ from lsgan.data.batch import Batch
 from lsgan.losses import ADVERSARIAL, mode_seeking_loss
 from lsgan.losses.nemgan import latent_norm_loss, mode_matching_loss, predicted_mode_kl
 from lsgan.methods.registry import register
-from lsgan.methods.base import GANMethod, MethodConfig, even_conditions, inference
+from lsgan.generation import even_conditions
+from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.methods.clustering_term import (ClusteringConfig, MinedNeighbours, RealClusteringTerm, check_clustering_config,
                                           clustering_inputs, fit_method_neighbours)
 from lsgan.nets.feature_head import FeatureHead

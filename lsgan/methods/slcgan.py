@@ -37,11 +37,11 @@ from lsgan.io import atomic_torch_save
 from lsgan.losses import (marginal_entropy, marginal_kl, mean_entropy, slcgan_aug_loss, slcgan_c_adversarial, slcgan_d_hinge,
                           slcgan_g_hinge, slcgan_mi_loss)
 from lsgan.methods.registry import register
-from lsgan.methods.base import GANMethod, MethodConfig, ema_decay_at, inference
+from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.methods.clustering_term import (BalanceConfig, MinedNeighbours, check_balance_config, clustering_inputs,
                                           fit_method_neighbours)
 from lsgan.nets import build_discriminator, build_encoder, build_generator
-from lsgan.nets.ema import EMA
+from lsgan.nets.ema import EMA, ema_decay_at
 from lsgan.nets.feature_head import FeatureHead
 from lsgan.nets.modes import frozen
 

@@ -43,3 +43,13 @@ class EMA(nn.Module):
 
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
+
+
+def ema_decay_at(iteration: int, start: int, decay: float) -> float:
+    """EMA decay used at ``iteration``: 0 (a plain copy) before ``start``, then the warm-up
+    min(decay, (1 + t) / (10 + t)) with t = iteration − start (TensorFlow's num_updates rule), so
+    the average never holds on to the untrained weights of the first iterations."""
+    if iteration < start:
+        return 0.0
+    t = iteration - start
+    return min(decay, (1.0 + t) / (10.0 + t))
