@@ -320,7 +320,7 @@ def test_hybrid_encoder_reads_z_n_from_d_and_clusters_with_its_own_net(tiny_cfg,
         assert not torch.allclose(_params(getattr(fresh, net)), _params(getattr(m, net))), net
     header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "consistency" in header and "d_consistency" not in header  # D's trunk does not cluster
-    z_n, logits = m.encode(x)
+    z_n, logits = m.code_of(x)
     assert z_n.shape == (8, 16) and logits.shape == (8, 4)
 
 

@@ -37,7 +37,7 @@ def test_compiled_nets_train_to_what_eager_trains_with_the_same_checkpoint_keys(
     for m in (eager, compiled):
         m.eval()
     with torch.no_grad():
-        torch.testing.assert_close(compiled.sample_with_z(z, condition=cond), eager.sample_with_z(z, condition=cond),
+        torch.testing.assert_close(compiled.sample_from_noise(z, condition=cond), eager.sample_from_noise(z, condition=cond),
                                    rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(compiled.D(x, cond), eager.D(x, cond), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(compiled.C(x), eager.C(x), rtol=1e-4, atol=1e-4)

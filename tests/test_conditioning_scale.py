@@ -123,8 +123,8 @@ def test_sample_and_condition_of_run_in_eval_mode(experiment):
     modes = [mod.training for mod in m.modules()]  # train mode, but EMA copies (slcgan's C) stay in eval
     assert m.training and m.G.training
     z = torch.randn(64, m.latent_dim)
-    one = m.sample_with_z(z[:4], condition=0)
-    batch = m.sample_with_z(z, condition=0)[:4]
+    one = m.sample_from_noise(z[:4], condition=0)
+    batch = m.sample_from_noise(z, condition=0)[:4]
     # running statistics, not batch statistics: a sample does not depend on its batch
     assert torch.allclose(one, batch, atol=1e-5)
     assert [mod.training for mod in m.modules()] == modes  # the caller's modes are restored

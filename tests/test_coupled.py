@@ -239,6 +239,25 @@ def test_sampling_api_and_exemplar_grid(coupled_cfg, tmp_path):
         m.sample(5, condition=f[:2])
 
 
+def test_a_checkpoint_that_calls_the_extractor_E_still_loads(coupled_cfg, tmp_path):
+    """Checkpoints written before the frozen extractor was named ``extractor`` hold it under ``E.``: they load
+    (the loader and a resume both go through load_state_dict) into the same method."""
+    from lsgan.loading import load_method
+    from lsgan.run import train
+
+    res = train(coupled_cfg("trainer.steps=2"), tmp_path / "run")
+    ckpt = torch.load(res.checkpoint, map_location="cpu", weights_only=False)
+    assert any(k.startswith("extractor.") for k in ckpt["state_dict"])
+    ckpt["state_dict"] = {("E." + k[len("extractor."):] if k.startswith("extractor.") else k): v
+                          for k, v in ckpt["state_dict"].items()}
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    new, _ = load_method(res.checkpoint)
+    loaded, _ = load_method(str(old))
+    for k, v in new.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+
+
 def test_partners_are_feature_space_nearest_and_farthest(coupled_cfg):
     from lsgan.config import validate
     from lsgan.features import features_for_datamodule
@@ -339,10 +358,10 @@ def test_feature_term_is_one_minus_the_cosine_through_the_frozen_extractor(coupl
     without, _ = g_loss(0.0)
     torch.manual_seed(0)
     fake = m.G(m.g_input(m.draw_z(8), m.condition_of(x)))
-    cos = F.cosine_similarity(m.E(fake).reshape(8, -1), m.condition_of(x), dim=1).mean()
+    cos = F.cosine_similarity(m.extractor(fake).reshape(8, -1), m.condition_of(x), dim=1).mean()
     assert logs["feature_cos"].item() == pytest.approx(cos.item(), abs=1e-5)
     assert (with_term - without).item() == pytest.approx(2.0 * (1 - cos.item()), abs=1e-4)
     term = with_term - without
-    assert all(not p.requires_grad for p in m.E.parameters())
+    assert all(not p.requires_grad for p in m.extractor.parameters())
     grads = torch.autograd.grad(term, list(m.G.parameters()), allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in grads)

@@ -176,7 +176,7 @@ class GANMethod(pl.LightningModule):
 
     def sample(self, n: int, condition=None, use_ema: bool = True) -> torch.Tensor:
         """n images in [-1, 1] (given condition, or all conditions evenly). Implementations are
-        decorated with :func:`inference` (eval mode, no autograd), as are ``sample_with_z``,
+        decorated with :func:`inference` (eval mode, no autograd), as are ``sample_from_noise``,
         ``condition_of`` and every other generate / encode call."""
         raise NotImplementedError
 
@@ -363,10 +363,12 @@ class GANMethod(pl.LightningModule):
         """Images for the sample grid: one row per condition where there are conditions."""
         conds = self.grid_conditions()
         if conds is None:
-            return self.sample_with_z(self.fixed_z)
+            return self.sample_from_noise(self.fixed_z)
         per_row = 10
-        rows = [self.sample_with_z(self.fixed_z[:per_row], condition=c) for c in conds]
+        rows = [self.sample_from_noise(self.fixed_z[:per_row], condition=c) for c in conds]
         return torch.cat(rows)
 
-    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+    def sample_from_noise(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+        """Samples of ``condition`` from standard-normal noise z (B×latent_dim), which each method maps into its
+        own latent (the fixed noise of the sample grids: the same z down each column)."""
         raise NotImplementedError

@@ -296,7 +296,7 @@ class ClusterGAN(GANMethod):
 
     # ------------------------------------------------------------------ generate / infer
     @inference
-    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+    def sample_from_noise(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         """G(z) where z's first prior.dim columns are standard-normal noise turned into cluster ``condition``."""
         eps = z[:, :self.code_dim].to(self.device)
         modes = self.condition_ids(len(z), condition, "cluster")
@@ -310,7 +310,7 @@ class ClusterGAN(GANMethod):
         return g(z)
 
     @inference
-    def encode(self, x: torch.Tensor, batch_size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
+    def code_of(self, x: torch.Tensor, batch_size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
         """E(x) in eval mode, batched: (ẑ_n B×code_dim, cluster logits B×K), on x's device."""
         parts_n, parts_c = [], []
         for start in range(0, len(x), batch_size):
@@ -322,13 +322,13 @@ class ClusterGAN(GANMethod):
     @inference
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
         """Cluster ids (int64, on x's device): argmax of E's one-hot head."""
-        return self.encode(x)[1].argmax(dim=1)
+        return self.code_of(x)[1].argmax(dim=1)
 
     @inference
     def cluster_features(self, x: torch.Tensor) -> torch.Tensor:
         """E(x) as the authors cluster it: [ẑ_n, softmax(ẑ_c)] (B×(code_dim + K)); the metric
         suite's "cluster" metric runs k-means on it beside the argmax rule."""
-        z_n, logits = self.encode(x)
+        z_n, logits = self.code_of(x)
         return torch.cat([z_n, logits.softmax(dim=1)], dim=1)
 
     def cluster_kmeans(self, x_all: torch.Tensor, k: Optional[int] = None, seed: Optional[int] = None) -> torch.Tensor:

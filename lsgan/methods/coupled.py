@@ -83,6 +83,12 @@ class Coupled(GANMethod):
         if cfg.loss.name != "feature_cgan" and int(cfg.data.batch_size) < 2 and int(m.pair_pool) == 0:
             raise ConfigError(f"data.batch_size={cfg.data.batch_size}: pairs need at least 2 images per batch")
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the frozen extractor was named ``extractor`` call it ``E``
+        for key in [k for k in state_dict if k.startswith(prefix + "E.")]:
+            state_dict[prefix + "extractor." + key[len(prefix) + 2:]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # ------------------------------------------------------------------ nets
     def build(self) -> None:
         from lsgan.features import extractor_for_method
@@ -90,9 +96,9 @@ class Coupled(GANMethod):
         shape = tuple(int(s) for s in self.data_info.shape)
         if len(shape) != 3:
             raise ConfigError(f"dataset={self.data_info.name} is not image data; method=coupled needs images")
-        # Frozen (stays in eval mode); a submodule, so checkpoints carry the exact E that was used.
-        self.E = extractor_for_method(self.cfg, shape)
-        self.feat_dim = int(self.E.out_dim)
+        # E: frozen (stays in eval mode); a submodule, so checkpoints carry the exact extractor that was used.
+        self.extractor = extractor_for_method(self.cfg, shape)
+        self.feat_dim = int(self.extractor.out_dim)
         self.G = build_generator(self.cfg.model, self.latent_dim + self.feat_dim, shape)
         if self.cfg.loss.name == "feature_cgan":
             # Projection D with the feature vector in place of the label (ClassEmbedding takes float B×K).
@@ -116,7 +122,7 @@ class Coupled(GANMethod):
     @inference
     def condition_of(self, x: torch.Tensor) -> torch.Tensor:
         """E(x): the feature vector that generates more images like x (B×d)."""
-        return self.E(x.to(self.device)).reshape(len(x), -1).float()
+        return self.extractor(x.to(self.device)).reshape(len(x), -1).float()
 
     def batch_features(self, batch: Batch) -> torch.Tensor:
         """The batch's cached features, or E(x) on the fly when none are attached."""
@@ -232,7 +238,7 @@ class Coupled(GANMethod):
             logs["mode_seeking"] = seek.detach()
         if float(self.mcfg.feature_weight) > 0:
             # E is frozen but differentiable: the gradient reaches G's images, never E
-            agree = F.cosine_similarity(self.E(fake_all).reshape(len(fake_all), -1).float(), f_all, dim=1).mean()
+            agree = F.cosine_similarity(self.extractor(fake_all).reshape(len(fake_all), -1).float(), f_all, dim=1).mean()
             loss = loss + float(self.mcfg.feature_weight) * (1 - agree)
             logs["feature_cos"] = agree.detach()
         self.step_opt("g", loss)
@@ -270,7 +276,7 @@ class Coupled(GANMethod):
             raise ValueError("condition: no training exemplars stored yet (train first); pass images or features")
 
     @inference
-    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+    def sample_from_noise(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         z = z.to(self.device)
         if condition is None:
             self._require_exemplars()
@@ -298,5 +304,5 @@ class Coupled(GANMethod):
         """One row per stored exemplar: the real image, then 9 samples from its features."""
         self._require_exemplars()
         z = self.fixed_z[:9]
-        rows = [torch.cat([self.grid_images[r:r + 1], self.sample_with_z(z, condition=r)]) for r in self.grid_conditions()]
+        rows = [torch.cat([self.grid_images[r:r + 1], self.sample_from_noise(z, condition=r)]) for r in self.grid_conditions()]
         return torch.cat(rows)

@@ -442,7 +442,7 @@ class NEMGAN(GANMethod):
         return g(self.draw_latent(n, condition)[0])
 
     @inference
-    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+    def sample_from_noise(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         """Samples from standard-normal noise ``z`` (the base's fixed grid noise): z is mapped
         through the normal CDF to the prior's U(±noise_width) noise and added to the code of
         ``condition`` (all modes evenly when None), so grid rows share their noise."""
@@ -452,7 +452,7 @@ class NEMGAN(GANMethod):
         return self.generator(self.codes[modes] + noise)
 
     @inference
-    def encode(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    def latent_of(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """h1(x): the latent of each image (B×prior.dim)."""
         return torch.cat([self.h1(c.to(self.device)) for c in x.split(batch_size)])
 
@@ -464,11 +464,11 @@ class NEMGAN(GANMethod):
             raise NotImplementedError("loss=gan_only trains no inversion network h, so it has no condition_of")
         if "mode" in self.terms:
             return torch.cat([self.cluster_logits(c.to(self.device)).argmax(1) for c in x.split(batch_size)])
-        return torch.cdist(self.encode(x, batch_size), self.codes).argmin(1)
+        return torch.cdist(self.latent_of(x, batch_size), self.codes).argmin(1)
 
     @inference
     def reconstruct(self, x: torch.Tensor, use_ema: bool = True, batch_size: int = 500) -> torch.Tensor:
         """g(h1(x)): inference by inversion."""
         g = self.generator if use_ema else self.G
-        return torch.cat([g(z) for z in self.encode(x, batch_size).split(batch_size)])
+        return torch.cat([g(z) for z in self.latent_of(x, batch_size).split(batch_size)])
 

@@ -347,7 +347,7 @@ class SLCGAN(GANMethod):
         return self.c_ema.module if self.c_ema is not None else self.C
 
     @inference
-    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+    def sample_from_noise(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         z = z.to(self.device)
         return self.generator(z, self.condition_ids(len(z), condition, "cluster"))
 

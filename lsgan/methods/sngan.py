@@ -66,7 +66,7 @@ class SNGAN(GANMethod):
         return {"loss_g": loss.detach()}
 
     @inference
-    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+    def sample_from_noise(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         return self.generator(z.to(self.device))
 
     @inference
@@ -104,7 +104,7 @@ class CGAN(SNGAN):
         return torch.randint(0, self.label_classes, (n,), device=self.device)
 
     @inference
-    def sample_with_z(self, z: torch.Tensor, condition=None) -> torch.Tensor:
+    def sample_from_noise(self, z: torch.Tensor, condition=None) -> torch.Tensor:
         z = z.to(self.device)
         return self.generator(z, self.condition_ids(len(z), condition, "class"))
 

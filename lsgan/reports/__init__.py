@@ -63,7 +63,7 @@ def samples_by_condition(method, path: Path, datamodule=None, seed: int = 0) -> 
         elif method.num_conditions > 0:
             k = min(int(method.num_conditions), MAX_ROWS)
             z = torch.randn(PER_ROW, method.latent_dim, device=method.device)
-            images = torch.cat([method.sample_with_z(z, condition=c).float().cpu() for c in range(k)])
+            images = torch.cat([method.sample_from_noise(z, condition=c).float().cpu() for c in range(k)])
             labels = [f"c{c}" for c in range(k)]
         else:
             images, labels = generate(method, 8 * PER_ROW).images, None
