@@ -26,7 +26,7 @@ class SteeringResult:
     target_prob: List[torch.Tensor]  # per step (before each update, then final), B probabilities of target
 
 
-def steer_latent(generator: Callable[[torch.Tensor], torch.Tensor], classifier: Callable[[torch.Tensor], torch.Tensor],
+def steer_latent(G: Callable[[torch.Tensor], torch.Tensor], classifier: Callable[[torch.Tensor], torch.Tensor],
                  z0: torch.Tensor, target: Union[int, torch.Tensor], steps: int = 100, lr: float = 0.05,
                  mask: Optional[torch.Tensor] = None, anchor_weight: float = 0.0) -> SteeringResult:
     """Gradient ascent (Adam) on z from ``z0`` towards class ``target`` (an id or B ids).
@@ -45,9 +45,9 @@ def steer_latent(generator: Callable[[torch.Tensor], torch.Tensor], classifier: 
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     history: List[torch.Tensor] = []
-    with eval_mode(generator, classifier):
+    with eval_mode(G, classifier):
         for _ in range(steps):
-            log_p = classifier(generator(z)).log_softmax(dim=1).gather(1, target[:, None]).squeeze(1)
+            log_p = classifier(G(z)).log_softmax(dim=1).gather(1, target[:, None]).squeeze(1)
             history.append(log_p.detach().exp())
             objective = -log_p.sum() + anchor_weight * (z - z0).pow(2).sum()
             # autograd.grad w.r.t. z only: the networks' .grad fields stay untouched
@@ -57,6 +57,6 @@ def steer_latent(generator: Callable[[torch.Tensor], torch.Tensor], classifier: 
             with torch.no_grad():
                 z.copy_(torch.where(keep, z, z0))  # Adam's momentum must not move frozen coordinates
         with torch.no_grad():
-            images = generator(z)
+            images = G(z)
             history.append(classifier(images).softmax(dim=1).gather(1, target[:, None]).squeeze(1))
     return SteeringResult(z=z.detach(), images=images.detach(), target_prob=history)
