@@ -259,26 +259,6 @@ def test_noise_recovery_is_the_latent_term_in_units_of_sigma(tiny_cfg):
     assert m.recovery_scale == 1.0 and torch.equal(m.split_code(e)[0], e[:, :16])
 
 
-@pytest.mark.parametrize("encoder", ["shared", "infogan"])
-def test_shared_trunk_encoder_reads_d_and_owns_only_its_head(tiny_cfg, tmp_path, encoder):
-    from lsgan.nets import SharedTrunkEncoder
-
-    cfg = tiny_cfg(*CG, "method.adv_loss=hinge", "method.n_dis=1", "prior.dim=16", "prior.k=4", f"method.encoder={encoder}")
-    fresh = _fresh(cfg)
-    assert isinstance(fresh.E, SharedTrunkEncoder) and fresh.E.discriminator is fresh.D
-    d_ids = {id(p) for p in fresh.D.parameters()}
-    assert not any(id(p) in d_ids for p in fresh.E.parameters())  # D's trunk is not in G/E's optimizer
-    assert not any(k.startswith("E.discriminator") for k in fresh.state_dict())  # saved once, as D's
-    res, m = _train_keep(cfg, tmp_path)
-    assert res.iteration == 6
-    for net in ("G", "D", "E"):
-        assert not torch.allclose(_params(getattr(fresh, net)), _params(getattr(m, net))), net
-    header = (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert ("d_code" in header) == (encoder == "infogan")  # InfoGAN: D's trunk also learns the codes
-    ids = m.condition_of(m.sample(8, condition=1))
-    assert ids.shape == (8,) and ((ids >= 0) & (ids < 4)).all()
-
-
 @pytest.mark.parametrize("normed", [False, True])
 def test_e_spectral_norm_bounds_a_separate_encoder(tiny_cfg, normed):
     """method.e_spectral_norm puts spectral norm on every weight layer of a separate E: each

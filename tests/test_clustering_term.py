@@ -338,35 +338,6 @@ def test_the_term_trains_the_encoder_on_real_images(tiny_cfg, tmp_path, method, 
     assert any(not torch.equal(v, after[k]) for k, v in keep.before.items() if k.startswith(net) and v.is_floating_point())
 
 
-@pytest.mark.parametrize("args", [CG, NEM], ids=["clustergan", "nemgan"])
-def test_with_a_shared_encoder_the_term_also_trains_d_trunk_in_d_step(tiny_cfg, tmp_path, args):
-    """The encoder has no trunk of its own, so D's loss carries the term, with a gradient into D's trunk."""
-    from lsgan.data.batch import Batch
-    from lsgan.run import build_datamodule, build_method
-
-    cfg = validate(tiny_cfg(*args, *AFFINE, "method.encoder=shared"))
-    train(cfg, str(tmp_path))
-    assert "d_consistency" in (tmp_path / "metrics.csv").read_text().splitlines()[0].split(",")
-    m = build_method(cfg, build_datamodule(cfg))
-    m.eval()  # no spectral-norm power iteration between the two calls
-    x = torch.rand(8, 1, 32, 32) * 2 - 1
-
-    def d_loss(weight):
-        m.cluster_term.weight = weight
-        captured = {}
-        m.step_opt = lambda name, loss: captured.__setitem__(name, loss)  # the loss D would step on
-        torch.manual_seed(0)
-        logs = m.d_step(Batch(x=x, index=torch.arange(8)))
-        return captured["d"], logs
-
-    with_term, logs = d_loss(1.0)
-    without, _ = d_loss(0.0)
-    term = with_term - without
-    assert term.item() == pytest.approx(logs["d_consistency"].item(), rel=1e-4)
-    grads = torch.autograd.grad(term, list(m.D.trunk.parameters()), allow_unused=True)
-    assert any(g is not None and g.abs().sum() > 0 for g in grads)
-
-
 def test_off_by_default_as_the_papers(tiny_cfg):
     from lsgan.run import build_datamodule, build_method
 

@@ -233,16 +233,15 @@ class GANMethod(pl.LightningModule):
 
     def adversarial_d_step(self, real: torch.Tensor, fake: torch.Tensor, d_real: torch.Tensor, d_fake: torch.Tensor,
                            terms: Optional[Dict[str, torch.Tensor]] = None,
-                           fake_weight: Optional[torch.Tensor] = None,
                            real_weight: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """D's update for a method with one adversarial D (sngan / cgan, nemgan, clustergan): the adversarial
         loss of ``self.d_loss_fn`` (``ADVERSARIAL[method.adv_loss][0]``, set in ``build``) on D's scores
         of the real and (detached) fake batch, plus the method's own D terms (``terms``: log name -> value,
         added in order), plus λ·GP (``method.gp_weight``, the penalty on D itself, unconditional) when
         ``method.adv_loss=wgan_gp``; steps D's optimizer and returns the log row
-        {loss_d, d_real, d_fake, *terms, gp}. ``fake_weight`` / ``real_weight``: per-sample weights of
-        D's two terms (nemgan's ``stratify_modes``)."""
-        loss = self.d_loss_fn(d_real, d_fake, fake_weight, real_weight)
+        {loss_d, d_real, d_fake, *terms, gp}. ``real_weight``: per-sample weights of D's real term
+        (nemgan's ``stratify_modes=balanced``)."""
+        loss = self.d_loss_fn(d_real, d_fake, None, real_weight)
         logs = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
         for name, term in (terms or {}).items():
             loss = loss + term

@@ -13,8 +13,7 @@ added to L_GE (a student variant).
 Optionally (``method.clustering.weight`` > 0, not in the paper) E's cluster head also clusters *real*
 images: two random views T(x) of a real batch must get the same confident cluster while the batch
 uses every cluster (``lsgan.losses.clustering``, slcGAN's L_aug made symmetric plus IMSAT's balance
-term). With ``encoder=shared`` the term also trains D's trunk in D's step (E has no trunk of its
-own), so the features D judges realism on are the ones that cluster. L_GE's cluster term then makes G draw from cluster k what E puts in cluster k, so G's
+term). L_GE's cluster term then makes G draw from cluster k what E puts in cluster k, so G's
 clusters follow the real data's instead of settling where the adversarial game first put them
 (measured on MNIST: without it some digits get two clusters and some none; docs/clustergan.md).
 
@@ -44,7 +43,7 @@ from lsgan.priors import build_prior
 
 PRIORS = ("onehot_gaussian", "gmm")
 RECOVERIES = ("latent", "noise")
-ENCODERS = ("separate", "shared", "infogan", "hybrid", "extractor")
+ENCODERS = ("separate", "hybrid", "extractor")
 ADV_LOSSES = ("wgan_gp", "hinge", "ns")  # method.adv_loss (the authors': wgan_gp)
 
 @dataclass
@@ -62,7 +61,7 @@ class ClusterGANConfig(MethodConfig):
     zc_weight: float = 10.0         # β_c: weight of CE(z_c, softmax(E(G(z))_c))
     perceptual_weight: float = 0.0  # β_p: weight of the perceptual term; 0 = off
     mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term over same-cluster pairs; 0 = off (authors)
-    encoder: str = "separate"       # separate: E its own net (authors) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: z_n from a head on D's trunk, clusters from a net of their own | extractor: as hybrid, clusters from a head on the frozen extractor's features (SCAN)
+    encoder: str = "separate"       # separate: E its own net (authors) | hybrid: z_n from a head on D's trunk, clusters from a net of their own | extractor: as hybrid, clusters from a head on the frozen extractor's features (SCAN)
     perceptual_checkpoint: Optional[str] = None  # VGG16 state_dict (.pth); None = torchvision's download/cache
     perceptual_layers: List[str] = field(default_factory=lambda: ["relu1_2", "relu2_2", "relu3_3"])
     perceptual_layer_weights: List[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
@@ -114,9 +113,7 @@ class ClusterGAN(GANMethod):
         self.G = build_generator(self.cfg.model, self.prior.dim, shape)
         self.D = build_discriminator(self.cfg.model, shape)
         sn = bool(self.mcfg.e_spectral_norm)
-        if self.mcfg.encoder in ("shared", "infogan"):
-            self.E = SharedTrunkEncoder(self.D, self.code_dim + self.prior.k)
-        elif self.mcfg.encoder == "hybrid":
+        if self.mcfg.encoder == "hybrid":
             # z_n is read through D's features, so G must show it (a net of its own reads it from
             # changes too small to see); the clusters come from a net of their own, which clusters
             # real digits better than D's trunk can while it also plays D (docs/clustergan.md)
@@ -233,18 +230,7 @@ class ClusterGAN(GANMethod):
         with torch.no_grad():
             fake = self.G(z)
         d_real = self.D(batch.x)
-        terms = {}
-        if self.mcfg.encoder == "infogan":
-            # InfoGAN: Q's body is D's, so D's trunk also learns to read the codes of (detached) fakes
-            d_fake, e = score_and_encode(self.D, self.E, fake)
-            terms["d_code"] = self.code_loss(z, modes, e)[0]
-        else:
-            d_fake = self.D(fake)
-        if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
-            # E reads D's trunk, so the trunk itself learns to cluster real images, an auxiliary
-            # task of D (as SS-GAN's rotation task); E's head learns in g_step
-            terms["d_consistency"] = self.cluster_term(*clustering_inputs(self, batch, self.cluster_logits))[0]
-        return self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms)
+        return self.adversarial_d_step(batch.x, fake, d_real, self.D(fake))
 
     def g_step(self, batch: Batch):
         z, modes = self.draw_latent(len(batch))

@@ -17,16 +17,15 @@ Optionally (``method.clustering.weight`` > 0, not in the paper) h also clusters 
 random views T(x) of a real batch must get the same confident mode from h2(h1(·)) while the
 batch's modes follow P_Y (``lsgan.losses.clustering``, KL of h's batch marginal to P_Y, so an
 imbalanced P_Y such as 02:98 is kept). The mode term then makes g draw from mode y what h puts
-in mode y. With ``encoder=shared`` the term also trains D's trunk in D's step. With
-``encoder=hybrid`` h1 is a head on D's trunk (the norm term: g must show z in what D judges) and
+in mode y. With ``encoder=hybrid`` h1 is a head on D's trunk (the norm term: g must show z in what D judges) and
 the modes come from a net of their own straight to the k logits (as clustergan's ``encoder=hybrid``).
 ``encoder=extractor`` is hybrid with the modes from a head on the frozen extractor's features (SCAN, as
 clustergan's ``encoder=extractor``): on photographs a net trained from scratch clusters colour and background;
 with ``method.clustering.neighbours`` > 0 the clustering term's second view is one of the image's mined neighbours.
 
-For an imbalanced P_Y (0/4 at 02:98) ``method.stratify_modes`` trains on every mode in equal numbers, D's
-fakes importance-weighted back to P_Y (``fakes``) or D's real term balanced over the modes h assigns
-(``balanced``: g's small mode is matched to the real images h puts there); see ``STRATIFY``.
+For an imbalanced P_Y (0/4 at 02:98) ``method.stratify_modes=balanced`` trains on every mode in equal numbers
+with D's real term balanced over the modes h assigns (g's small mode is matched to the real images h puts
+there); see ``STRATIFY``.
 
 Ablations (``loss=``): full | no_h1 (no norm term) | no_h2 (no mode-matching term) | gan_only
 (neither: a plain GAN fed the engineered latent). A removed term is not computed at all.
@@ -67,18 +66,16 @@ from lsgan.priors import build_prior
 
 # loss name -> the terms (besides the adversarial one) that g and h minimise
 TERMS = {"full": ("norm", "mode"), "no_h1": ("mode",), "no_h2": ("norm",), "gan_only": ()}
-ENCODERS = ("separate", "shared", "infogan", "hybrid", "extractor")
+ENCODERS = ("separate", "hybrid", "extractor")
 # the encoders whose modes come from a net straight to the k logits (no h2 on h1's latent)
 MODE_NETS = ("hybrid", "extractor")
 # method.stratify_modes: how training steps treat the modes of an imbalanced P_Y (02:98: a batch of 64 holds a
 # mode-0 latent about once, so D and g's mode-0 terms were mostly absent).
 #   none: latents drawn from P_Y (the paper).
-#   fakes: the k modes in equal numbers; D's fake term importance-weighted by k·P_Y(y), so D's objective is
-#     unchanged in expectation; g's terms unweighted (each mode an equal share of g's gradient).
-#   balanced: fakes as above but unweighted, and D's real term weighted so that every mode h assigns to the
-#     real batch has an equal share: D judges each mode's region as a class-balanced data set would let it (the
+#   balanced: the k modes in equal numbers (g's terms unweighted: each mode an equal share of g's gradient), and
+#     D's real term weighted so that every mode h assigns to the real batch has an equal share: D judges each mode's region as a class-balanced data set would let it (the
 #     modes are h's, no labels), and g's mode y is matched to the real images h puts in mode y.
-STRATIFY = ("none", "fakes", "balanced")
+STRATIFY = ("none", "balanced")
 
 
 @dataclass
@@ -91,7 +88,7 @@ class NEMGANConfig(MethodConfig):
     norm_p: float = 1.0              # p of that norm (paper: L1)
     mode_weight: float = 1.0         # λ of the mode-matching cross-entropy
     mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term over same-mode pairs; 0 = off (paper)
-    encoder: str = "separate"        # separate: h1 its own net (paper) | shared: a head on D's trunk | infogan: and D's trunk learns the codes too | hybrid: h1 on D's trunk, modes from a net of their own | extractor: as hybrid, modes from a head on the frozen extractor's features (SCAN)
+    encoder: str = "separate"        # separate: h1 its own net (paper) | hybrid: h1 on D's trunk, modes from a net of their own | extractor: as hybrid, modes from a head on the frozen extractor's features (SCAN)
     h_spectral_norm: bool = False    # spectral norm on h1's own net (separate) or the mode net (hybrid; extractor's head has none); paper: none
     am_margin: float = 0.0           # 0: softmax head; > 0: cosine head with AM-softmax margin
     am_scale: float = 10.0           # AM-softmax scale s (only with am_margin > 0)
@@ -101,7 +98,7 @@ class NEMGANConfig(MethodConfig):
     semi_fraction: float = 0.0       # labelled fraction per class for semi-supervision; 0 = off
     semi_every: int = 100            # iterations between semi-supervised passes over that subset
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)  # h's clustering of real images, balanced to P_Y (off: the paper)
-    stratify_modes: str = "none"     # none: training latents follow P_Y (paper) | fakes | balanced (see STRATIFY)
+    stratify_modes: str = "none"     # none: training latents follow P_Y (paper) | balanced (see STRATIFY)
     h_reads_fakes: bool = True       # the mode term on g's samples trains h too (paper); false: g only
 
 
@@ -160,10 +157,10 @@ class NEMGAN(GANMethod):
         check_choice("method.stratify_modes", m.stratify_modes, STRATIFY)
         if m.stratify_modes == "balanced" and "mode" not in TERMS[cfg.loss.name]:
             raise ConfigError(f"method.stratify_modes=balanced reads h's modes of real images, which loss={cfg.loss.name} "
-                              f"does not train; accepted with loss: full, no_h1 (or stratify_modes: none, fakes)")
+                              f"does not train; accepted with loss: full, no_h1 (or stratify_modes=none)")
         if m.encoder in MODE_NETS and m.am_margin > 0:
             raise ConfigError(f"method.am_margin={m.am_margin} needs h2's cosine head, which encoder={m.encoder}'s mode net "
-                              f"(straight to the k logits) does not have; accepted: encoder=separate | shared | infogan, or am_margin=0")
+                              f"(straight to the k logits) does not have; accepted: encoder=separate, or am_margin=0")
         if m.norm_p <= 0:
             raise ConfigError(f"method.norm_p={m.norm_p}: must be > 0 (1 = L1, 2 = L2)")
         for key in ("norm_weight", "mode_weight", "am_margin", "mode_seeking_weight"):
@@ -263,15 +260,13 @@ class NEMGAN(GANMethod):
         return self.prior.sample(n, modes=modes, generator=rng, device=self.device)
 
     def draw_training_latent(self, n: int):
-        """(z, y, fake weight) for one training step (``method.stratify_modes``, see STRATIFY): modes from
-        P_Y (weight None), or the k modes in equal numbers (weight k·P_Y(y) for ``fakes``, None for
-        ``balanced``). g's terms are never weighted: an equal share of g's gradient per mode leaves the
-        equilibrium (p_g = p_data in every mode's region, where every per-sample gradient vanishes) where it was."""
+        """(z, y) for one training step (``method.stratify_modes``, see STRATIFY): modes from P_Y, or the k modes
+        in equal numbers (``balanced``). g's terms are never weighted: an equal share of g's gradient per mode
+        leaves the equilibrium (p_g = p_data in every mode's region, where every per-sample gradient vanishes)
+        where it was."""
         if self.mcfg.stratify_modes == "none":
-            return (*self.draw_latent(n), None)
-        z, y = self.draw_latent(n, even_conditions(n, self.prior.k, self.device))
-        weight = self.prior.weights.to(self.device)[y] * self.prior.k if self.mcfg.stratify_modes == "fakes" else None
-        return z, y, weight
+            return self.draw_latent(n)
+        return self.draw_latent(n, even_conditions(n, self.prior.k, self.device))
 
     def real_mode_weight(self, x: torch.Tensor) -> Optional[torch.Tensor]:
         """``stratify_modes=balanced``: weights (mean 1) that give each mode h assigns to the real batch an equal
@@ -285,23 +280,12 @@ class NEMGAN(GANMethod):
 
     def d_step(self, batch: Batch):
         n = len(batch)
-        z, y, weight = self.draw_training_latent(n)
+        z, _ = self.draw_training_latent(n)
         with torch.no_grad():
             fake = self.G(z)
         d_real = self.D(batch.x)
-        terms = {}
-        if self.mcfg.encoder == "infogan" and self.terms:
-            # InfoGAN: Q's body is D's, so D's trunk also learns to invert (detached) fakes
-            d_fake, z_hat = score_and_encode(self.D, self.h1, fake)
-            terms["d_code"] = self.inversion_loss(z, y, z_hat)[0]
-        else:
-            d_fake = self.D(fake)
-        if self.cluster_term is not None and self.mcfg.encoder in ("shared", "infogan"):
-            # h1 reads D's trunk, so the trunk itself learns to cluster real images (an auxiliary
-            # task of D); h1's head and h2 learn in g_step
-            terms["d_consistency"] = self.cluster_term(batch.x, self.scaled_head_logits)[0]
-        return {**self.adversarial_d_step(batch.x, fake, d_real, d_fake, terms, fake_weight=weight,
-                                          real_weight=self.real_mode_weight(batch.x)),
+        d_fake = self.D(fake)
+        return {**self.adversarial_d_step(batch.x, fake, d_real, d_fake, real_weight=self.real_mode_weight(batch.x)),
                 **self._maybe_semi()}
 
     def generator_objective(self, z: torch.Tensor, y: torch.Tensor):
@@ -353,7 +337,7 @@ class NEMGAN(GANMethod):
         return self.mcfg.am_scale if self.mcfg.am_margin > 0 else 1.0
 
     def g_step(self, batch: Batch):
-        z, y, _ = self.draw_training_latent(len(batch))
+        z, y = self.draw_training_latent(len(batch))
         loss, logs = self.generator_objective(z, y)
         if self.cluster_term is not None:
             cluster, parts = self.cluster_term(*clustering_inputs(self, batch, self.scaled_head_logits, self.scaled_logits_of_features))
