@@ -70,6 +70,8 @@ def test_generic_recipe_reads_gray_shapes_and_colour_photos(name, gray_shapes, r
     if name in ("clustergan", "nemgan"):  # where the clusters come from: a net of their own for shapes, a head on a RotNet for photos
         assert (gray.method.encoder, gray.method.clustering.neighbours) == ("hybrid", 0)
         assert (rgb.method.encoder, rgb.method.clustering.neighbours, rgb.extractor.name) == ("extractor", 20, "rotnet")
+    if name == "nemgan":  # mode seeking: stronger on photographs, where 0.3 drew nearly one image per mode
+        assert (gray.method.mode_seeking_weight, rgb.method.mode_seeking_weight) == (0.3, 1.0)
     if name == "slcgan":  # C: a net of its own for shapes, a head on a RotNet for photos
         assert (gray.method.c_net, gray.method.clustering.neighbours) == ("own", 0)
         assert (rgb.method.c_net, rgb.method.clustering.neighbours, rgb.extractor.name) == ("extractor", 20, "rotnet")

@@ -18,6 +18,8 @@ tuned on:
 * ``method.feature_weight`` (coupled): 0 for shapes, where G already follows its exemplar's class (MNIST
   agreement 0.85); for photographs G's sample must also show the exemplar's features through the frozen
   RotNet, since the pair discriminator alone taught G the exemplar's colours and background more than its class;
+* ``method.mode_seeking_weight`` (nemgan): 0.3 for shapes, 1.0 for photographs, where G met the frozen RotNet head's
+  modes with nearly one image each at 0.3;
 * ``extractor=auto`` (coupled, and clustergan / nemgan / slcgan on photographs): for shapes an untrained AlexNet at conv3 (random filters already
   separate strokes: 89 % first-neighbour label agreement on MNIST); for photographs a RotNet at conv2
   pooled to 4×4, trained without labels on the training split the first time it is needed and
@@ -41,8 +43,9 @@ from omegaconf import DictConfig, OmegaConf
 
 AUTO = "auto"
 AUTO_KEYS = ("data.size", "method.clustering.augment.kind", "method.encoder", "method.c_net", "method.clustering.neighbours",
-             "method.feature_weight")
+             "method.feature_weight", "method.mode_seeking_weight")
 FEATURE_WEIGHT = 1.0     # coupled on photographs: CIFAR-10 agreement with the exemplar's class 0.16 without the feature term, 0.31 with it (60 CPU-minutes)
+MODE_SEEKING = (0.3, 1.0)  # nemgan's MSGAN weight for shapes, photographs: MNIST variety 0.18 -> 1.1 at 0.3; CIFAR-10 0.59 -> 0.74 at 1.0 (0.3 drew nearly one image per mode on the RotNet head)
 NEIGHBOURS = 20          # clustergan, nemgan and slcgan on photographs: mined neighbours per image (CIFAR-10 RotNet features: 52 % of first neighbours share the class, 40 % of the 20th)
 SIDES = (28, 32, 64)     # the nets' sizes a CPU recipe picks from (lsgan.nets.layers.IMAGE_SIZES up to 64)
 PLAIN_BORDER = 0.5       # above this share of plain border pixels the images are shapes on a background (MNIST 1.0, 8-px digits 0.7; CIFAR-10 0.2)
@@ -105,7 +108,8 @@ def auto_values(profile: DataProfile) -> dict:
     return {"data.size": profile.size, "method.clustering.augment.kind": profile.views,
             "method.encoder": "hybrid" if shapes else "extractor", "method.c_net": "own" if shapes else "extractor",
             "method.clustering.neighbours": 0 if shapes else NEIGHBOURS,
-            "method.feature_weight": 0.0 if shapes else FEATURE_WEIGHT}
+            "method.feature_weight": 0.0 if shapes else FEATURE_WEIGHT,
+            "method.mode_seeking_weight": MODE_SEEKING[0] if shapes else MODE_SEEKING[1]}
 
 
 def resolve_auto(cfg: DictConfig, verbose: bool = True) -> DictConfig:
