@@ -131,20 +131,27 @@ def fit_method_neighbours(method) -> None:
         method.neighbours.fit(method.cfg, dm)
 
 
+def reads_mined_features(method, logits_of_features: Optional[Callable]) -> bool:
+    """Whether ``method``'s clusterer reads real images from the features its neighbours were mined in: it has
+    fitted mined neighbours and its logits come from a head on that extractor (``logits_of_features``)."""
+    nb = method.neighbours
+    return nb is not None and nb.table is not None and logits_of_features is not None
+
+
 def clustering_inputs(method, batch, logits_of: Callable, logits_of_features: Optional[Callable] = None) -> Tuple:
     """What ``RealClusteringTerm`` reads for ``batch``'s real images: (x, logits_of, partner, views).
 
     Without mined neighbours (``method.neighbours`` None, or not fitted): two views of the images themselves.
     With them: each image and one random neighbour. Where the cluster logits come from a ``FeatureHead`` on
     the extractor the neighbours were mined in (``logits_of_features``: the same logits from that extractor's
-    features), the pair is read from the features mined there, unaugmented: the extractor is frozen, so they are the numbers its pass would give, and on CIFAR-10
-    a clusterer's two extractor passes over real images were a sixth of an iteration; a SCAN head on those
-    features clustered as well as one on augmented views (ACC 0.37-0.39 both)."""
+    features), the pair is read from the features mined there, unaugmented: the extractor is frozen, so they are
+    the numbers its pass would give, without two extractor passes per iteration (slcgan on CIFAR-10: 7,001
+    iterations in an hour against 6,460)."""
     nb = method.neighbours
     if nb is None or nb.table is None:
         return batch.x, logits_of, None, True
     pick = nb.pick(batch.index)
-    if logits_of_features is not None:
+    if reads_mined_features(method, logits_of_features):
         return nb.features_at(batch.index, batch.x), logits_of_features, nb.features_at(pick, batch.x), False
     return batch.x, logits_of, nb.images(pick, batch.x), True
 

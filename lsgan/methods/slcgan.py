@@ -39,7 +39,7 @@ from lsgan.losses import (marginal_entropy, marginal_kl, mean_entropy, slcgan_au
 from lsgan.methods.registry import register
 from lsgan.methods.base import GANMethod, MethodConfig, inference
 from lsgan.methods.clustering_term import (BalanceConfig, MinedNeighbours, check_balance_config, clustering_inputs,
-                                          fit_method_neighbours)
+                                          fit_method_neighbours, reads_mined_features)
 from lsgan.nets import build_discriminator, build_encoder, build_generator
 from lsgan.nets.ema import EMA, ema_decay_at
 from lsgan.nets.feature_head import FeatureHead
@@ -257,9 +257,8 @@ class SLCGAN(GANMethod):
 
     def real_c_logits(self, batch: Batch) -> torch.Tensor:
         """C(x) of the batch's real images, with its graph (from the mined features where C reads them)."""
-        of_features = self.c_logits_of_features
-        if of_features is not None and self.neighbours.table is not None:
-            return of_features(self.neighbours.features_at(batch.index, batch.x))
+        if reads_mined_features(self, self.c_logits_of_features):
+            return self.c_logits_of_features(self.neighbours.features_at(batch.index, batch.x))
         return self.C(batch.x)
 
     def c_loss(self, x: torch.Tensor, logits: Optional[torch.Tensor] = None,
