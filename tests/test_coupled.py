@@ -365,3 +365,46 @@ def test_feature_term_is_one_minus_the_cosine_through_the_frozen_extractor(coupl
     assert all(not p.requires_grad for p in m.extractor.parameters())
     grads = torch.autograd.grad(term, list(m.G.parameters()), allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_realism_term_is_an_ordinary_d_game_on_single_images(coupled_cfg, tmp_path):
+    """With realism_weight w, D's loss gains w * BCE(D.judge(x) real, D.judge(fake) false) and G's
+    w * (-log sigmoid(D.judge(fake))); with w = 0 no single-image D exists (the paper's nets, old checkpoints)."""
+    from lsgan.config import validate
+    from lsgan.data.batch import Batch
+    from lsgan.losses import d_bce
+    from lsgan.run import build_datamodule, build_method, train
+
+    cfg = validate(coupled_cfg("method.realism_weight=0.5", "extractor.cache_dir=null"))
+    m = build_method(cfg, build_datamodule(cfg))
+    assert m.D.single is not None
+    plain = validate(coupled_cfg("extractor.cache_dir=null"))
+    assert build_method(plain, build_datamodule(plain)).D.single is None
+    m.eval()
+    x = torch.rand(8, 1, 32, 32) * 2 - 1
+    batch = Batch(x=x, index=torch.arange(8))
+
+    def losses(weight):
+        m.mcfg.realism_weight = weight
+        captured = {}
+        m.step_opt = lambda name, loss: captured.__setitem__(name, loss)
+        torch.manual_seed(0)
+        m.d_step(batch)
+        torch.manual_seed(1)
+        m.g_step(batch)
+        return captured
+
+    on, off = losses(0.5), losses(0.0)
+    torch.manual_seed(0)
+    fake = m.G(m.g_input(m.draw_z(8), m.condition_of(x)))
+    expected_d = 0.5 * d_bce(m.D.judge(x), m.D.judge(fake))
+    assert (on["d"] - off["d"]).item() == pytest.approx(expected_d.item(), abs=1e-5)
+    torch.manual_seed(1)
+    fake = m.G(m.g_input(m.draw_z(8), m.condition_of(x)))
+    expected_g = 0.5 * torch.nn.functional.softplus(-m.D.judge(fake)).mean()
+    assert (on["g"] - off["g"]).item() == pytest.approx(expected_g.item(), abs=1e-5)
+
+    res = train(coupled_cfg("method.realism_weight=1.0", "trainer.steps=2"), tmp_path / "run")
+    rows = read_csv(res.metrics_csv)
+    assert all(math.isfinite(float(r["g_realism"])) for r in rows)
+    assert math.isfinite(float(rows[0]["d_realism"]))

@@ -51,6 +51,7 @@ class CoupledConfig(MethodConfig):
     adv_loss: str = "ns"            # BCE game on pairs, G's loss: ns (non-saturating −log D) | minimax (saturating log(1 − D))
     mode_seeking_weight: float = 0.0  # weight of MSGAN's mode-seeking term in G's loss (0 = off, the paper)
     feature_weight: float = 0.0     # weight of 1 - cos(E(G(z, f)), f) in G's loss: the sample shows the exemplar's features (0 = off, the paper)
+    realism_weight: float = 0.0     # weight of an unconditional real/fake game on single images (a second, ordinary D) beside the pairs (0 = off, the paper)
     pair_p: float = 1.0             # L_p distance between features for nearest / farthest (paper: L1)
     pair_pool: int = 0              # extra random training examples searched for partners (0 = batch only)
     bank_size: int = 1024           # training features kept for unconditional sample() (random exemplars)
@@ -73,7 +74,7 @@ class Coupled(GANMethod):
         if cfg.model.arch == "mlp":
             raise ConfigError("model.arch=mlp is not accepted by method=coupled (it pairs images); "
                               "accepted values: dcgan, resnet")
-        for name in ("adv_weight", "same_weight", "diff_weight", "mode_seeking_weight", "feature_weight"):
+        for name in ("adv_weight", "same_weight", "diff_weight", "mode_seeking_weight", "feature_weight", "realism_weight"):
             if float(m[name]) < 0:
                 raise ConfigError(f"method.{name}={m[name]}: must be >= 0")
         if float(m.pair_p) <= 0:
@@ -104,7 +105,8 @@ class Coupled(GANMethod):
             # Projection D with the feature vector in place of the label (ClassEmbedding takes float B×K).
             self.D = build_discriminator(self.cfg.model, shape, num_classes=self.feat_dim)
         else:
-            self.D = PairDiscriminator(self.cfg.model, shape)  # each pair in random order: D cannot use position
+            # each pair in random order: D cannot use position; ``single`` judges one image for the realism term
+            self.D = PairDiscriminator(self.cfg.model, shape, single=self.realism_weight > 0)
         rows = int(self.mcfg.grid_rows)
         # Exemplars for unconditional sampling and sample grids; filled at fit start from the
         # training split, saved with the checkpoint so a loaded model samples the same way.
@@ -113,6 +115,10 @@ class Coupled(GANMethod):
         self.register_buffer("grid_feats", torch.zeros(rows, self.feat_dim))
         self.register_buffer("exemplars_ready", torch.zeros((), dtype=torch.bool))
         self._train_set = None
+
+    @property
+    def realism_weight(self) -> float:
+        return 0.0 if self.cfg.loss.name == "feature_cgan" else float(self.mcfg.realism_weight)
 
     @property
     def pair_terms(self) -> Tuple[bool, bool, bool]:
@@ -213,6 +219,10 @@ class Coupled(GANMethod):
                 logs["d_diff"] = d_diff.mean().detach()
         loss = triple_coupled_d_loss(d_adv, d_same, d_diff, m.adv_weight,
                                      m.same_weight if use_same else 0.0, m.diff_weight if use_diff else 0.0)
+        if self.realism_weight > 0:
+            realism = d_bce(self.D.judge(x), self.D.judge(fake))
+            loss = loss + self.realism_weight * realism
+            logs["d_realism"] = realism.detach()
         self.step_opt("d", loss)
         return {"loss_d": loss.detach(), "d_adv": d_adv.mean().detach(), **logs}
 
@@ -232,6 +242,10 @@ class Coupled(GANMethod):
             d_fake = self.D(x, fake)
         loss = triple_coupled_g_loss(d_fake, saturating=saturating)
         logs = {"g_adv": loss.detach()}
+        if self.realism_weight > 0:
+            realism = triple_coupled_g_loss(self.D.judge(fake), saturating=saturating)  # the same BCE form, on one image
+            loss = loss + self.realism_weight * realism
+            logs["g_realism"] = realism.detach()
         if ms:
             seek = mode_seeking_loss(fake_all, z, torch.arange(n, device=z.device).repeat(2))
             loss = loss + float(self.mcfg.mode_seeking_weight) * seek

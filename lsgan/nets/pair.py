@@ -17,9 +17,10 @@ from lsgan.errors import ConfigError
 
 
 class PairDiscriminator(nn.Module):
-    """``D(a, b)`` → logits (B,) for pairs (a_i, b_i) of C×H×W images."""
+    """``D(a, b)`` → logits (B,) for pairs (a_i, b_i) of C×H×W images; with ``single``, ``D.judge(x)``
+    → logits (B,) of one image being real."""
 
-    def __init__(self, model_cfg, in_shape: Sequence[int], randomize_order: bool = True):
+    def __init__(self, model_cfg, in_shape: Sequence[int], randomize_order: bool = True, single: bool = False):
         super().__init__()
         from lsgan.nets import build_discriminator  # late import: lsgan.nets imports the arch modules
 
@@ -29,6 +30,8 @@ class PairDiscriminator(nn.Module):
         self.in_shape = in_shape
         self.randomize_order = bool(randomize_order)
         self.net = build_discriminator(model_cfg, (2 * in_shape[0],) + in_shape[1:])
+        # ``single``: the arch's ordinary D on one image, for a realism term beside the pair game
+        self.single = build_discriminator(model_cfg, in_shape) if single else None
 
     def stack(self, first: torch.Tensor, second: torch.Tensor, swap: Optional[torch.Tensor] = None) -> torch.Tensor:
         """B×2C×H×W pairs; where ``swap[i]`` is True, b_i goes first."""
@@ -39,6 +42,11 @@ class PairDiscriminator(nn.Module):
             return torch.cat([first, second], dim=1)
         m = swap.to(first.device).view(-1, 1, 1, 1)
         return torch.cat([torch.where(m, second, first), torch.where(m, first, second)], dim=1)
+
+    def judge(self, x: torch.Tensor) -> torch.Tensor:
+        if self.single is None:
+            raise RuntimeError("judge: this pair discriminator was built without single=True")
+        return self.single(x)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         if self.training and self.randomize_order:
