@@ -102,11 +102,13 @@ def test_coupled_recipe_picks_alexnet_for_shapes_and_trains_a_rotnet_for_photos(
     gray = validate(compose_config(["experiment=coupled", "dataset=npz", f"data.path={gray_shapes}", cache]))
     assert (gray.extractor.name, gray.extractor.layer, gray.extractor.pool) == ("alexnet_random", "conv3", None)
     assert gray.method.feature_weight == 0.0  # shapes: the pair game alone follows the exemplar's class
+    assert (gray.method.realism_weight, gray.method.n_gen) == (0.0, 2)  # and is the paper's schedule
     overrides = ["experiment=coupled", "dataset=npz", f"data.path={rgb_photos}", cache, "extractor.train_steps=2",
                  "extractor.pca_dim=8", "method.pair_pool=16"]
     rgb = validate(compose_config(overrides))
     assert (rgb.extractor.name, rgb.extractor.layer, rgb.extractor.pool, rgb.extractor.weights) == ("rotnet", "conv2", 4, "auto")
     assert rgb.method.feature_weight == 1.0  # photographs: G's sample must show the exemplar's RotNet features
+    assert (rgb.method.realism_weight, rgb.method.n_gen) == (1.0, 1)  # and an ordinary D judges single images
     weights = Path(ensure_extractor_weights(rgb).extractor.weights)  # what lsgan.run does: trained, then cached
     assert weights.is_file() and weights.parent == tmp_path / "extractors"
     stamp = weights.stat().st_mtime_ns
