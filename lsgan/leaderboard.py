@@ -10,7 +10,10 @@ sample grid per row, a CSV beside it, and the console.
 
 A board resumes: a run that finished training (its ``board.json``) is not trained again, one already
 evaluated with the same ``n`` is not evaluated again. A run interrupted mid-training starts over, so every row
-keeps exactly its budget.
+keeps exactly its budget. Each evaluated run's figures also go to a per-run record beside the table
+(``<out>/leaderboard_<dataset>_runs.csv``); a run recorded there for the same budget and ``n`` is not run
+again and the table folds the record, so a board can be finished in pieces, on several machines, or after its
+run folders are gone.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +43,8 @@ PAPER = {
 }
 DEFAULTS = {"dataset": None, "seeds": "3", "budget_minutes": "30", "rows": ",".join(ROWS), "parallel": "2",
             "n": "10000", "runs": "runs/leaderboard", "out": "docs", "data.root": None}
+# A per-run record's columns before the figures: which run, under which terms.
+RECORD_KEYS = ("row", "seed", "budget_minutes", "n", "train_minutes")
 HELP = f"""usage: python -m lsgan.leaderboard dataset=NAME [key=value ...]
 
 Train and evaluate every recipe on one dataset on equal terms; write the table.
@@ -53,11 +59,13 @@ keys (shown with their defaults):
   parallel=2              runs at a time (one core each)
   n=10000                 generated samples per evaluation
   runs=runs/leaderboard   where the runs go (<runs>/<dataset>/<row>/seed<k>)
-  out=docs                where leaderboard_<dataset>.md / .csv and the grids go
+  out=docs                where leaderboard_<dataset>.md / .csv, the per-run record
+                          leaderboard_<dataset>_runs.csv and the grids go
   a.b=value               any other dotted key goes to every training run alike (e.g. model.g_width=32)
 
 Metrics: {', '.join(METRICS)} (lsgan.evaluate; a metric that does not apply to a row is skipped).
-Rerunning the same command resumes the board.
+Rerunning the same command resumes the board; a run in the per-run record (same budget and n) is not run
+again, wherever it was run.
 
 example:
   python -m lsgan.leaderboard dataset=mnist data.root=../shared/data seeds=3 budget_minutes=30
@@ -143,7 +151,7 @@ def evaluate_one(args: Dict[str, str], row: str, seed: int) -> None:
     marker.write_text(args["n"] + "\n")
 
 
-def ensure_evaluator(args: Dict) -> None:
+def ensure_evaluator(args: Dict, jobs: Sequence[tuple]) -> None:
     """Train the dataset's evaluator classifier once, before any run is evaluated (every row is judged by
     the same one); nothing to do for unlabelled data or when the cache has it."""
     import shlex
@@ -153,7 +161,7 @@ def ensure_evaluator(args: Dict) -> None:
     from lsgan.data.profile import profile_data
     from lsgan.metrics.resolve import evaluator_path, train_evaluator_command
 
-    done = [run_dir(args, row, 0) for row in args["rows"].split(",")]
+    done = [run_dir(args, row, seed) for row, seed in jobs]
     done = [d for d in done if (d / "config.yaml").is_file()]
     if not done:
         return
@@ -176,15 +184,78 @@ def _call(cmd: List[str], log: Path, nothing_ok: bool = False) -> None:
         raise RuntimeError(f"{' '.join(cmd[1:4])} ... failed (exit {rc}); its output: {log}")
 
 
+def record_path(args: Dict[str, str]) -> Path:
+    return Path(args["out"]) / f"leaderboard_{args['dataset']}_runs.csv"
+
+
+def read_record(args: Dict[str, str]) -> Dict[tuple, Dict[str, str]]:
+    """The recorded runs of this board's terms (budget and ``n``), keyed by (row, seed)."""
+    import csv
+
+    path = record_path(args)
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {(r["row"], int(r["seed"])): r for r in rows
+            if _same_number(r.get("budget_minutes"), args["budget_minutes"]) and r.get("n") == args["n"]}
+
+
+def _same_number(a, b) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+_record_lock = threading.Lock()
+
+
+def record_one(args: Dict[str, str], row: str, seed: int) -> None:
+    """Add one evaluated run's figures to the per-run record (rewritten whole, atomically; other terms' rows
+    are kept)."""
+    import csv
+    import io
+
+    from lsgan import runs as R
+    from lsgan.io import atomic_file
+
+    where = run_dir(args, row, seed)
+    figures = R.run_row(where, where)
+    train = json.loads((where / "board.json").read_text())
+    entry = {"row": row, "seed": str(seed), "budget_minutes": args["budget_minutes"], "n": args["n"],
+             "train_minutes": str(train.get("minutes", "")), **{c: figures.get(c, "") for _, c in COLUMNS}}
+    with _record_lock:
+        path = record_path(args)
+        kept = []
+        if path.is_file():
+            with open(path, newline="") as fh:
+                kept = [r for r in csv.DictReader(fh)
+                        if not (r["row"] == row and r["seed"] == str(seed)
+                                and _same_number(r.get("budget_minutes"), args["budget_minutes"])
+                                and r.get("n") == args["n"])]
+        fields = [*RECORD_KEYS, *[c for _, c in COLUMNS]]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        order = {name: i for i, name in enumerate(ROWS)}
+        for r in sorted([*kept, entry], key=lambda r: (order.get(r["row"], len(ROWS)), int(r["seed"]),
+                                                      float(r.get("budget_minutes") or 0), r.get("n", ""))):
+            writer.writerow(r)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, "w") as fh:
+            fh.write(buf.getvalue())
+
+
 def board_rows(args: Dict[str, str]) -> List[dict]:
-    """The rows (one per recipe, seeds folded into mean ± std by ``lsgan.runs.group``)."""
+    """The rows (one per recipe, seeds folded into mean ± std by ``lsgan.runs.group``), from the per-run
+    record."""
     from lsgan import runs as R
 
-    root = Path(args["runs"]) / args["dataset"]
+    record = read_record(args)
     rows = []
     for row in args["rows"].split(","):
-        found = [r for r in R.find_runs([root / row]) if (r / "board.json").is_file()]
-        table = [{**R.run_row(r, root), "row": row} for r in found]
+        table = [r for (name, seed), r in sorted(record.items()) if name == row and seed < int(args["seeds"])]
         folded = R.group(table, ["row"], [c for _, c in COLUMNS]) if table else [{"row": row, "n": "0"}]
         folded[0]["paper"] = PAPER.get(args["dataset"], {}).get(row, "-")
         rows.append(folded[0])
@@ -212,12 +283,13 @@ def write(args: Dict[str, str], rows: List[dict]) -> Path:
         grid = run_dir(args, row, 0) / "samples" / "latest.png"
         if grid.is_file():
             shutil.copyfile(grid, figures / f"leaderboard_{d}_{row}.png")
+        if (figures / f"leaderboard_{d}_{row}.png").is_file():  # also one written where seed 0 ran
             grids.append(f"**{row}**\n\n![{row}](figures/leaderboard_{d}_{row}.png)\n")
     header = (f"# Leaderboard: {d}\n\nEqual terms: the training split of `dataset={d}`; every run "
               f"{args['budget_minutes']} minutes of wall time on one CPU thread (the iterations each reached are a "
               f"column); {args['seeds']} seeds per row, mean ± std, no best-of-N; every run evaluated by "
               f"`lsgan.evaluate` on {args['n']} generated samples with the same evaluator classifier and reference "
-              f"split (docs/evaluation.md). ACC / NMI / ARI: the method's own clusterer on the evaluation split "
+              f"split (docs/evaluation.md). Every run's figures: `leaderboard_{d}_runs.csv`. ACC / NMI / ARI: the method's own clusterer on the evaluation split "
               f"(Hungarian); cond. acc, variety, classifier FID, precision / recall, intra-FID: the generated "
               f"images, on the evaluator's features. `-`: the metric does not apply to that row. The paper column "
               f"is the paper's own figure at its (GPU) budget.\n\nReproduce:\n\n```\npython -m lsgan.leaderboard "
@@ -241,13 +313,15 @@ def main(argv: Sequence[str] = None) -> int:
     except BoardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    jobs = [(row, seed) for seed in range(int(args["seeds"])) for row in args["rows"].split(",")]
+    recorded = read_record(args)
+    jobs = [(row, seed) for seed in range(int(args["seeds"])) for row in args["rows"].split(",")
+            if (row, seed) not in recorded]
     try:
         with ThreadPoolExecutor(int(args["parallel"])) as pool:
             for _ in pool.map(lambda job: train_one(args, *job), jobs):
                 pass
-            ensure_evaluator(args)
-            for _ in pool.map(lambda job: evaluate_one(args, *job), jobs):
+            ensure_evaluator(args, jobs)
+            for _ in pool.map(lambda job: (evaluate_one(args, *job), record_one(args, *job)), jobs):
                 pass
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)

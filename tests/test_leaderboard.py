@@ -39,9 +39,27 @@ def test_a_board_of_two_rows_trains_evaluates_writes_and_resumes(tmp_path, capsy
     # resume: a finished board is neither trained nor evaluated again; an interrupted run starts over
     stamp = (tmp_path / "runs" / "digits" / "clustergan" / "seed0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns
     (tmp_path / "runs" / "digits" / "sngan" / "seed0" / "board.json").unlink()
+    record = tmp_path / "out" / "leaderboard_digits_runs.csv"  # an interrupted run never reached the record
+    record.write_text("".join(line for line in record.read_text().splitlines(True) if not line.startswith("sngan")))
     calls = []
     real_call = L._call
     monkeypatch.setattr(L, "_call", lambda cmd, log, **kw: (calls.append(cmd[2]), real_call(cmd, log, **kw)))
     assert L.main(args) == 0
     assert calls == ["lsgan.run", "lsgan.evaluate"]  # the interrupted run alone, trained anew and evaluated
     assert (tmp_path / "runs" / "digits" / "clustergan" / "seed0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
+    # the per-run record: the table is folded from it, and a board whose run folders are gone runs nothing
+    record = record.read_text().splitlines()
+    assert record[0].startswith("row,seed,budget_minutes,n,train_minutes,eval/cluster") and len(record) == 3
+    assert record[1].startswith("clustergan,0,5,64,")
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")
+    calls.clear()
+    assert L.main(args) == 0 and calls == []
+    assert (tmp_path / "out" / "leaderboard_digits.csv").read_text().splitlines() == csv_rows
+    # other terms (another budget) are not this board's: they are run, and both records are kept
+    calls.clear()
+    assert L.main([a for a in args if not a.startswith("budget_minutes")] + ["budget_minutes=4",
+                                                                              "rows=sngan"]) == 0
+    assert calls == ["lsgan.run", "lsgan.evaluate"]
+    assert len((tmp_path / "out" / "leaderboard_digits_runs.csv").read_text().splitlines()) == 4
