@@ -642,3 +642,30 @@ def test_like_metric_scores_a_copying_generator_far_below_chance(ckpts, cache_di
                                                       "metrics.like_features=evaluator"])
     skipped = MetricSuite(cgan, load_datamodule(cfg), cfg, log=None).compute(["like"], n_samples=60)["like"]["skipped"]
     assert "conditioned on labels, not on images" in skipped
+
+
+def test_like_on_inception_features_reuses_the_reference_pass_of_fid(ckpts, tmp_path):
+    """fid and like together: the reference images go through the FID network once (and are cached on disk)."""
+    from lsgan.metrics.suite import MetricSuite
+
+    class Counting(PoolFeatures):
+        seen = 0
+
+        def forward(self, images):
+            Counting.seen += len(images)
+            return super().forward(images)
+
+    class Copy(MirrorMethod):
+        def sample_like(self, images, n, use_ema=True):
+            return images.unsqueeze(1).expand(-1, n, *images.shape[1:])
+
+    _, cfg = load_method(ckpts["sngan"], overrides=[f"metrics.cache_dir={tmp_path}", "metrics.ref_n=200",
+                                                     "metrics.like_exemplars=20", "metrics.like_features=inception"])
+    dm = load_datamodule(cfg)
+    res = MetricSuite(Copy(), dm, cfg, evaluator=None, inception=Counting(), log=None).compute(["fid", "like"],
+                                                                                                n_samples=60)
+    assert Counting.seen == 200 + 60 + 20 + 60  # reference once; FID's samples; like's exemplars and samples
+    assert res["like"]["value"] < 0.05 and res["like"]["protocol"]["reference_n"] == 200
+    Counting.seen = 0  # a later evaluation reads the reference from the cache
+    again = MetricSuite(Copy(), dm, cfg, evaluator=None, inception=Counting(), log=None).compute(["like"], n_samples=60)
+    assert Counting.seen == 20 + 60 and again["like"]["value"] == res["like"]["value"]

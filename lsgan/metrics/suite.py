@@ -258,14 +258,19 @@ class MetricSuite:
         if "inception" not in self._call:
             self.log(f"[lsgan] Inception features of {len(gen)} generated images")
             self._call["inception"] = batched_features(net, gen.images, int(self.metrics_cfg.batch_size))
+        return self._call["inception"], self._inception_reference()
+
+    def _inception_reference(self) -> ReferenceStats:
+        """The reference images' Inception statistics and features, cached on disk: FID, KID, PRDC and 'like'
+        share one pass."""
         if self._ref_stats is None:
-            ref = self.reference()
+            ref, net = self.reference(), self._inception_net()
             self._ref_stats = ReferenceStats.load_or_compute(
                 metrics_cache_dir(self.metrics_cfg), dataset_tag(self.cfg.data), ref.split, int(ref.data.shape[-1]),
                 getattr(net, "backbone", type(net).__name__), len(ref.data),
                 lambda: batched_features(net, ref.data, int(self.metrics_cfg.batch_size),
                                          what="Inception features of the reference images"))
-        return self._call["inception"], self._ref_stats
+        return self._ref_stats
 
     def _eval_features_of_reference(self):
         """The evaluator's features of the reference images, cached on disk per evaluator (by its
@@ -525,9 +530,9 @@ class MetricSuite:
         else:
             net = self._inception_net()
             feats = lambda x: batched_features(net, x, int(self.metrics_cfg.batch_size))  # noqa: E731
-            self.log(f"[lsgan] Inception features of {len(ref.data)} reference, {x_n} exemplar and {len(samples)} "
-                     f"generated images")
-            real = feats(ref.data)
+            stats = self._inception_reference()
+            real = torch.from_numpy(stats.features) if stats.features is not None else feats(ref.data)
+            self.log(f"[lsgan] Inception features of {x_n} exemplar and {len(samples)} generated images")
             backbone = {"backbone": getattr(net, "backbone", type(net).__name__)}
         like = _metric(LikeScore, seed=int(self.metrics_cfg.get("seed", 0)))
         exemplars = feats(images)
