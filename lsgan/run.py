@@ -357,6 +357,14 @@ def _hydra_entry(kept: frozenset = frozenset()):
             run_dir = HydraConfig.get().runtime.output_dir
             if cfg.run_dir:
                 cfg.run_dir = run_dir  # the job's config.yaml names the job's own dir
+        choices = HydraConfig.get().runtime.choices
+        if choices.get("experiment") in (None, "null"):
+            from lsgan.data.profile import recipe_hint
+
+            with contextlib.suppress(Exception):  # a hint only: a bad dataset is reported by train() in one line
+                hint = recipe_hint(cfg, choices.get("dataset"))
+                if hint:
+                    print(hint, flush=True)
         try:
             try:
                 return train(cfg, run_dir, overrides=list(HydraConfig.get().overrides.task)).optimized

@@ -138,3 +138,16 @@ def test_the_auto_rotnet_of_larger_photos_learns_at_32_px_and_reads_them_resized
     assert meta["size"] == 32 and done.data.size == 64
     E = build_extractor(done.extractor, (3, 64, 64))
     assert E.input_size == 32 and E(torch.zeros(2, 3, 64, 64)).shape[0] == 2
+
+
+def test_a_method_without_its_recipe_on_photos_points_to_the_recipe(gray_shapes, rgb_photos):
+    from lsgan.data.profile import recipe_hint
+
+    photos = validate(compose_config(["method=clustergan", "dataset=npz", f"data.path={rgb_photos}"]))
+    assert recipe_hint(photos, "npz") == ("[lsgan] method=clustergan without a recipe trains the paper's settings; "
+                                          "for photographs the measured recipe is experiment=clustergan dataset=npz "
+                                          "(docs/natural_images.md)")
+    assert recipe_hint(validate(compose_config(["method=coupled", "dataset=npz", f"data.path={gray_shapes}"])),
+                       "npz") is None  # shapes: the paper's settings are what the shapes recipes keep
+    assert recipe_hint(validate(compose_config(["method=sngan", "dataset=npz", f"data.path={rgb_photos}"])),
+                       "npz") is None  # a baseline has no recipe of its own to point to
