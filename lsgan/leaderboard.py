@@ -44,7 +44,7 @@ PAPER = {
 DEFAULTS = {"dataset": None, "seeds": "3", "budget_minutes": "30", "rows": ",".join(ROWS), "parallel": "2",
             "n": "10000", "runs": "runs/leaderboard", "out": "docs", "data.root": None}
 # A per-run record's columns before the figures: which run, under which terms.
-RECORD_KEYS = ("row", "seed", "budget_minutes", "n", "train_minutes")
+RECORD_KEYS = ("row", "seed", "budget_minutes", "n", "train_minutes", "device")
 HELP = f"""usage: python -m lsgan.leaderboard dataset=NAME [key=value ...]
 
 Train and evaluate every recipe on one dataset on equal terms; write the table.
@@ -136,7 +136,25 @@ def train_one(args: Dict, row: str, seed: int) -> None:
     from lsgan.io import atomic_file
 
     with atomic_file(where / "board.json", "w") as fh:
-        json.dump({"minutes": round((time.time() - started) / 60, 2), "command": cmd[1:]}, fh)
+        json.dump({"minutes": round((time.time() - started) / 60, 2), "command": cmd[1:], "device": device()}, fh)
+
+
+def device() -> str:
+    """The machine a run trained on (a wall-clock budget buys a different number of iterations on each): the CPU's
+    model and its instruction set, which decides the precision ``trainer.precision=auto`` picks."""
+    import platform
+
+    import torch
+
+    from lsgan.precision import native_bf16
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model or 'CPU'} ({torch.backends.cpu.get_cpu_capability()}), {'bf16' if native_bf16('cpu') else 'fp32'}"
 
 
 def evaluate_one(args: Dict[str, str], row: str, seed: int) -> None:
@@ -224,7 +242,8 @@ def record_one(args: Dict[str, str], row: str, seed: int) -> None:
     figures = R.run_row(where, where)
     train = json.loads((where / "board.json").read_text())
     entry = {"row": row, "seed": str(seed), "budget_minutes": args["budget_minutes"], "n": args["n"],
-             "train_minutes": str(train.get("minutes", "")), **{c: figures.get(c, "") for _, c in COLUMNS}}
+             "train_minutes": str(train.get("minutes", "")), "device": train.get("device", ""),
+             **{c: figures.get(c, "") for _, c in COLUMNS}}
     with _record_lock:
         path = record_path(args)
         kept = []
@@ -253,6 +272,7 @@ def board_rows(args: Dict[str, str]) -> List[dict]:
     from lsgan import runs as R
 
     record = read_record(args)
+    args["devices"] = sorted({r.get("device") or "not recorded" for r in record.values()})
     rows = []
     for row in args["rows"].split(","):
         table = [r for (name, seed), r in sorted(record.items()) if name == row and seed < int(args["seeds"])]
@@ -285,14 +305,16 @@ def write(args: Dict[str, str], rows: List[dict]) -> Path:
             shutil.copyfile(grid, figures / f"leaderboard_{d}_{row}.png")
         if (figures / f"leaderboard_{d}_{row}.png").is_file():  # also one written where seed 0 ran
             grids.append(f"**{row}**\n\n![{row}](figures/leaderboard_{d}_{row}.png)\n")
+    devices = "; ".join(args.get("devices", [])) or "-"
     header = (f"# Leaderboard: {d}\n\nEqual terms: the training split of `dataset={d}`; every run "
               f"{args['budget_minutes']} minutes of wall time on one CPU thread (the iterations each reached are a "
-              f"column); {args['seeds']} seeds per row, mean ± std, no best-of-N; every run evaluated by "
-              f"`lsgan.evaluate` on {args['n']} generated samples with the same evaluator classifier and reference "
-              f"split (docs/evaluation.md). Every run's figures: `leaderboard_{d}_runs.csv`. ACC / NMI / ARI: the method's own clusterer on the evaluation split "
-              f"(Hungarian); cond. acc, variety, classifier FID, precision / recall, intra-FID: the generated "
+              f"column; trained on: {devices}); {args['seeds']} seed{'s' if args['seeds'] != '1' else ''} per row (the seeds column: those measured), mean ± std, no best-of-N; every run "
+              f"evaluated by `lsgan.evaluate` on {args['n']} generated samples with the same evaluator classifier and "
+              f"reference split (docs/evaluation.md). ACC / NMI / ARI: the method's own clusterer on the evaluation "
+              f"split (Hungarian); cond. acc, variety, classifier FID, precision / recall, intra-FID: the generated "
               f"images, on the evaluator's features. `-`: the metric does not apply to that row. The paper column "
-              f"is the paper's own figure at its (GPU) budget.\n\nReproduce:\n\n```\npython -m lsgan.leaderboard "
+              f"is the paper's own figure at its (GPU) budget. Every run's figures: `leaderboard_{d}_runs.csv`."
+              f"\n\nReproduce (a rerun skips the runs already in that file):\n\n```\npython -m lsgan.leaderboard "
               f"dataset={d}{' data.root=' + args['data.root'] if args['data.root'] else ''} seeds={args['seeds']} "
               f"budget_minutes={args['budget_minutes']}\n```\n\n")
     md = out / f"leaderboard_{d}.md"

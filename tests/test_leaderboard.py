@@ -26,7 +26,7 @@ def test_a_board_of_two_rows_trains_evaluates_writes_and_resumes(tmp_path, capsy
     pytest.importorskip("sklearn")
     assert L.main(args) == 0
     md = (tmp_path / "out" / "leaderboard_digits.md").read_text()
-    assert "Equal terms" in md and "| clustergan | 1 |" in md and "| sngan | 1 |" in md
+    assert "Equal terms" in md and "trained on: " in md and "| clustergan | 1 |" in md and "| sngan | 1 |" in md
     assert (tmp_path / "out" / "figures" / "leaderboard_digits_clustergan.png").is_file()
     csv_rows = (tmp_path / "out" / "leaderboard_digits.csv").read_text().splitlines()
     assert csv_rows[0].startswith("method,seeds,ACC,ACC_std") and len(csv_rows) == 3
@@ -49,7 +49,7 @@ def test_a_board_of_two_rows_trains_evaluates_writes_and_resumes(tmp_path, capsy
     assert (tmp_path / "runs" / "digits" / "clustergan" / "seed0" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
     # the per-run record: the table is folded from it, and a board whose run folders are gone runs nothing
     record = record.read_text().splitlines()
-    assert record[0].startswith("row,seed,budget_minutes,n,train_minutes,eval/cluster") and len(record) == 3
+    assert record[0].startswith("row,seed,budget_minutes,n,train_minutes,device,eval/cluster") and len(record) == 3
     assert record[1].startswith("clustergan,0,5,64,")
     import shutil
 
