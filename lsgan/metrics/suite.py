@@ -244,7 +244,8 @@ class MetricSuite:
     def _inception_net(self):
         if self._inception is None:
             try:
-                self._inception = load_inception(self.metrics_cfg.get("inception_weights"), self.method.device)
+                self._inception = load_inception(self.metrics_cfg.get("inception_weights"), self.method.device,
+                                                 self.metrics_cfg.get("inception_precision", "32"))
             except FileNotFoundError as exc:
                 raise Skip(str(exc)) from None
         return self._inception
