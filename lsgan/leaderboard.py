@@ -268,14 +268,16 @@ def record_one(args: Dict[str, str], row: str, seed: int) -> None:
 
 def board_rows(args: Dict[str, str]) -> List[dict]:
     """The rows (one per recipe, seeds folded into mean ± std by ``lsgan.runs.group``), from the per-run
-    record."""
+    record: every recipe and seed recorded under these terms, so a board run for some rows or seeds still
+    writes the whole table."""
     from lsgan import runs as R
 
     record = read_record(args)
     args["devices"] = sorted({r.get("device") or "not recorded" for r in record.values()})
+    asked = args["rows"].split(",")
     rows = []
-    for row in args["rows"].split(","):
-        table = [r for (name, seed), r in sorted(record.items()) if name == row and seed < int(args["seeds"])]
+    for row in [r for r in ROWS if r in asked or any(name == r for name, _ in record)]:
+        table = [r for (name, _), r in sorted(record.items()) if name == row]
         folded = R.group(table, ["row"], [c for _, c in COLUMNS]) if table else [{"row": row, "n": "0"}]
         folded[0]["paper"] = PAPER.get(args["dataset"], {}).get(row, "-")
         rows.append(folded[0])
@@ -299,23 +301,25 @@ def write(args: Dict[str, str], rows: List[dict]) -> Path:
     figures.mkdir(parents=True, exist_ok=True)
     d = args["dataset"]
     grids = []
-    for row in args["rows"].split(","):
+    for row in [r["row"] for r in rows]:
         grid = run_dir(args, row, 0) / "samples" / "latest.png"
         if grid.is_file():
             shutil.copyfile(grid, figures / f"leaderboard_{d}_{row}.png")
         if (figures / f"leaderboard_{d}_{row}.png").is_file():  # also one written where seed 0 ran
             grids.append(f"**{row}**\n\n![{row}](figures/leaderboard_{d}_{row}.png)\n")
     devices = "; ".join(args.get("devices", [])) or "-"
+    seeds = max([int(args["seeds"]), *(seed + 1 for _, seed in read_record(args))])
     header = (f"# Leaderboard: {d}\n\nEqual terms: the training split of `dataset={d}`; every run "
               f"{args['budget_minutes']} minutes of wall time on one CPU thread (the iterations each reached are a "
-              f"column; trained on: {devices}); {args['seeds']} seed{'s' if args['seeds'] != '1' else ''} per row (the seeds column: those measured), mean ± std, no best-of-N; every run "
-              f"evaluated by `lsgan.evaluate` on {args['n']} generated samples with the same evaluator classifier and "
-              f"reference split (docs/evaluation.md). ACC / NMI / ARI: the method's own clusterer on the evaluation "
-              f"split (Hungarian); cond. acc, variety, classifier FID, precision / recall, intra-FID: the generated "
-              f"images, on the evaluator's features. `-`: the metric does not apply to that row. The paper column "
-              f"is the paper's own figure at its (GPU) budget. Every run's figures: `leaderboard_{d}_runs.csv`."
+              f"column; trained on: {devices}); the seeds column says how many seeds each row has, mean ± std, no "
+              f"best-of-N; every run evaluated by `lsgan.evaluate` on {args['n']} generated samples with the same "
+              f"evaluator classifier and reference split (docs/evaluation.md). ACC / NMI / ARI: the method's own "
+              f"clusterer on the evaluation split (Hungarian); cond. acc, variety, classifier FID, precision / recall, "
+              f"intra-FID: the generated images, on the evaluator's features. `-`: the metric does not apply to that "
+              f"row. The paper column is the paper's own figure at its (GPU) budget. Every run's figures: "
+              f"`leaderboard_{d}_runs.csv`."
               f"\n\nReproduce (a rerun skips the runs already in that file):\n\n```\npython -m lsgan.leaderboard "
-              f"dataset={d}{' data.root=' + args['data.root'] if args['data.root'] else ''} seeds={args['seeds']} "
+              f"dataset={d}{' data.root=' + args['data.root'] if args['data.root'] else ''} seeds={seeds} "
               f"budget_minutes={args['budget_minutes']}\n```\n\n")
     md = out / f"leaderboard_{d}.md"
     with atomic_file(md, "w") as fh:

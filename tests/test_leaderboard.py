@@ -63,3 +63,9 @@ def test_a_board_of_two_rows_trains_evaluates_writes_and_resumes(tmp_path, capsy
                                                                               "rows=sngan"]) == 0
     assert calls == ["lsgan.run", "lsgan.evaluate"]
     assert len((tmp_path / "out" / "leaderboard_digits_runs.csv").read_text().splitlines()) == 4
+    # a board run for some rows writes the whole table from the record
+    table = (tmp_path / "out" / "leaderboard_digits.md").read_text()
+    assert "| sngan | 1 |" in table and "clustergan" not in table  # the budget-4 board holds sngan alone
+    calls.clear()
+    assert L.main([a for a in args if not a.startswith("rows")] + ["rows=sngan"]) == 0 and calls == []
+    assert "| clustergan | 1 |" in (tmp_path / "out" / "leaderboard_digits.md").read_text()
