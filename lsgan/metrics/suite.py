@@ -245,7 +245,7 @@ class MetricSuite:
         if self._inception is None:
             try:
                 self._inception = load_inception(self.metrics_cfg.get("inception_weights"), self.method.device,
-                                                 self.metrics_cfg.get("inception_precision", "32"))
+                                                 self.metrics_cfg.get("inception_precision", "auto"))
             except FileNotFoundError as exc:
                 raise Skip(str(exc)) from None
         return self._inception
