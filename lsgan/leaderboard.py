@@ -206,24 +206,29 @@ def record_path(args: Dict[str, str]) -> Path:
     return Path(args["out"]) / f"leaderboard_{args['dataset']}_runs.csv"
 
 
-def read_record(args: Dict[str, str]) -> Dict[tuple, Dict[str, str]]:
-    """The recorded runs of this board's terms (budget and ``n``), keyed by (row, seed)."""
+def _record_rows(args: Dict[str, str]) -> List[Dict[str, str]]:
+    """Every row of the per-run record, whatever its terms."""
     import csv
 
     path = record_path(args)
     if not path.is_file():
-        return {}
+        return []
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {(r["row"], int(r["seed"])): r for r in rows
-            if _same_number(r.get("budget_minutes"), args["budget_minutes"]) and r.get("n") == args["n"]}
+        return list(csv.DictReader(fh))
 
 
-def _same_number(a, b) -> bool:
+def _same_terms(r: Dict[str, str], args: Dict[str, str]) -> bool:
+    """Whether a recorded run was made under this board's terms (budget and ``n``)."""
     try:
-        return float(a) == float(b)
+        same_budget = float(r.get("budget_minutes")) == float(args["budget_minutes"])
     except (TypeError, ValueError):
         return False
+    return same_budget and r.get("n") == args["n"]
+
+
+def read_record(args: Dict[str, str]) -> Dict[tuple, Dict[str, str]]:
+    """The recorded runs of this board's terms, keyed by (row, seed)."""
+    return {(r["row"], int(r["seed"])): r for r in _record_rows(args) if _same_terms(r, args)}
 
 
 _record_lock = threading.Lock()
@@ -246,13 +251,8 @@ def record_one(args: Dict[str, str], row: str, seed: int) -> None:
              **{c: figures.get(c, "") for _, c in COLUMNS}}
     with _record_lock:
         path = record_path(args)
-        kept = []
-        if path.is_file():
-            with open(path, newline="") as fh:
-                kept = [r for r in csv.DictReader(fh)
-                        if not (r["row"] == row and r["seed"] == str(seed)
-                                and _same_number(r.get("budget_minutes"), args["budget_minutes"])
-                                and r.get("n") == args["n"])]
+        kept = [r for r in _record_rows(args)
+                if not (r["row"] == row and r["seed"] == str(seed) and _same_terms(r, args))]
         fields = [*RECORD_KEYS, *[c for _, c in COLUMNS]]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
@@ -266,14 +266,12 @@ def record_one(args: Dict[str, str], row: str, seed: int) -> None:
             fh.write(buf.getvalue())
 
 
-def board_rows(args: Dict[str, str]) -> List[dict]:
+def board_rows(args: Dict[str, str], record: Dict[tuple, Dict[str, str]]) -> List[dict]:
     """The rows (one per recipe, seeds folded into mean ± std by ``lsgan.runs.group``), from the per-run
     record: every recipe and seed recorded under these terms, so a board run for some rows or seeds still
     writes the whole table."""
     from lsgan import runs as R
 
-    record = read_record(args)
-    args["devices"] = sorted({r.get("device") or "not recorded" for r in record.values()})
     asked = args["rows"].split(",")
     rows = []
     for row in [r for r in ROWS if r in asked or any(name == r for name, _ in record)]:
@@ -293,7 +291,7 @@ def render(args: Dict[str, str], rows: List[dict], style: str) -> str:
     return R.render(named, headers, style, folded=[h for h, _ in COLUMNS])
 
 
-def write(args: Dict[str, str], rows: List[dict]) -> Path:
+def write(args: Dict[str, str], rows: List[dict], record: Dict[tuple, Dict[str, str]]) -> Path:
     from lsgan.io import atomic_file
 
     out = Path(args["out"])
@@ -307,8 +305,8 @@ def write(args: Dict[str, str], rows: List[dict]) -> Path:
             shutil.copyfile(grid, figures / f"leaderboard_{d}_{row}.png")
         if (figures / f"leaderboard_{d}_{row}.png").is_file():  # also one written where seed 0 ran
             grids.append(f"**{row}**\n\n![{row}](figures/leaderboard_{d}_{row}.png)\n")
-    devices = "; ".join(args.get("devices", [])) or "-"
-    seeds = max([int(args["seeds"]), *(seed + 1 for _, seed in read_record(args))])
+    devices = "; ".join(sorted({r.get("device") or "not recorded" for r in record.values()})) or "-"
+    seeds = max([int(args["seeds"]), *(seed + 1 for _, seed in record)])
     header = (f"# Leaderboard: {d}\n\nEqual terms: the training split of `dataset={d}`; every run "
               f"{args['budget_minutes']} minutes of wall time on one CPU thread (the iterations each reached are a "
               f"column; trained on: {devices}); the seeds column says how many seeds each row has, mean ± std, no "
@@ -352,9 +350,10 @@ def main(argv: Sequence[str] = None) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    rows = board_rows(args)
+    record = read_record(args)
+    rows = board_rows(args, record)
     print(render(args, rows, "text"))
-    print(f"wrote {write(args, rows)}")
+    print(f"wrote {write(args, rows, record)}")
     return 0
 
 
